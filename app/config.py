@@ -1,0 +1,121 @@
+"""All Hold Slayer settings, in one place.
+
+Values come from the environment (prefix ``HOLDSLAYER_``) or an optional ``.env`` file.
+Nested values (the user devices) are given as JSON, e.g.
+``HOLDSLAYER_USER_DEVICES='{"sip_phone": "PJSIP/userphone", "cell": "PJSIP/+15551234@trunk"}'``.
+A bad value stops start-up with a message that names the setting (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class SettingsError(ValueError):
+    """Raised when configuration is invalid; the message names each bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOLDSLAYER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- Asterisk REST Interface ---
+    ari_url: str = Field("http://127.0.0.1:8088/ari", description="Base URL of ARI, ending in /ari")
+    ari_user: str = "holdslayer"
+    ari_password: str = "holdslayer"
+    ari_app: str = Field("holdslayer", description="Stasis application name")
+
+    # --- dialling ---
+    dial_string_template: str = Field(
+        "PJSIP/{number}@trunk",
+        description="Asterisk endpoint for the company; {number} is replaced by the digits to call",
+    )
+    user_devices: dict[str, str] = Field(
+        default_factory=lambda: {"sip_phone": "PJSIP/userphone"},
+        description="User device name -> Asterisk dial string",
+    )
+    default_transfer_device: str = "sip_phone"
+    dial_timeout: int = Field(60, ge=5, le=600, description="Seconds to let the company ring")
+    user_answer_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to let the user's phone ring")
+
+    # --- media (externalMedia RTP) ---
+    media_host: str = Field("127.0.0.1", description="Address Asterisk sends call audio to")
+    media_port_min: int = Field(20000, ge=1024, le=65535)
+    media_port_max: int = Field(20999, ge=1024, le=65535)
+
+    # --- storage ---
+    database_url: str = "sqlite:///data/holdslayer.db"
+    recordings_dir: Path = DEFAULT_DATA_DIR / "recordings"
+    flows_dir: Path = Path("flows")
+
+    # --- hold ---
+    max_hold_time: float = Field(7200.0, gt=0, description="Give up after this many seconds on hold")
+    hold_check_interval: float = Field(2.0, gt=0, description="Seconds between hold progress checks")
+    classifier_window_seconds: float = Field(3.0, gt=0.2, le=30.0)
+
+    # --- API ---
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+
+    @field_validator("dial_string_template")
+    @classmethod
+    def _template_has_number(cls, value: str) -> str:
+        if "{number}" not in value:
+            raise ValueError("must contain the placeholder {number}")
+        if "/" not in value.split("{number}")[0] and "/" not in value:
+            raise ValueError("must be an Asterisk dial string such as PJSIP/{number}@trunk")
+        return value
+
+    @field_validator("ari_url")
+    @classmethod
+    def _ari_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("user_devices")
+    @classmethod
+    def _devices_are_dial_strings(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("needs at least one device")
+        for name, dial in value.items():
+            if "/" not in dial:
+                raise ValueError(f"device {name!r}: {dial!r} is not an Asterisk dial string (TECH/resource)")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Settings":
+        if self.media_port_min > self.media_port_max:
+            raise ValueError("media_port_min must not exceed media_port_max")
+        if self.default_transfer_device not in self.user_devices:
+            raise ValueError(
+                f"default_transfer_device {self.default_transfer_device!r} is not one of user_devices "
+                f"({', '.join(sorted(self.user_devices))})"
+            )
+        return self
+
+    def dial_string(self, number: str) -> str:
+        return self.dial_string_template.format(number=number)
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings, turning pydantic's error into one readable line per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = f"HOLDSLAYER_{loc.upper()}" if err["loc"] else "settings"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,99 @@
+"""Reading and writing WAV files: the one place that knows the RIFF layout.
+
+Reads PCM (8/16/24/32-bit), IEEE float, A-law and mu-law WAV (the stdlib ``wave`` module
+refuses the G.711 and float formats that telephony recordings often use).
+"""
+
+from __future__ import annotations
+
+import struct
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.media.g711 import alaw_decode, ulaw_decode
+
+_FMT_PCM, _FMT_FLOAT, _FMT_ALAW, _FMT_ULAW, _FMT_EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
+
+
+class WavError(ValueError):
+    """The file is not a WAV file this module can read."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono int16 PCM and its sample rate."""
+
+    pcm: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / self.sample_rate
+
+
+def read_wav(path: str | Path) -> Audio:
+    """Read a WAV file as mono int16 (channels are averaged)."""
+    data = Path(path).read_bytes()
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise WavError(f"{path}: not a RIFF/WAVE file")
+    fmt = None
+    body = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = struct.unpack_from("<4sI", data, pos)
+        start = pos + 8
+        if chunk_id == b"fmt ":
+            if size < 16:
+                raise WavError(f"{path}: fmt chunk too short")
+            fmt = struct.unpack_from("<HHIIHH", data, start)
+            if fmt[0] == _FMT_EXTENSIBLE and size >= 40:
+                # The real format tag is the first two bytes of the SubFormat GUID.
+                fmt = (struct.unpack_from("<H", data, start + 24)[0],) + fmt[1:]
+        elif chunk_id == b"data":
+            body = data[start : start + size]
+        pos = start + size + (size & 1)
+    if fmt is None or body is None:
+        raise WavError(f"{path}: missing fmt or data chunk")
+    tag, channels, rate, _, _, bits = fmt
+    if channels < 1 or rate <= 0:
+        raise WavError(f"{path}: invalid channel count or sample rate")
+    samples = _decode(tag, bits, body, path)
+    usable = len(samples) - len(samples) % channels
+    frames = samples[:usable].reshape(-1, channels)
+    mono = frames[:, 0] if channels == 1 else frames.mean(axis=1)
+    return Audio(np.clip(np.round(mono), -32768, 32767).astype(np.int16), rate)
+
+
+def _decode(tag: int, bits: int, body: bytes, path) -> np.ndarray:
+    if tag == _FMT_PCM:
+        if bits == 8:
+            return (np.frombuffer(body, np.uint8).astype(np.int32) - 128) * 256
+        if bits == 16:
+            return np.frombuffer(body[: len(body) // 2 * 2], "<i2").astype(np.int32)
+        if bits == 24:
+            raw = np.frombuffer(body[: len(body) // 3 * 3], np.uint8).reshape(-1, 3).astype(np.int32)
+            value = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+            return np.where(value >= 1 << 23, value - (1 << 24), value) >> 8
+        if bits == 32:
+            return np.frombuffer(body[: len(body) // 4 * 4], "<i4") >> 16
+    elif tag == _FMT_FLOAT and bits in (32, 64):
+        dtype = "<f4" if bits == 32 else "<f8"
+        usable = len(body) // (bits // 8) * (bits // 8)
+        return np.frombuffer(body[:usable], dtype).astype(np.float64) * 32767.0
+    elif tag == _FMT_ULAW:
+        return ulaw_decode(body).astype(np.int32)
+    elif tag == _FMT_ALAW:
+        return alaw_decode(body).astype(np.int32)
+    raise WavError(f"{path}: unsupported WAV format tag {tag} with {bits}-bit samples")
+
+
+def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = 8000) -> None:
+    """Write mono int16 PCM as a 16-bit WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
