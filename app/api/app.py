@@ -1,0 +1,172 @@
+"""The HTTP side: REST for calls (WebSocket, MCP and the dashboard grow here)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from app.calls.manager import CallRequestError
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
+from app.config import Settings
+from app.runtime import HoldSlayer
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboard"
+
+
+class CallCreated(BaseModel):
+    call_id: str
+    status: str
+    url: str
+
+
+class CallSummary(BaseModel):
+    call_id: str
+    number: str
+    intent: str
+    device: str
+    flow_id: str | None
+    company: str | None
+    status: str
+    reason: str | None
+    detail: str | None
+    created_at: str | None
+    ended_at: str | None
+
+
+class CallDetail(CallSummary):
+    answered_at: str | None = None
+    hold_started_at: str | None = None
+    human_detected_at: str | None = None
+    connected_at: str | None = None
+    hold_seconds: float | None = None
+    recording_url: str | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    classifications: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary(record) -> dict[str, Any]:
+    return {
+        "call_id": record.id,
+        "number": record.number,
+        "intent": record.intent,
+        "device": record.device,
+        "flow_id": record.flow_id,
+        "company": record.company,
+        "status": record.status,
+        "reason": record.reason,
+        "detail": record.detail,
+        "created_at": _iso(record.created_at),
+        "ended_at": _iso(record.ended_at),
+    }
+
+
+def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the API. Without ``holdslayer`` the app owns one built from ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if holdslayer is not None:
+            app.state.holdslayer = holdslayer
+            yield
+            return
+        owned = HoldSlayer(settings or Settings())
+        await owned.start()
+        app.state.holdslayer = owned
+        try:
+            yield
+        finally:
+            await owned.stop()
+
+    app = FastAPI(title="Hold Slayer", version="0.1.0", lifespan=lifespan)
+
+    def hs(request: Request) -> HoldSlayer:
+        return request.app.state.holdslayer
+
+    @app.exception_handler(CallRequestError)
+    async def _bad_call_request(request: Request, exc: CallRequestError) -> JSONResponse:
+        # Same shape as FastAPI's own validation errors, so clients parse one format.
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]},
+        )
+
+    @app.get("/api/health")
+    async def health(request: Request) -> dict[str, Any]:
+        runtime = hs(request)
+        return {
+            "ari_connected": runtime.stream.connected.is_set(),
+            "ari_reconnects": runtime.stream.reconnects,
+            "active_calls": len(runtime.manager.active_calls),
+            "flow_errors": runtime.flow_errors,
+        }
+
+    @app.post("/api/calls", status_code=201, response_model=CallCreated)
+    async def create_call(body: CallRequest, request: Request) -> CallCreated:
+        call_id = await hs(request).manager.start_call(body)
+        return CallCreated(call_id=call_id, status=CallStatus.PENDING.value, url=f"/api/calls/{call_id}")
+
+    @app.get("/api/calls", response_model=list[CallSummary])
+    async def list_calls(
+        request: Request,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+        status: CallStatus | None = None,
+    ) -> list[dict[str, Any]]:
+        records = await asyncio.to_thread(
+            hs(request).store.list_calls, limit=limit, offset=offset, status=status.value if status else None
+        )
+        return [_summary(r) for r in records]
+
+    @app.get("/api/calls/{call_id}", response_model=CallDetail)
+    async def get_call(call_id: str, request: Request) -> dict[str, Any]:
+        record = await asyncio.to_thread(hs(request).store.get_call, call_id)
+        if record is None:
+            raise HTTPException(404, f"no call with id {call_id!r}")
+        detail = _summary(record)
+        detail.update(
+            answered_at=_iso(record.answered_at),
+            hold_started_at=_iso(record.hold_started_at),
+            human_detected_at=_iso(record.human_detected_at),
+            connected_at=_iso(record.connected_at),
+            hold_seconds=record.hold_seconds,
+            recording_url=f"/api/calls/{call_id}/recording" if record.recording_path else None,
+            events=record.events,
+            classifications=record.classifications,
+        )
+        return detail
+
+    @app.get("/api/calls/{call_id}/recording")
+    async def get_recording(call_id: str, request: Request) -> FileResponse:
+        record = await asyncio.to_thread(hs(request).store.get_call, call_id)
+        if record is None:
+            raise HTTPException(404, f"no call with id {call_id!r}")
+        if not record.recording_path or not Path(record.recording_path).exists():
+            raise HTTPException(404, f"call {call_id!r} has no recording")
+        return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{call_id}.wav")
+
+    @app.post("/api/calls/{call_id}/hangup", status_code=202)
+    async def hangup(call_id: str, request: Request) -> dict[str, Any]:
+        runtime = hs(request)
+        if await runtime.manager.hangup(call_id):
+            return {"call_id": call_id, "cancelled": True}
+        record = await asyncio.to_thread(runtime.store.get_call, call_id)
+        if record is None:
+            raise HTTPException(404, f"no call with id {call_id!r}")
+        if CallStatus(record.status) in FINAL_STATUSES:
+            raise HTTPException(409, f"call {call_id!r} has already ended ({record.status})")
+        raise HTTPException(409, f"call {call_id!r} is not running in this process")
+
+    if DASHBOARD_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
+    return app

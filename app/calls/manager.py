@@ -1,0 +1,107 @@
+"""Starts, tracks and stops call sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from app.calls.events import EventType
+from app.calls.models import CallRequest, CallStatus
+from app.calls.session import CallSession, SessionDeps
+from app.ivr.flow import CallFlow
+
+log = logging.getLogger(__name__)
+
+
+class CallRequestError(ValueError):
+    """A call request that cannot be placed; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class CallManager:
+    def __init__(self, deps: SessionDeps) -> None:
+        self.deps = deps
+        self._sessions: dict[str, CallSession] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    async def start_call(self, request: CallRequest) -> str:
+        """Validate the request, record the call and start its session; returns the call id."""
+        settings, store = self.deps.settings, self.deps.store
+        device = request.device or settings.default_transfer_device
+        if device not in settings.user_devices:
+            known = ", ".join(sorted(settings.user_devices))
+            raise CallRequestError("device", f"unknown device {device!r}; configured devices: {known}")
+        flow: CallFlow | None
+        if request.flow_id:
+            flow = await asyncio.to_thread(store.get_flow, request.flow_id)
+            if flow is None:
+                raise CallRequestError("flow_id", f"no call flow with id {request.flow_id!r}")
+        else:
+            flow = await asyncio.to_thread(store.find_flow_for_number, request.number)
+
+        call_id = uuid.uuid4().hex[:12]
+        company = flow.company if flow else None
+        await asyncio.to_thread(store.create_call, call_id, request, device, flow.id if flow else None, company)
+        self.deps.bus.emit(
+            EventType.CALL_CREATED,
+            call_id,
+            number=request.number,
+            intent=request.intent,
+            device=device,
+            flow_id=flow.id if flow else None,
+            company=company,
+        )
+        session = CallSession(call_id, request, device=device, flow=flow, deps=self.deps)
+        self._sessions[call_id] = session
+        task = asyncio.create_task(self._run(session), name=f"call-{call_id}")
+        self._tasks[call_id] = task
+        return call_id
+
+    async def _run(self, session: CallSession) -> None:
+        try:
+            await session.run()
+        finally:
+            self._sessions.pop(session.call_id, None)
+            self._tasks.pop(session.call_id, None)
+            if session.flow is not None and session.status in (CallStatus.COMPLETED, CallStatus.FAILED):
+                await asyncio.to_thread(
+                    self.deps.store.record_flow_outcome, session.flow.id, session.status is CallStatus.COMPLETED
+                )
+
+    def session(self, call_id: str) -> CallSession | None:
+        return self._sessions.get(call_id)
+
+    @property
+    def active_calls(self) -> list[str]:
+        return list(self._sessions)
+
+    async def hangup(self, call_id: str) -> bool:
+        """Cancel a live call; False if it is not running."""
+        task = self._tasks.get(call_id)
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def wait(self, call_id: str) -> None:
+        task = self._tasks.get(call_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def on_ari_reconnect(self, channels, bridges) -> None:
+        live = {channel.id for channel in channels}
+        log.info("ARI reconnected: %d channels, %d bridges live", len(live), len(bridges))
+        for session in list(self._sessions.values()):
+            session.reconcile(live)

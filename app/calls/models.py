@@ -1,0 +1,61 @@
+"""What a call is asked to do and how it can end: plain data, no I/O."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class CallStatus(str, Enum):
+    PENDING = "pending"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    NAVIGATING = "navigating"  # answered; following the phone menu
+    ON_HOLD = "on_hold"
+    HUMAN_DETECTED = "human_detected"
+    TRANSFERRING = "transferring"  # ringing the user's device
+    CONNECTED = "connected"  # user and agent bridged
+    # final
+    COMPLETED = "completed"  # the user was bridged to the agent; the call has since ended
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
+
+
+class EndReason(str, Enum):
+    BRIDGED = "bridged"  # success: user talked to the agent
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    NOT_IN_SERVICE = "not_in_service"
+    CONGESTION = "congestion"  # all circuits busy / network failure
+    COMPANY_HANGUP = "company_hangup"
+    USER_NO_ANSWER = "user_no_answer"
+    MAX_HOLD_TIME = "max_hold_time"
+    CANCELLED = "cancelled"
+    FLOW_FAILED = "flow_failed"
+    ERROR = "error"
+
+
+_NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
+
+
+class CallRequest(BaseModel):
+    """A request to call a company and reach a person for the user."""
+
+    number: str = Field(..., description="Number to dial: digits, optional leading +")
+    intent: str = Field("", max_length=2000, description="What the user wants, in their words")
+    device: str | None = Field(None, description="User device to bridge; default from settings")
+    flow_id: str | None = Field(None, description="Call flow to follow; default: the stored flow for the number")
+    user_data: dict[str, str] = Field(default_factory=dict, description="Values the agent may disclose")
+
+    @field_validator("number")
+    @classmethod
+    def _number_is_dialable(cls, value: str) -> str:
+        cleaned = re.sub(r"[\s().-]", "", value)
+        if not _NUMBER.match(cleaned):
+            raise ValueError("must be a phone number: 2-32 digits, optionally with a leading +")
+        return cleaned

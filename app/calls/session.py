@@ -1,0 +1,688 @@
+"""One call, from dialling the company to the user talking with a live agent.
+
+The session composes ARI (channels, bridges), media (RTP endpoints), audio understanding (the
+hold/human detector) and the store. Media layout (ARCHITECTURE.md, verified on Asterisk 22):
+
+    company ──┐ hold bridge (mixing,proxy_media) ┌── externalMedia "hold"   <-> RtpEndpoint 1
+              └──────────────────────────────────┘
+    at the handoff the company moves to the main bridge with the user, and a snoop (spy=in)
+    on the company channel keeps feeding us its audio:
+    company ──┐ main bridge ┌── user's phone        snoop(company) ── listen bridge ── externalMedia "listen" <-> RtpEndpoint 2
+
+Every id is chosen here before the request (events can beat the REST reply), every event for the
+call arrives in order on one queue, and every path ends in ``_finish`` with a final status and
+reason, after deleting whatever this call created in the PBX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.ari import events as ari_events
+from app.ari.client import AriClient
+from app.ari.errors import AriError, AriNotFound
+from app.ari.router import EventRouter
+from app.audio.activity import ActivityTracker
+from app.audio.simple_detector import SimpleHoldDetector
+from app.audio.types import Classification, HoldDetected, HumanDetected
+from app.calls.events import EventBus, EventType
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
+from app.clock import Clock, MonotonicClock
+from app.config import Settings
+from app.corpus import CorpusError, ensure_corpus, load_audio
+from app.ivr.flow import CallFlow, CallFlowStep, StepType
+from app.media.endpoint import RtpEndpoint
+from app.media.recorder import StreamingWavWriter
+from app.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 8000
+DTMF_DURATION_MS = 100
+DTMF_BETWEEN_MS = 100
+PROMPT_END_QUIET_SECONDS = 1.0  # a menu counts as finished after this much quiet
+DEFAULT_LISTEN_TIMEOUT = 30.0
+DEFAULT_WAIT_SECONDS = 2.0
+AGENT_GREETING = "prompt:pls-hold-while-try"  # "Please hold while we try to connect you."
+STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
+
+# Q.850 causes that mean the number itself is wrong, or the network could not carry the call.
+_NOT_IN_SERVICE_CAUSES = {1, 2, 3, 22, 28}
+_CONGESTION_CAUSES = {34, 38, 41, 42, 44}
+_NO_ANSWER_CAUSES = {18, 19}
+_BUSY_CAUSES = {17}
+_DIALSTATUS_REASONS = {
+    "BUSY": EndReason.BUSY,
+    "NOANSWER": EndReason.NO_ANSWER,
+    "CONGESTION": EndReason.CONGESTION,
+    "CHANUNAVAIL": EndReason.CONGESTION,
+}
+
+
+class _Finish(Exception):
+    """Ends the call with this outcome."""
+
+    def __init__(self, status: CallStatus, reason: EndReason, detail: str = ""):
+        super().__init__(f"{status.value}/{reason.value}: {detail}")
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+class _CompanyGone(Exception):
+    """The company channel left (hung up, or vanished during an ARI outage)."""
+
+
+@dataclass
+class ChannelTrack:
+    """What the events told us about one channel of this call."""
+
+    started: bool = False  # its own StasisStart arrived: it may be added to bridges
+    state: str = "Down"
+    gone: bool = False
+    cause: int | None = None
+    cause_txt: str = ""
+    dialstatus: str = ""
+
+
+@dataclass
+class SessionDeps:
+    ari: AriClient
+    router: EventRouter
+    bus: EventBus
+    store: Store
+    settings: Settings
+    clock: Clock = field(default_factory=MonotonicClock)
+    detector_factory: Callable[[Settings], SimpleHoldDetector] | None = None
+
+
+@dataclass(frozen=True)
+class CallIds:
+    """ARI ids of everything a call creates, derived from the call id."""
+
+    call_id: str
+
+    def _id(self, suffix: str) -> str:
+        return f"hs-{self.call_id}-{suffix}"
+
+    @property
+    def company(self) -> str:
+        return self._id("co")
+
+    @property
+    def hold_bridge(self) -> str:
+        return self._id("hold")
+
+    @property
+    def hold_media(self) -> str:
+        return self._id("em")
+
+    @property
+    def user(self) -> str:
+        return self._id("user")
+
+    @property
+    def main_bridge(self) -> str:
+        return self._id("main")
+
+    @property
+    def snoop(self) -> str:
+        return self._id("snoop")
+
+    @property
+    def listen_media(self) -> str:
+        return self._id("em2")
+
+    @property
+    def listen_bridge(self) -> str:
+        return self._id("listen")
+
+    def all_channels(self) -> list[str]:
+        return [self.company, self.hold_media, self.user, self.snoop, self.listen_media]
+
+    def all_bridges(self) -> list[str]:
+        return [self.hold_bridge, self.main_bridge, self.listen_bridge]
+
+
+def default_flow(phone_number: str, device: str) -> CallFlow:
+    """With no stored flow: wait for a person on hold, then bring the user in."""
+    return CallFlow.model_validate(
+        {
+            "id": "default-hold-and-transfer",
+            "name": "Wait for a person, then transfer",
+            "company": "",
+            "phone_number": phone_number,
+            "steps": [
+                {"id": "hold", "type": "HOLD", "description": "Wait on hold for a live person"},
+                {"id": "transfer", "type": "TRANSFER", "description": "Bridge the user", "metadata": {"device": device}},
+            ],
+        }
+    )
+
+
+class CallSession:
+    def __init__(
+        self,
+        call_id: str,
+        request: CallRequest,
+        *,
+        device: str,
+        flow: CallFlow | None,
+        deps: SessionDeps,
+    ) -> None:
+        self.call_id = call_id
+        self.request = request
+        self.device = device
+        self.flow = flow
+        self.deps = deps
+        self.settings = deps.settings
+        self.ids = CallIds(call_id)
+        self.status = CallStatus.PENDING
+        self.reason: EndReason | None = None
+
+        self._tracks: dict[str, ChannelTrack] = {}
+        self._created_channels: list[str] = []
+        self._created_bridges: list[str] = []
+        self._change = asyncio.Event()
+        self._queue: asyncio.Queue | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._endpoints: dict[str, RtpEndpoint] = {}
+        self._active_source = "hold"  # which RTP stream carries the far end right now
+        self._recorder: StreamingWavWriter | None = None
+        self._recording_path: Path | None = None
+        self._samples_heard = 0
+        self._activity = ActivityTracker()
+        factory = deps.detector_factory or _default_detector
+        self._detector = factory(self.settings)
+        self._in_hold = False
+        self._hold_started_at: float | None = None
+        self._human: HumanDetected | None = None
+        self._connected = False
+        self._answered = False
+        self._ended_by = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def media_time(self) -> float:
+        """Seconds of far-end audio heard so far (the detector's time axis)."""
+        return self._samples_heard / SAMPLE_RATE
+
+    async def run(self) -> None:
+        """Run the call to its end. Never raises: every outcome becomes a final status."""
+        outcome: _Finish
+        try:
+            self._queue = self.deps.router.register(self.call_id, self.ids.all_channels() + self.ids.all_bridges())
+            self._tasks.append(asyncio.create_task(self._pump_events(), name=f"{self.call_id}-events"))
+            await self._place_call()
+            await self._run_flow()
+            outcome = _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, "the call flow ended without a transfer")
+        except _Finish as finish:
+            outcome = finish
+        except _CompanyGone:
+            outcome = self._company_gone_outcome()
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()
+            outcome = _Finish(CallStatus.CANCELLED, EndReason.CANCELLED, "cancelled")
+        except Exception as exc:  # a bug or an unexpected PBX answer must still end the call cleanly
+            log.exception("call %s failed", self.call_id)
+            outcome = _Finish(CallStatus.FAILED, EndReason.ERROR, f"{type(exc).__name__}: {exc}")
+        await self._end(outcome)
+
+    def reconcile(self, live_channels: set[str]) -> None:
+        """After an ARI reconnect: anything we track that Asterisk no longer has is gone."""
+        lost = []
+        for channel_id, track in self._tracks.items():
+            if track.started and not track.gone and channel_id not in live_channels:
+                track.gone = True
+                track.cause_txt = "disappeared while the ARI websocket was down"
+                lost.append(channel_id)
+        self._emit(EventType.ARI_RECONNECTED, lost_channels=lost)
+        self._notify()
+
+    # ------------------------------------------------------------------ events from ARI
+
+    async def _pump_events(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = await self._queue.get()
+            try:
+                self._apply(event)
+            except Exception:
+                log.exception("call %s: could not apply %r", self.call_id, event)
+            self._notify()
+
+    def _track(self, channel_id: str) -> ChannelTrack:
+        return self._tracks.setdefault(channel_id, ChannelTrack())
+
+    def _apply(self, event: ari_events.AriEvent) -> None:
+        if isinstance(event, ari_events.StasisStart):
+            track = self._track(event.channel.id)
+            track.started = True
+            track.state = event.channel.state
+        elif isinstance(event, ari_events.ChannelStateChange):
+            self._track(event.channel.id).state = event.channel.state
+        elif isinstance(event, ari_events.Dial):
+            if event.peer is not None and event.peer.id == self.ids.company and event.dialstatus:
+                self._track(self.ids.company).dialstatus = event.dialstatus
+        elif isinstance(event, ari_events.ChannelDestroyed):
+            track = self._track(event.channel.id)
+            track.gone = True
+            track.cause = event.cause
+            track.cause_txt = event.cause_txt or ""
+        elif isinstance(event, ari_events.StasisEnd):
+            # Snoops and inbound channels never get a ChannelDestroyed: StasisEnd is their end.
+            self._track(event.channel.id).gone = True
+
+    def _notify(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    async def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until predicate() holds; False on timeout. Raises _CompanyGone if the company leaves."""
+        deadline = None if timeout is None else self.deps.clock.now() + timeout
+        while True:
+            change = self._change
+            self._check_company()
+            if predicate():
+                return True
+            remaining = None if deadline is None else deadline - self.deps.clock.now()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(change.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def _check_company(self) -> None:
+        track = self._tracks.get(self.ids.company)
+        if track is None:
+            return
+        if track.gone:
+            raise _CompanyGone()
+        reason = _DIALSTATUS_REASONS.get(track.dialstatus)
+        if reason is not None and not self._answered:
+            # BUSY arrives at once but Asterisk keeps the channel ~5 s: hang up ourselves.
+            raise _Finish(CallStatus.FAILED, reason, f"dial status {track.dialstatus}")
+
+    async def _wait_started(self, channel_id: str) -> None:
+        if not await self._wait_for(lambda: self._track(channel_id).started, STARTUP_TIMEOUT):
+            raise RuntimeError(f"no StasisStart for {channel_id} within {STARTUP_TIMEOUT} s")
+
+    # ------------------------------------------------------------------ placing the call
+
+    async def _place_call(self) -> None:
+        ari, ids = self.deps.ari, self.ids
+        dial_string = self.settings.dial_string(self.request.number)
+        await self._set_status(CallStatus.DIALING)
+        self._emit(EventType.CALL_DIALING, number=self.request.number, dial_string=dial_string)
+
+        await self._create_channel(ids.company, dial_string, f"company,{self.call_id}")
+        await self._create_bridge(ids.hold_bridge, "mixing,proxy_media")
+        await ari.add_channel(ids.hold_bridge, ids.company)
+        await self._open_media("hold", ids.hold_media, ids.hold_bridge)
+        self._start_recording()
+
+        await ari.dial(ids.company, timeout=self.settings.dial_timeout)
+
+        # Early media (ringback, announcements) is heard and classified while we wait.
+        company = self._track(ids.company)
+        deadline = self.deps.clock.now() + self.settings.dial_timeout + 5.0
+        while company.state != "Up":
+            state = company.state
+            if state == "Ringing" and self.status is not CallStatus.RINGING:
+                await self._set_status(CallStatus.RINGING)
+                self._emit(EventType.CALL_RINGING)
+            remaining = deadline - self.deps.clock.now()
+            if remaining <= 0:
+                raise _Finish(CallStatus.FAILED, EndReason.NO_ANSWER, "the company never answered")
+            await self._wait_for(lambda: company.state != state, remaining)
+        self._answered = True
+        await self._set_status(CallStatus.NAVIGATING, answered_at=True)
+        self._emit(EventType.CALL_ANSWERED)
+
+    async def _create_channel(self, channel_id: str, endpoint: str, app_args: str) -> None:
+        self._created_channels.append(channel_id)
+        await self.deps.ari.create_channel(endpoint, channel_id, app_args=app_args, formats="ulaw")
+        await self._wait_started(channel_id)
+
+    async def _create_bridge(self, bridge_id: str, bridge_type: str) -> None:
+        self._created_bridges.append(bridge_id)
+        await self.deps.ari.create_bridge(bridge_id, type=bridge_type)
+
+    async def _open_media(self, source: str, channel_id: str, bridge_id: str) -> RtpEndpoint:
+        """An RTP endpoint + externalMedia channel in ``bridge_id``; its audio feeds the pipeline."""
+        s = self.settings
+        endpoint = await RtpEndpoint.open(s.media_host, s.media_port_min, s.media_port_max)
+        self._endpoints[source] = endpoint
+        host, port = endpoint.local_address
+        self._created_channels.append(channel_id)
+        channel = await self.deps.ari.external_media(channel_id, f"{host}:{port}", format="ulaw")
+        remote = channel.rtp_address()
+        if remote is not None:
+            endpoint.set_remote(*remote)
+        await self._wait_started(channel_id)
+        await self.deps.ari.add_channel(bridge_id, channel_id)
+        self._tasks.append(asyncio.create_task(self._consume_audio(source, endpoint), name=f"{self.call_id}-{source}"))
+        return endpoint
+
+    # ------------------------------------------------------------------ far-end audio
+
+    def _start_recording(self) -> None:
+        directory = Path(self.settings.recordings_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._recording_path = directory / f"{self.call_id}.wav"
+        self._recorder = StreamingWavWriter(self._recording_path, SAMPLE_RATE)
+
+    async def _consume_audio(self, source: str, endpoint: RtpEndpoint) -> None:
+        async for frame in endpoint.frames():
+            if source != self._active_source:
+                continue
+            self._hear(frame.pcm)
+
+    def _hear(self, pcm: np.ndarray) -> None:
+        t = self.media_time
+        duration = len(pcm) / SAMPLE_RATE
+        self._samples_heard += len(pcm)
+        if self._recorder is not None:
+            self._recorder.write(pcm)
+        self._activity.push(pcm, t, duration)
+        changed = False
+        for output in self._detector.push(pcm, t):
+            changed = True
+            if isinstance(output, Classification):
+                self._emit(
+                    EventType.AUDIO_CLASSIFIED,
+                    t_start=round(output.t_start, 3),
+                    t_end=round(output.t_end, 3),
+                    audio_class=output.audio_class.value,
+                    confidence=round(output.confidence, 3),
+                    features={k: round(float(v), 4) for k, v in output.features.items()},
+                )
+            elif isinstance(output, HoldDetected):
+                self._emit(EventType.HOLD_DETECTED, t=round(output.t, 3), confidence=round(output.confidence, 3), evidence=_jsonable(output.evidence))
+            elif isinstance(output, HumanDetected) and self._in_hold and self._human is None:
+                self._human = output
+        if changed or self._activity.active:
+            self._notify()
+
+    # ------------------------------------------------------------------ the call flow
+
+    async def _run_flow(self) -> None:
+        flow = self.flow or default_flow(self.request.number, self.device)
+        step: CallFlowStep | None = flow.first_step
+        visited = 0
+        while step is not None:
+            visited += 1
+            if visited > 200:
+                raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, "the call flow loops")
+            self._emit(EventType.IVR_STEP, step_id=step.id, step_type=step.type.value, description=step.description)
+            handler = {
+                StepType.WAIT: self._step_wait,
+                StepType.LISTEN: self._step_listen,
+                StepType.DTMF: self._step_dtmf,
+                StepType.HOLD: self._step_hold,
+                StepType.SPEAK: self._step_speak,
+                StepType.TRANSFER: self._step_transfer,
+            }[step.type]
+            jump = await handler(step)
+            step = flow.step(jump) if jump else flow.next_of(step)
+
+    async def _step_wait(self, step: CallFlowStep) -> str | None:
+        await self._wait_for(lambda: False, step.timeout or DEFAULT_WAIT_SECONDS)
+        return None
+
+    async def _step_listen(self, step: CallFlowStep) -> str | None:
+        """Let the menu be read to the end, then answer it (with the step's digits)."""
+        timeout = step.timeout or DEFAULT_LISTEN_TIMEOUT
+        start = self.media_time
+        heard_from = self._activity.active_seconds
+
+        def prompt_finished() -> bool:
+            spoke = self._activity.active_seconds - heard_from > 0.5
+            return spoke and self._activity.quiet_for(self.media_time) >= PROMPT_END_QUIET_SECONDS
+
+        finished = await self._wait_for(prompt_finished, timeout)
+        if finished:
+            self._emit(
+                EventType.IVR_MENU_DETECTED,
+                step_id=step.id,
+                heard_seconds=round(self._activity.active_seconds - heard_from, 2),
+                listened_seconds=round(self.media_time - start, 2),
+            )
+        elif "on_timeout" in step.conditions:
+            return step.conditions["on_timeout"]
+        if step.dtmf:
+            await self._send_dtmf(step.dtmf, step.id)
+        return None
+
+    async def _step_dtmf(self, step: CallFlowStep) -> str | None:
+        await self._send_dtmf(step.dtmf or "", step.id)
+        return None
+
+    async def _send_dtmf(self, digits: str, step_id: str) -> None:
+        await self.deps.ari.send_dtmf(
+            self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
+        )
+        self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits)
+        # There is no "DTMF finished" event: wait for the tones to play out before listening.
+        playing = len(digits) * (DTMF_DURATION_MS + DTMF_BETWEEN_MS) / 1000.0
+        await self._wait_for(lambda: False, playing)
+        self._activity.reset()
+
+    async def _step_hold(self, step: CallFlowStep) -> str | None:
+        limit = self.settings.max_hold_time
+        if step.timeout:
+            limit = min(limit, step.timeout)
+        self._detector.reset_for_hold()
+        self._human = None
+        self._in_hold = True
+        self._hold_started_at = self.deps.clock.now()
+        await self._set_status(CallStatus.ON_HOLD, hold_started_at=True)
+        interval = self.settings.hold_check_interval
+        while self._human is None:
+            waited = self.deps.clock.now() - self._hold_started_at
+            if waited >= limit:
+                raise _Finish(CallStatus.FAILED, EndReason.MAX_HOLD_TIME, f"no live person after {waited:.0f} s on hold")
+            await self._wait_for(lambda: self._human is not None, min(interval, limit - waited))
+            if self._human is None:
+                self._emit(EventType.HOLD_PROGRESS, hold_seconds=round(self.deps.clock.now() - self._hold_started_at, 1))
+        human = self._human
+        self._in_hold = False
+        hold_seconds = self.deps.clock.now() - self._hold_started_at
+        self._emit(
+            EventType.HUMAN_DETECTED,
+            t=round(human.t, 3),
+            confidence=round(human.confidence, 3),
+            evidence=_jsonable(human.evidence),
+            hold_seconds=round(hold_seconds, 1),
+        )
+        await self._set_status(CallStatus.HUMAN_DETECTED, human_detected_at=True, hold_seconds=round(hold_seconds, 1))
+        return step.conditions.get("on_human")
+
+    async def _step_speak(self, step: CallFlowStep) -> str | None:
+        audio_ref = step.metadata.get("audio")
+        if not audio_ref:
+            raise _Finish(
+                CallStatus.FAILED,
+                EndReason.FLOW_FAILED,
+                f"step {step.id}: SPEAK needs metadata.audio (a recording); no text-to-speech provider is configured",
+            )
+        await self._say(str(audio_ref))
+        return None
+
+    async def _say(self, audio_ref: str) -> None:
+        """Play a recording to the far end through the hold bridge, paced in real time."""
+        try:
+            corpus = await asyncio.to_thread(ensure_corpus)
+            pcm = await asyncio.to_thread(load_audio, corpus.resolve(audio_ref))
+        except CorpusError as exc:
+            log.warning("call %s: cannot play %s: %s", self.call_id, audio_ref, exc)
+            return
+        await self._endpoints["hold"].play(pcm)
+
+    # ------------------------------------------------------------------ the handoff
+
+    async def _step_transfer(self, step: CallFlowStep) -> str | None:
+        ari, ids = self.deps.ari, self.ids
+        device = str(step.metadata.get("device") or self.device)
+        dial_string = self.settings.user_devices.get(device)
+        if dial_string is None:
+            raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"unknown user device {device!r}")
+        await self._set_status(CallStatus.TRANSFERRING)
+        self._emit(EventType.TRANSFER_STARTED, device=device, dial_string=dial_string)
+
+        # Ring the user, greet the agent and prepare the listening path all at once.
+        await self._create_bridge(ids.main_bridge, "mixing,proxy_media")
+        await self._create_channel(ids.user, dial_string, f"user,{self.call_id}")
+        await ari.dial(ids.user, timeout=math.ceil(self.settings.user_answer_timeout))
+        greeting = asyncio.create_task(self._greet_agent())
+        self._tasks.append(greeting)
+        await self._start_listening()
+
+        user = self._track(ids.user)
+        answered = await self._wait_for(lambda: user.state == "Up" or user.gone, self.settings.user_answer_timeout + 5)
+        if not answered or user.gone:
+            raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} did not answer")
+        await self._wait_for(greeting.done, 10.0)
+
+        await ari.remove_channel(ids.hold_bridge, ids.company)
+        await ari.add_channel(ids.main_bridge, [ids.company, ids.user])
+        self._active_source = "listen"
+        self._connected = True
+        self._emit(EventType.TRANSFER_COMPLETE, device=device)
+        await self._set_status(CallStatus.CONNECTED, connected_at=True)
+
+        # Keep listening until one side hangs up (agents sometimes put people back on hold).
+        try:
+            await self._wait_for(lambda: user.gone, None)
+        except _CompanyGone:
+            self._ended_by = "company"
+            raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the agent hung up") from None
+        self._ended_by = "user"
+        raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up")
+
+    async def _greet_agent(self) -> None:
+        await self._say(AGENT_GREETING)
+        self._emit(EventType.AGENT_GREETED, audio=AGENT_GREETING)
+
+    async def _start_listening(self) -> None:
+        """Snoop on the company channel so we still hear it once it leaves the hold bridge."""
+        ari, ids = self.deps.ari, self.ids
+        self._created_channels.append(ids.snoop)
+        await ari.snoop(ids.company, ids.snoop, spy="in", app_args=f"snoop,{self.call_id}")
+        await self._wait_started(ids.snoop)
+        await self._create_bridge(ids.listen_bridge, "mixing")
+        await ari.add_channel(ids.listen_bridge, ids.snoop)
+        await self._open_media("listen", ids.listen_media, ids.listen_bridge)
+
+    # ------------------------------------------------------------------ the end
+
+    def _company_gone_outcome(self) -> _Finish:
+        track = self._tracks.get(self.ids.company, ChannelTrack())
+        cause, text = track.cause, track.cause_txt or "no cause given"
+        detail = f"cause {cause} ({text})" if cause is not None else text
+        if self._connected:
+            return _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the agent hung up")
+        if track.dialstatus in _DIALSTATUS_REASONS and not self._answered:
+            return _Finish(CallStatus.FAILED, _DIALSTATUS_REASONS[track.dialstatus], detail)
+        if cause in _NOT_IN_SERVICE_CAUSES:
+            return _Finish(CallStatus.FAILED, EndReason.NOT_IN_SERVICE, detail)
+        if cause in _CONGESTION_CAUSES:
+            return _Finish(CallStatus.FAILED, EndReason.CONGESTION, detail)
+        if not self._answered:
+            if cause in _BUSY_CAUSES:
+                return _Finish(CallStatus.FAILED, EndReason.BUSY, detail)
+            return _Finish(CallStatus.FAILED, EndReason.NO_ANSWER, detail)
+        return _Finish(CallStatus.FAILED, EndReason.COMPANY_HANGUP, f"{detail} while {self.status.value}")
+
+    async def _end(self, outcome: _Finish) -> None:
+        """Tear down everything this call created, then record the final state."""
+        await self._cleanup_pbx()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for endpoint in self._endpoints.values():
+            await endpoint.close()
+        recording = None
+        if self._recorder is not None:
+            self._recorder.close()
+            recording = str(self._recording_path)
+            self._emit(EventType.RECORDING_SAVED, path=recording, seconds=round(self.media_time, 2))
+        self.deps.router.unregister(self.call_id)
+        self.status, self.reason = outcome.status, outcome.reason
+        assert self.status in FINAL_STATUSES
+        await asyncio.to_thread(
+            self.deps.store.update_call,
+            self.call_id,
+            status=outcome.status,
+            reason=outcome.reason,
+            detail=outcome.detail,
+            ended_at=_now(),
+            recording_path=recording,
+        )
+        self._emit(EventType.CALL_ENDED, status=outcome.status.value, reason=outcome.reason.value, detail=outcome.detail)
+
+    async def _cleanup_pbx(self) -> None:
+        """Delete every channel and bridge this call created; anything already gone is fine."""
+        ari = self.deps.ari
+        for channel_id in reversed(self._created_channels):
+            if self._tracks.get(channel_id, ChannelTrack()).gone:
+                continue
+            try:
+                await ari.hangup(channel_id)
+            except AriNotFound:
+                pass
+            except AriError as exc:
+                log.warning("call %s: hangup %s failed: %s", self.call_id, channel_id, exc)
+        for bridge_id in reversed(self._created_bridges):
+            try:
+                await ari.destroy_bridge(bridge_id)
+            except AriNotFound:
+                pass
+            except AriError as exc:
+                log.warning("call %s: destroying bridge %s failed: %s", self.call_id, bridge_id, exc)
+
+    # ------------------------------------------------------------------ status and events
+
+    async def _set_status(self, status: CallStatus, **timestamps: Any) -> None:
+        previous, self.status = self.status, status
+        fields: dict[str, Any] = {"status": status}
+        for name, value in timestamps.items():
+            fields[name] = _now() if value is True else value
+        await asyncio.to_thread(self.deps.store.update_call, self.call_id, **fields)
+        self._emit(EventType.CALL_STATUS, status=status.value, previous=previous.value)
+
+    def _emit(self, type_: EventType, **data: Any) -> None:
+        self.deps.bus.emit(type_, self.call_id, **data)
+
+
+def _default_detector(settings: Settings) -> SimpleHoldDetector:
+    return SimpleHoldDetector(window_seconds=settings.classifier_window_seconds)
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence dicts may hold numpy scalars; events must be plain JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return round(float(value), 4)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value

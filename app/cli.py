@@ -1,0 +1,65 @@
+"""Command line: ``holdslayer serve | demo | sim``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.config import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="holdslayer", description="Hold Slayer: we wait on hold so you don't.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the API and the ARI worker against the configured Asterisk")
+
+    demo = sub.add_parser("demo", help="call a demo company on a simulated PBX, end to end")
+    demo.add_argument("--number", default="8005550100", help="company number in the simulator (default: Acme Bank)")
+    demo.add_argument("--intent", default="talk to a customer advocate about my bill")
+    demo.add_argument("--api", action="store_true", help="also serve the REST API and dashboard during the demo")
+
+    sim = sub.add_parser("sim", help="run the simulated PBX on its own")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8088)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"holdslayer: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "demo":
+        from app.demo import run_demo
+
+        return asyncio.run(run_demo(settings, number=args.number, intent=args.intent, with_api=args.api))
+    if args.command == "sim":
+        from app.sim import run_sim
+
+        asyncio.run(run_sim(args.host, args.port))
+        return 0
+    return 2
+
+
+def _serve(settings) -> int:
+    import uvicorn
+
+    from app.api.app import create_api
+
+    logging.getLogger("app").setLevel(logging.INFO)
+    uvicorn.run(create_api(settings=settings), host=settings.api_host, port=settings.api_port, workers=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

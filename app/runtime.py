@@ -1,0 +1,64 @@
+"""The Hold Slayer process: store, event bus, ARI connection and call manager, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.ari.client import AriClient
+from app.ari.router import EventRouter
+from app.ari.stream import AriEventStream
+from app.calls.events import EventBus
+from app.calls.manager import CallManager
+from app.calls.session import SessionDeps
+from app.clock import Clock, MonotonicClock
+from app.config import Settings
+from app.store.repository import Store
+from app.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+class HoldSlayer:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, detector_factory=None) -> None:
+        self.settings = settings
+        self.clock = clock or MonotonicClock()
+        self.bus = EventBus()
+        self.store = Store(settings.database_url)
+        self.writer = StoreWriter(self.store, self.bus)
+        self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
+        self.router = EventRouter(on_unclaimed=self._on_unclaimed)
+        self.manager = CallManager(
+            SessionDeps(
+                ari=self.ari,
+                router=self.router,
+                bus=self.bus,
+                store=self.store,
+                settings=settings,
+                clock=self.clock,
+                detector_factory=detector_factory,
+            )
+        )
+        self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
+        self.flow_errors: list[str] = []
+
+    async def start(self) -> None:
+        failed = await asyncio.to_thread(self.store.mark_unfinished_calls_failed)
+        if failed:
+            log.warning("marked %d calls left unfinished by an earlier run as failed", failed)
+        imported, errors = await asyncio.to_thread(self.store.import_flows_dir, self.settings.flows_dir)
+        self.flow_errors = [str(e) for e in errors]
+        for error in self.flow_errors:
+            log.error("call flow rejected: %s", error)
+        log.info("imported %d call flows from %s", imported, self.settings.flows_dir)
+        self.writer.start()
+        await self.stream.start()
+
+    async def stop(self) -> None:
+        await self.manager.shutdown()
+        await self.stream.stop()
+        await self.writer.stop()
+        await self.ari.close()
+
+    def _on_unclaimed(self, event) -> None:
+        log.debug("unclaimed ARI event %s", getattr(event, "type", event))

@@ -1,0 +1,235 @@
+"""Whole calls: REST -> app -> simulated PBX over real HTTP/WebSocket/UDP -> SQLite.
+
+After every call the simulator must hold no channels and no bridges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from app.api.app import create_api
+from app.config import Settings
+from app.media.wavfile import read_wav
+from app.runtime import HoldSlayer
+from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
+from tests.conftest import REPO, ApiServer
+
+pytestmark = pytest.mark.e2e
+
+MENU = "5550001"
+BUSY = "5550002"
+NO_ANSWER = "5550003"
+NOT_IN_SERVICE = "5550004"
+HANGUP_ON_HOLD = "5550005"
+LONG_HOLD = "5550006"
+
+USER_PHONE = "PJSIP/userphone"
+DEAD_PHONE = "PJSIP/deadphone"
+
+
+class Stack:
+    def __init__(self, pbx: SimulatedPBX, holdslayer: HoldSlayer, api: ApiServer, http):
+        self.pbx, self.holdslayer, self.api, self.http = pbx, holdslayer, api, http
+
+    async def post(self, path: str, json=None):
+        async with self.http.post(self.api.base_url + path, json=json) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str):
+        async with self.http.get(self.api.base_url + path) as resp:
+            body = await resp.read()
+            return resp.status, body, resp.headers.get("content-type", "")
+
+    async def call(self, number: str, **extra) -> str:
+        status, body = await self.post("/api/calls", {"number": number, "intent": "billing question", **extra})
+        assert status == 201, body
+        return body["call_id"]
+
+    async def wait_final(self, call_id: str, timeout: float = 60.0) -> dict:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            async with self.http.get(f"{self.api.base_url}/api/calls/{call_id}") as resp:
+                call = await resp.json()
+            if call["status"] in ("completed", "failed", "cancelled") and any(
+                e["type"] == "CALL_ENDED" for e in call["events"]
+            ):
+                return call
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"call {call_id} did not end within {timeout} s: {call['status']}")
+
+    async def wait_status(self, call_id: str, status: str, timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            session = self.holdslayer.manager.session(call_id)
+            if session is not None and session.status.value == status:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"call {call_id} never reached {status}")
+
+    async def assert_pbx_clean(self) -> None:
+        assert await self.pbx.wait_idle(timeout=5.0), f"left behind in the PBX: {self.pbx.snapshot()}"
+
+
+def event_types(call: dict) -> list[str]:
+    return [e["type"] for e in call["events"]]
+
+
+def events_of(call: dict, type_: str) -> list[dict]:
+    return [e["data"] for e in call["events"] if e["type"] == type_]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, corpus, http, request):
+    user_phones = {
+        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="speech:vk5qi.wav"),
+        DEAD_PHONE: UserPhoneConfig(answer_after=None),
+    }
+    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))
+    await pbx.start()
+    overrides = getattr(request, "param", {})
+    settings = Settings(
+        ari_url=pbx.ari_url,
+        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
+        recordings_dir=tmp_path / "recordings",
+        flows_dir=REPO / "flows",
+        user_devices={"sip_phone": USER_PHONE, "dead_phone": DEAD_PHONE},
+        dial_timeout=5,
+        user_answer_timeout=3.0,
+        **overrides,
+    )
+    holdslayer = HoldSlayer(settings)
+    api = ApiServer(create_api(holdslayer))
+    await holdslayer.start()
+    await api.start()
+    try:
+        yield Stack(pbx, holdslayer, api, http)
+    finally:
+        await api.stop()
+        await holdslayer.stop()
+        await pbx.stop()
+
+
+async def test_success_through_a_two_level_menu(stack: Stack):
+    call_id = await stack.call(MENU)
+    call = await stack.wait_final(call_id)
+
+    assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
+    assert [d["digits"] for d in events_of(call, "IVR_DTMF_SENT")] == ["2", "1"]
+    types = event_types(call)
+    for expected in ("CALL_ANSWERED", "HOLD_DETECTED", "HUMAN_DETECTED", "TRANSFER_STARTED", "TRANSFER_COMPLETE"):
+        assert expected in types
+    assert types.index("HOLD_DETECTED") < types.index("HUMAN_DETECTED") < types.index("TRANSFER_COMPLETE")
+    human = events_of(call, "HUMAN_DETECTED")[0]
+    assert 0 < human["confidence"] <= 1 and human["evidence"]
+    assert call["flow_id"] == "test-menu"
+    assert call["classifications"], "the classification history is stored"
+    assert {c["audio_class"] for c in call["classifications"]} >= {"MUSIC"}
+
+    company = next(c for c in stack.pbx.company_calls if c.number == MENU)
+    assert company.dtmf == "21"
+    assert company.reached_agent
+    assert company.agent_heard_seconds > 0.5, "the agent heard our greeting"
+    user = stack.pbx.user_calls[-1]
+    assert user.answered and user.heard_seconds > 0.5, "the user heard the agent once bridged"
+
+    status, body, content_type = await stack.get(call["recording_url"])
+    assert status == 200 and content_type.startswith("audio/wav")
+    recording = Path(stack.holdslayer.settings.recordings_dir) / f"{call_id}.wav"
+    audio = read_wav(recording)
+    assert audio.sample_rate == 8000 and audio.duration > 5
+    await stack.assert_pbx_clean()
+
+
+async def test_busy(stack: Stack):
+    call = await stack.wait_final(await stack.call(BUSY))
+    assert (call["status"], call["reason"]) == ("failed", "busy")
+    assert "CALL_ANSWERED" not in event_types(call)
+    await stack.assert_pbx_clean()
+
+
+async def test_no_answer(stack: Stack):
+    call = await stack.wait_final(await stack.call(NO_ANSWER))
+    assert (call["status"], call["reason"]) == ("failed", "no_answer")
+    assert "CALL_RINGING" in event_types(call)
+    await stack.assert_pbx_clean()
+
+
+async def test_not_in_service(stack: Stack):
+    call = await stack.wait_final(await stack.call(NOT_IN_SERVICE))
+    assert (call["status"], call["reason"]) == ("failed", "not_in_service")
+    await stack.assert_pbx_clean()
+
+
+async def test_company_hangs_up_during_hold(stack: Stack):
+    call = await stack.wait_final(await stack.call(HANGUP_ON_HOLD))
+    assert (call["status"], call["reason"]) == ("failed", "company_hangup")
+    assert "on_hold" in call["detail"]
+    assert "HUMAN_DETECTED" not in event_types(call)
+    await stack.assert_pbx_clean()
+
+
+async def test_user_phone_does_not_answer(stack: Stack):
+    call = await stack.wait_final(await stack.call(MENU, device="dead_phone"))
+    assert (call["status"], call["reason"]) == ("failed", "user_no_answer")
+    assert "TRANSFER_STARTED" in event_types(call) and "TRANSFER_COMPLETE" not in event_types(call)
+    await stack.assert_pbx_clean()
+
+
+async def test_websocket_dropped_mid_hold_and_reconnected(stack: Stack):
+    call_id = await stack.call(LONG_HOLD)
+    await stack.wait_status(call_id, "on_hold")
+    await asyncio.sleep(1.0)
+    await stack.pbx.drop_event_websockets()
+    call = await stack.wait_final(call_id, timeout=90)
+    assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
+    assert stack.holdslayer.stream.reconnects >= 1
+    assert "ARI_RECONNECTED" in event_types(call)
+    await stack.assert_pbx_clean()
+
+
+@pytest.mark.parametrize("stack", [{"max_hold_time": 3.0}], indirect=True)
+async def test_max_hold_time(stack: Stack):
+    call = await stack.wait_final(await stack.call(LONG_HOLD))
+    assert (call["status"], call["reason"]) == ("failed", "max_hold_time")
+    await stack.assert_pbx_clean()
+
+
+async def test_cancel_during_hold(stack: Stack):
+    call_id = await stack.call(LONG_HOLD)
+    await stack.wait_status(call_id, "on_hold")
+    status, body = await stack.post(f"/api/calls/{call_id}/hangup")
+    assert status == 202 and body["cancelled"] is True
+    call = await stack.wait_final(call_id)
+    assert (call["status"], call["reason"]) == ("cancelled", "cancelled")
+    status, body = await stack.post(f"/api/calls/{call_id}/hangup")
+    assert status == 409
+    await stack.assert_pbx_clean()
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"intent": "x"}, "number"),
+        ({"number": "call me maybe"}, "number"),
+        ({"number": "5550001", "device": "fax"}, "device"),
+        ({"number": "5550001", "flow_id": "nope"}, "flow_id"),
+        ({"number": "5550001", "user_data": "not a dict"}, "user_data"),
+    ],
+)
+async def test_invalid_call_requests_name_the_field(stack: Stack, payload, field):
+    status, body = await stack.post("/api/calls", payload)
+    assert status == 422
+    assert any(field in err["loc"] for err in body["detail"]), body
+    assert not stack.pbx.company_calls, "nothing was dialled"
+
+
+async def test_unknown_call_is_404(stack: Stack):
+    status, _, _ = await stack.get("/api/calls/doesnotexist")
+    assert status == 404
+    status, body = await stack.post("/api/calls/doesnotexist/hangup")
+    assert status == 404
