@@ -1,0 +1,1 @@
+"""IVR navigation: call flows (``app.ivr.flow``), menu understanding and navigators."""

@@ -1,0 +1,447 @@
+"""The store: calls, their events and classifications, and call flows.
+
+Every method is synchronous and runs one short transaction, so it is safe from any thread;
+async callers use ``await asyncio.to_thread(store.method, ...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.calls.events import CallEvent, EventType
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
+from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir, normalize_phone_number
+from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
+from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow
+
+log = logging.getLogger(__name__)
+
+_TIME_FIELDS = frozenset({"created_at", "answered_at", "hold_started_at", "human_detected_at", "connected_at", "ended_at"})
+_UPDATABLE_FIELDS = frozenset(
+    {"number", "intent", "device", "flow_id", "company", "status", "reason", "detail", "recording_path", "hold_seconds"}
+    | _TIME_FIELDS
+)
+_REQUIRED_FIELDS = frozenset({"number", "intent", "device", "status", "created_at"})
+_FINAL_STATUS_VALUES = [status.value for status in FINAL_STATUSES]
+
+
+class UnknownCallError(LookupError):
+    """The call id has no row: ``create_call`` must come before anything else about a call."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One stored call. ``events``/``classifications`` are None when not loaded (``list_calls``)."""
+
+    id: str
+    number: str
+    intent: str
+    device: str
+    flow_id: str | None
+    company: str | None
+    status: CallStatus
+    reason: EndReason | None
+    detail: str | None
+    created_at: datetime
+    answered_at: datetime | None
+    hold_started_at: datetime | None
+    human_detected_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+    recording_path: str | None
+    hold_seconds: float | None
+    events: list[dict[str, Any]] | None = None  # shaped like CallEvent.to_dict(), ordered by seq
+    classifications: list[dict[str, Any]] | None = None  # ordered by t_start
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: enums as their strings, times as ISO 8601."""
+        out = asdict(self)
+        for name, value in out.items():
+            if isinstance(value, Enum):
+                out[name] = value.value
+            elif isinstance(value, datetime):
+                out[name] = _iso(value)
+        return out
+
+
+class Store:
+    def __init__(self, database_url: str):
+        self.engine = create_engine_for(database_url)
+        init_db(self.engine)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(self.engine.execution_options(**{WRITE_TRANSACTION: True}), expire_on_commit=False)
+        # An in-memory database is one shared connection: transactions from two threads must not interleave.
+        self._serial: AbstractContextManager[Any] = threading.Lock() if is_sqlite_memory(database_url) else nullcontext()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        with self._serial, (self._writer if write else self._reader).begin() as session:
+            yield session
+
+    # ------------------------------------------------------------------ calls
+
+    def create_call(
+        self,
+        call_id: str,
+        request: CallRequest,
+        device: str,
+        flow_id: str | None = None,
+        company: str | None = None,
+    ) -> None:
+        with self._transaction(write=True) as session:
+            if session.get(CallRow, call_id) is not None:
+                raise ValueError(f"call {call_id!r} already exists")
+            session.add(
+                CallRow(
+                    id=call_id,
+                    number=request.number,
+                    intent=request.intent,
+                    device=device,
+                    flow_id=flow_id,
+                    company=company,
+                    status=CallStatus.PENDING.value,
+                    created_at=_utc_now(),
+                )
+            )
+
+    def update_call(self, call_id: str, **fields: Any) -> None:
+        """Set columns of a call. Status and reason may be enums or their strings; times are aware
+        datetimes or ISO 8601 strings. An unknown field raises ValueError."""
+        unknown = sorted(set(fields) - _UPDATABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"cannot update call field(s) {', '.join(unknown)}; known: {', '.join(sorted(_UPDATABLE_FIELDS))}")
+        values = {name: _column_value(name, value) for name, value in fields.items()}
+        with self._transaction(write=True) as session:
+            row = _call_row(session, call_id)
+            for name, value in values.items():
+                setattr(row, name, value)
+
+    def add_event(self, event: CallEvent) -> None:
+        """Journal one event (and its classification row for AUDIO_CLASSIFIED)."""
+        if self.add_events([event]):
+            raise UnknownCallError(f"no call {event.call_id!r}")
+
+    def add_events(self, events: Sequence[CallEvent]) -> list[CallEvent]:
+        """Journal events in one transaction; returns those skipped because their call has no row."""
+        if not events:
+            return []
+        with self._transaction(write=True) as session:
+            call_ids = {event.call_id for event in events}
+            known = set(session.scalars(select(CallRow.id).where(CallRow.id.in_(call_ids))))
+            skipped = []
+            for event in events:
+                if event.call_id not in known:
+                    skipped.append(event)
+                    continue
+                data = _json_safe(event.data)
+                event_type = EventType(event.type)
+                session.add(
+                    CallEventRow(
+                        call_id=event.call_id,
+                        seq=event.seq,
+                        type=event_type.value,
+                        at=_as_utc(event.at),
+                        data=data,
+                    )
+                )
+                if event_type is EventType.AUDIO_CLASSIFIED:
+                    classification = _classification_row(event.call_id, data)
+                    if classification is not None:
+                        session.add(classification)
+            return skipped
+
+    def add_classification(
+        self,
+        call_id: str,
+        t_start: float,
+        t_end: float,
+        audio_class: str,
+        confidence: float,
+        features: dict[str, Any] | None = None,
+    ) -> None:
+        with self._transaction(write=True) as session:
+            _call_row(session, call_id)
+            session.add(
+                ClassificationRow(
+                    call_id=call_id,
+                    t_start=float(t_start),
+                    t_end=float(t_end),
+                    audio_class=str(_json_safe(audio_class)),
+                    confidence=float(confidence),
+                    features=None if features is None else _json_safe(features),
+                )
+            )
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        with self._transaction(write=False) as session:
+            row = session.get(CallRow, call_id)
+            if row is None:
+                return None
+            events = session.scalars(
+                select(CallEventRow).where(CallEventRow.call_id == call_id).order_by(CallEventRow.seq, CallEventRow.id)
+            )
+            classifications = session.scalars(
+                select(ClassificationRow)
+                .where(ClassificationRow.call_id == call_id)
+                .order_by(ClassificationRow.t_start, ClassificationRow.id)
+            )
+            return _call_record(
+                row,
+                events=[
+                    {"type": e.type, "call_id": e.call_id, "data": e.data, "at": _iso(e.at), "seq": e.seq} for e in events
+                ],
+                classifications=[
+                    {
+                        "t_start": c.t_start,
+                        "t_end": c.t_end,
+                        "audio_class": c.audio_class,
+                        "confidence": c.confidence,
+                        "features": c.features,
+                    }
+                    for c in classifications
+                ],
+            )
+
+    def list_calls(self, limit: int = 100, offset: int = 0, status: CallStatus | str | None = None) -> list[CallRecord]:
+        """Newest first, without events or classifications."""
+        query = select(CallRow).order_by(CallRow.created_at.desc(), CallRow.id).limit(limit).offset(offset)
+        if status is not None:
+            query = query.where(CallRow.status == CallStatus(status).value)
+        with self._transaction(write=False) as session:
+            return [_call_record(row) for row in session.scalars(query)]
+
+    def mark_unfinished_calls_failed(
+        self, reason: EndReason | str = EndReason.ERROR, detail: str = "process restarted"
+    ) -> int:
+        """At start-up: give every call left in a non-final status a final one. Returns how many.
+
+        ``ended_at`` becomes the last moment the call is known to have been alive.
+        """
+        reason_value = EndReason(reason).value
+        with self._transaction(write=True) as session:
+            rows = list(session.scalars(select(CallRow).where(CallRow.status.not_in(_FINAL_STATUS_VALUES))))
+            for row in rows:
+                last_event = session.scalar(select(func.max(CallEventRow.at)).where(CallEventRow.call_id == row.id))
+                known_times = [getattr(row, name) for name in _TIME_FIELDS] + [last_event]
+                row.ended_at = row.ended_at or max(t for t in known_times if t is not None)
+                row.status = CallStatus.FAILED.value
+                row.reason = reason_value
+                row.detail = detail
+            return len(rows)
+
+    # ------------------------------------------------------------------ call flows
+
+    def upsert_flow(self, flow: CallFlow) -> None:
+        """Store the flow as given (insert or replace); a stored definition is no longer stale."""
+        with self._transaction(write=True) as session:
+            _put_flow(session, flow)
+
+    def get_flow(self, flow_id: str) -> CallFlow | None:
+        with self._transaction(write=False) as session:
+            row = session.get(CallFlowRow, flow_id)
+            return None if row is None else _flow(row)
+
+    def find_flow_for_number(self, number: str) -> CallFlow | None:
+        """The usable flow for a number: not stale, highest version (then most recently updated)."""
+        query = (
+            select(CallFlowRow)
+            .where(CallFlowRow.phone_number == normalize_phone_number(number), CallFlowRow.stale.is_(False))
+            .order_by(CallFlowRow.version.desc(), CallFlowRow.updated_at.desc())
+            .limit(1)
+        )
+        with self._transaction(write=False) as session:
+            row = session.scalars(query).first()
+            return None if row is None else _flow(row)
+
+    def list_flows(self, company: str | None = None, tag: str | None = None, stale: bool | None = None) -> list[CallFlow]:
+        """Flows ordered by company and name. ``company`` matches case-insensitively; ``stale``
+        None lists all, True only the stale, False only the usable ones."""
+        query = select(CallFlowRow).order_by(CallFlowRow.company, CallFlowRow.name, CallFlowRow.id)
+        if company is not None:
+            query = query.where(func.lower(CallFlowRow.company) == company.lower())
+        if stale is not None:
+            query = query.where(CallFlowRow.stale.is_(stale))
+        with self._transaction(write=False) as session:
+            rows = list(session.scalars(query))
+        # Tags are a JSON list: filtered here, the same on every backend.
+        return [_flow(row) for row in rows if tag is None or tag in row.tags]
+
+    def delete_flow(self, flow_id: str) -> bool:
+        with self._transaction(write=True) as session:
+            row = session.get(CallFlowRow, flow_id)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    def record_flow_outcome(self, flow_id: str, success: bool) -> bool:
+        """Count one call that followed the flow. False if the flow no longer exists."""
+        column = CallFlowRow.success_count if success else CallFlowRow.fail_count
+        statement = update(CallFlowRow).where(CallFlowRow.id == flow_id).values({column: column + 1})
+        with self._transaction(write=True) as session:
+            return session.execute(statement).rowcount > 0
+
+    def set_flow_stale(self, flow_id: str, stale: bool = True) -> bool:
+        """A stale flow (the menu changed under it) is kept but no longer chosen for calls."""
+        statement = update(CallFlowRow).where(CallFlowRow.id == flow_id).values(stale=stale)
+        with self._transaction(write=True) as session:
+            return session.execute(statement).rowcount > 0
+
+    def import_flows_dir(self, directory: str | Path) -> tuple[int, list[FlowFileError]]:
+        """Load the flow files of ``directory``. A file's flow is stored when it is new or has a
+        higher version than the stored one. Returns (flows stored, errors of unusable files)."""
+        flows, errors = load_flows_dir(directory)
+        imported = 0
+        with self._transaction(write=True) as session:
+            for flow in flows:
+                stored = session.get(CallFlowRow, flow.id)
+                if stored is None or flow.version > stored.version:
+                    _put_flow(session, flow)
+                    imported += 1
+        return imported, errors
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds")
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"time {value!r} has no timezone")
+    return moment.astimezone(timezone.utc)
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if value is None:
+        if name in _REQUIRED_FIELDS:
+            raise ValueError(f"call field {name} cannot be empty")
+        return None
+    if name == "status":
+        return CallStatus(value).value
+    if name == "reason":
+        return EndReason(value).value
+    if name in _TIME_FIELDS:
+        return _as_utc(value)
+    if name == "hold_seconds":
+        return float(value)
+    return str(value)
+
+
+def _call_row(session: Session, call_id: str) -> CallRow:
+    row = session.get(CallRow, call_id)
+    if row is None:
+        raise UnknownCallError(f"no call {call_id!r}")
+    return row
+
+
+def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
+    return CallRecord(
+        id=row.id,
+        number=row.number,
+        intent=row.intent,
+        device=row.device,
+        flow_id=row.flow_id,
+        company=row.company,
+        status=CallStatus(row.status),
+        reason=None if row.reason is None else EndReason(row.reason),
+        detail=row.detail,
+        created_at=row.created_at,
+        answered_at=row.answered_at,
+        hold_started_at=row.hold_started_at,
+        human_detected_at=row.human_detected_at,
+        connected_at=row.connected_at,
+        ended_at=row.ended_at,
+        recording_path=row.recording_path,
+        hold_seconds=row.hold_seconds,
+        **loaded,
+    )
+
+
+def _classification_row(call_id: str, data: dict[str, Any]) -> ClassificationRow | None:
+    try:
+        return ClassificationRow(
+            call_id=call_id,
+            t_start=float(data["t_start"]),
+            t_end=float(data["t_end"]),
+            audio_class=str(data["audio_class"]),
+            confidence=float(data["confidence"]),
+            features=data.get("features"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        # The event itself is still journaled; only the analytics row is missing.
+        log.warning("call %s: AUDIO_CLASSIFIED without usable t_start/t_end/audio_class/confidence (%r)", call_id, exc)
+        return None
+
+
+def _put_flow(session: Session, flow: CallFlow) -> None:
+    row = session.get(CallFlowRow, flow.id)
+    if row is None:
+        row = CallFlowRow(id=flow.id)
+        session.add(row)
+    row.name = flow.name
+    row.company = flow.company
+    row.phone_number = flow.phone_number
+    row.description = flow.description
+    row.steps = [step.model_dump(mode="json") for step in flow.steps]
+    row.version = flow.version
+    row.tags = list(flow.tags)
+    row.success_count = flow.success_count
+    row.fail_count = flow.fail_count
+    row.created_at = flow.created_at
+    row.updated_at = flow.updated_at
+    row.stale = False
+
+
+def _flow(row: CallFlowRow) -> CallFlow:
+    return CallFlow.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "company": row.company,
+            "phone_number": row.phone_number,
+            "description": row.description,
+            "steps": row.steps,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "version": row.version,
+            "tags": row.tags,
+            "success_count": row.success_count,
+            "fail_count": row.fail_count,
+        }
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """Event data as plain JSON: one odd value (an enum, a numpy number) must not lose the event."""
+    return json.loads(json.dumps(value, default=_plain))

@@ -1,0 +1,120 @@
+"""Journals every event on the bus into the store, in publish order.
+
+The writer only journals: the call session keeps the ``calls`` row up to date itself, so a
+CALL_STATUS or CALL_ENDED event is recorded as an event and nothing more. AUDIO_CLASSIFIED
+events also become ``classifications`` rows (see ``Store.add_events``).
+
+Contract with publishers: ``Store.create_call`` has returned before the first event of that call
+is published. An event whose call has no row is not journaled (counted in ``skipped`` and logged
+once per call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.calls.events import CallEvent, EventBus, Subscription
+from app.store.repository import Store, UnknownCallError
+
+log = logging.getLogger(__name__)
+
+_EMPTY = object()
+
+
+class StoreWriter:
+    def __init__(self, store: Store, bus: EventBus, *, batch_size: int = 200):
+        self._store = store
+        self._bus = bus
+        self._batch_size = batch_size
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._warned_calls: set[str] = set()
+        self.journaled = 0
+        self.skipped = 0  # events of calls with no row
+        self.failed = 0  # events the database refused
+
+    @property
+    def dropped(self) -> int:
+        """Events lost because the writer fell more than its queue size behind."""
+        return 0 if self._subscription is None else self._subscription.dropped
+
+    def start(self) -> None:
+        """Subscribe now (every event published from here on is journaled) and start writing."""
+        if self._task is not None:
+            raise RuntimeError("StoreWriter already started")
+        self._stopping = False
+        self._subscription = self._bus.subscribe()
+        self._task = asyncio.create_task(self._run(), name="store-writer")
+
+    async def stop(self) -> None:
+        """Stop after journaling everything published before this call."""
+        if self._task is None or self._subscription is None:
+            return
+        self._stopping = True
+        self._subscription.close()  # queues an end marker behind the pending events
+        try:
+            await self._task
+        finally:
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._subscription is not None
+        batch: list[CallEvent] = []
+        while True:
+            event = self._take_nowait()
+            if event is _EMPTY:
+                if batch:
+                    await self._write(batch)
+                    batch = []
+                    continue
+                if self._stopping:
+                    return  # the end marker did not fit in a full queue; everything is written
+                event = await self._subscription.get()
+            if event is None:
+                if batch:
+                    await self._write(batch)
+                return
+            batch.append(event)
+            if len(batch) >= self._batch_size:
+                await self._write(batch)
+                batch = []
+
+    def _take_nowait(self) -> CallEvent | None | object:
+        assert self._subscription is not None
+        try:
+            return self._subscription.get_nowait()
+        except asyncio.QueueEmpty:
+            return _EMPTY
+
+    async def _write(self, batch: list[CallEvent]) -> None:
+        failed = 0
+        try:
+            skipped = await asyncio.to_thread(self._store.add_events, batch)
+        except Exception:
+            log.exception("journaling %d events failed; retrying one by one", len(batch))
+            skipped, failed = await asyncio.to_thread(self._write_each, batch)
+        self.journaled += len(batch) - len(skipped) - failed
+        self.failed += failed
+        self._note_skipped(skipped)
+
+    def _write_each(self, batch: list[CallEvent]) -> tuple[list[CallEvent], int]:
+        """Isolate the event(s) the database refuses so that the rest of the batch is kept."""
+        skipped, failed = [], 0
+        for event in batch:
+            try:
+                self._store.add_event(event)
+            except UnknownCallError:
+                skipped.append(event)
+            except Exception:
+                log.exception("event %s #%d of call %s could not be journaled", event.type.value, event.seq, event.call_id)
+                failed += 1
+        return skipped, failed
+
+    def _note_skipped(self, skipped: list[CallEvent]) -> None:
+        self.skipped += len(skipped)
+        for event in skipped:
+            if event.call_id not in self._warned_calls:
+                self._warned_calls.add(event.call_id)
+                log.warning("events of unknown call %r are not journaled (first: %s)", event.call_id, event.type.value)

@@ -1,0 +1,412 @@
+"""The store on real SQLite files (and one in-memory database), and the event journal writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from app.calls.events import CallEvent, EventBus, EventType
+from app.calls.models import CallRequest, CallStatus, EndReason
+from app.ivr.flow import CallFlow, load_flows_dir
+from app.store import Store, StoreWriter, UnknownCallError
+
+FLOWS_DIR = Path(__file__).resolve().parents[1] / "flows"
+T0 = datetime(2025, 3, 1, 9, 30, 0, 123000, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'nested' / 'dir' / 'holdslayer.db'}"
+
+
+@pytest.fixture
+def store(db_url):
+    store = Store(db_url)
+    yield store
+    store.close()
+
+
+def new_call(store: Store, call_id: str = "c1", number: str = "(800) 555-0100", **kwargs) -> None:
+    store.create_call(call_id, CallRequest(number=number, intent="dispute a charge"), "sip_phone", **kwargs)
+
+
+def event(type_: EventType, call_id: str = "c1", seq: int = 1, at: datetime = T0, **data) -> CallEvent:
+    return CallEvent(type_, call_id, data, at.isoformat(timespec="milliseconds"), seq)
+
+
+def a_flow(flow_id: str = "acme", number: str = "8005550100", version: int = 1, **fields) -> CallFlow:
+    return CallFlow.model_validate(
+        {
+            "id": flow_id,
+            "name": f"{flow_id} flow",
+            "company": fields.pop("company", "Acme Bank"),
+            "phone_number": number,
+            "version": version,
+            "steps": [
+                {"id": "menu", "type": "LISTEN", "dtmf": "2", "timeout": 30},
+                {"id": "hold", "type": "HOLD"},
+                {"id": "transfer", "type": "TRANSFER", "metadata": {"device": "sip_phone"}},
+            ],
+            **fields,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+def test_sqlite_file_gets_its_directory_wal_and_foreign_keys(store, tmp_path):
+    assert (tmp_path / "nested" / "dir" / "holdslayer.db").is_file()
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_tables_persist_across_store_instances(db_url):
+    first = Store(db_url)
+    new_call(first)
+    first.close()
+    second = Store(db_url)
+    assert second.get_call("c1").number == "8005550100"
+    second.close()
+
+
+# ---------------------------------------------------------------------------- calls
+
+
+def test_call_round_trip(store):
+    new_call(store, flow_id="acme", company="Acme Bank")
+    created = store.get_call("c1")
+    assert (created.number, created.intent, created.device) == ("8005550100", "dispute a charge", "sip_phone")
+    assert (created.flow_id, created.company, created.status, created.reason) == ("acme", "Acme Bank", CallStatus.PENDING, None)
+    assert created.created_at.tzinfo is not None
+    assert created.events == [] and created.classifications == []
+
+    store.update_call("c1", status=CallStatus.ON_HOLD, answered_at=T0, hold_started_at=(T0 + timedelta(seconds=20)).isoformat())
+    store.update_call(
+        "c1",
+        status="completed",
+        reason=EndReason.BRIDGED,
+        detail="the user hung up",
+        connected_at=T0 + timedelta(minutes=5),
+        ended_at=T0 + timedelta(minutes=9),
+        hold_seconds=272.5,
+        recording_path="data/recordings/c1.wav",
+    )
+    record = store.get_call("c1")
+    assert (record.status, record.reason, record.detail) == (CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up")
+    assert record.answered_at == T0
+    assert record.hold_started_at == T0 + timedelta(seconds=20)
+    assert record.ended_at - record.connected_at == timedelta(minutes=4)
+    assert (record.hold_seconds, record.recording_path) == (272.5, "data/recordings/c1.wav")
+    as_json = json.loads(json.dumps(record.to_dict()))
+    assert as_json["status"] == "completed" and as_json["answered_at"] == "2025-03-01T09:30:00.123+00:00"
+
+
+def test_call_errors(store):
+    new_call(store)
+    with pytest.raises(ValueError, match="already exists"):
+        new_call(store)
+    with pytest.raises(ValueError, match="cannot update call field.*colour"):
+        store.update_call("c1", colour="red")
+    with pytest.raises(ValueError):
+        store.update_call("c1", status="on_vacation")
+    with pytest.raises(ValueError, match="timezone"):
+        store.update_call("c1", ended_at=datetime(2025, 1, 1))
+    with pytest.raises(UnknownCallError):
+        store.update_call("nope", status=CallStatus.FAILED)
+    assert store.get_call("c1").status is CallStatus.PENDING  # nothing half-applied
+    assert store.get_call("nope") is None
+
+
+def test_list_calls_newest_first_with_status_filter_and_paging(store):
+    for i in range(5):
+        new_call(store, f"c{i}")
+        store.update_call(f"c{i}", created_at=T0 + timedelta(minutes=i))
+    store.update_call("c1", status="failed", reason="busy")
+    store.update_call("c3", status="failed", reason="no_answer")
+
+    assert [c.id for c in store.list_calls()] == ["c4", "c3", "c2", "c1", "c0"]
+    assert [c.id for c in store.list_calls(limit=2, offset=1)] == ["c3", "c2"]
+    failed = store.list_calls(status=CallStatus.FAILED)
+    assert [(c.id, c.reason) for c in failed] == [("c3", EndReason.NO_ANSWER), ("c1", EndReason.BUSY)]
+    assert all(c.events is None and c.classifications is None for c in failed)
+
+
+def test_events_and_classifications_round_trip_in_order(store):
+    new_call(store)
+    # Written out of order on purpose: reads are ordered by seq / t_start.
+    store.add_event(event(EventType.CALL_STATUS, seq=7, status=CallStatus.ON_HOLD, previous="navigating"))
+    store.add_event(event(EventType.CALL_CREATED, seq=3, number="8005550100"))
+    store.add_event(
+        event(
+            EventType.AUDIO_CLASSIFIED,
+            seq=9,
+            t_start=3.0,
+            t_end=6.0,
+            audio_class="MUSIC",
+            confidence=np.float32(0.75),
+            features={"flatness": np.float64(0.25)},
+        )
+    )
+    store.add_classification("c1", 0.0, 3.0, "IVR_PROMPT", 0.9, {"flatness": 0.1})
+
+    record = store.get_call("c1")
+    assert [e["seq"] for e in record.events] == [3, 7, 9]
+    assert record.events[0] == {
+        "type": "CALL_CREATED",
+        "call_id": "c1",
+        "data": {"number": "8005550100"},
+        "at": T0.isoformat(timespec="milliseconds"),
+        "seq": 3,
+    }
+    assert record.events[1]["data"] == {"status": "on_hold", "previous": "navigating"}
+    assert record.events[2]["data"]["confidence"] == 0.75
+    assert record.classifications == [
+        {"t_start": 0.0, "t_end": 3.0, "audio_class": "IVR_PROMPT", "confidence": 0.9, "features": {"flatness": 0.1}},
+        {"t_start": 3.0, "t_end": 6.0, "audio_class": "MUSIC", "confidence": 0.75, "features": {"flatness": 0.25}},
+    ]
+
+
+def test_events_need_their_call(store):
+    with pytest.raises(UnknownCallError):
+        store.add_event(event(EventType.CALL_CREATED, call_id="ghost"))
+    with pytest.raises(UnknownCallError):
+        store.add_classification("ghost", 0, 1, "MUSIC", 0.5)
+    new_call(store)
+    skipped = store.add_events([event(EventType.CALL_CREATED, seq=1), event(EventType.CALL_CREATED, "ghost", seq=2)])
+    assert [e.call_id for e in skipped] == ["ghost"]
+    assert [e["seq"] for e in store.get_call("c1").events] == [1]
+
+
+def test_mark_unfinished_calls_failed(store):
+    for call_id in ("pending", "holding", "done"):
+        new_call(store, call_id)
+        store.update_call(call_id, created_at=T0 - timedelta(seconds=5))
+    store.update_call("holding", status="on_hold", answered_at=T0, hold_started_at=T0 + timedelta(seconds=30))
+    store.add_event(event(EventType.HOLD_PROGRESS, "holding", seq=1, at=T0 + timedelta(minutes=12), hold_seconds=690))
+    store.update_call("done", status="completed", reason="bridged", ended_at=T0)
+
+    assert store.mark_unfinished_calls_failed() == 2
+
+    holding = store.get_call("holding")
+    assert (holding.status, holding.reason, holding.detail) == (CallStatus.FAILED, EndReason.ERROR, "process restarted")
+    assert holding.ended_at == T0 + timedelta(minutes=12)  # last sign of life, not the restart time
+    pending = store.get_call("pending")
+    assert pending.status is CallStatus.FAILED and pending.ended_at == pending.created_at
+    done = store.get_call("done")
+    assert (done.status, done.reason, done.ended_at) == (CallStatus.COMPLETED, EndReason.BRIDGED, T0)
+    assert store.mark_unfinished_calls_failed() == 0
+
+
+def test_in_memory_database_is_shared_by_threads():
+    store = Store("sqlite://")
+    new_call(store)
+
+    def add(i: int) -> None:
+        store.add_event(event(EventType.HOLD_PROGRESS, seq=i, hold_seconds=i))
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(1, 21)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [e["seq"] for e in store.get_call("c1").events] == list(range(1, 21))
+    store.close()
+
+
+# ---------------------------------------------------------------------------- flows
+
+
+def test_flow_round_trip_and_delete(store):
+    flow = a_flow(description="menu 2", tags=["bank"], success_count=3)
+    store.upsert_flow(flow)
+    assert store.get_flow("acme") == flow
+    changed = flow.model_copy(update={"name": "renamed", "version": 2})
+    store.upsert_flow(changed)
+    assert store.get_flow("acme") == changed
+    assert store.delete_flow("acme") is True
+    assert store.get_flow("acme") is None
+    assert store.delete_flow("acme") is False
+
+
+def test_find_flow_for_number_prefers_highest_usable_version(store):
+    store.upsert_flow(a_flow("old", version=1))
+    store.upsert_flow(a_flow("new", version=3))
+    store.upsert_flow(a_flow("elsewhere", number="5550001", version=9))
+    assert store.find_flow_for_number("(800) 555-0100").id == "new"
+    assert store.set_flow_stale("new") is True
+    assert store.find_flow_for_number("8005550100").id == "old"
+    store.set_flow_stale("old")
+    assert store.find_flow_for_number("8005550100") is None
+    store.upsert_flow(a_flow("new", version=4))  # a saved definition is current again
+    assert store.find_flow_for_number("8005550100").id == "new"
+    assert store.set_flow_stale("missing") is False
+
+
+def test_list_flows_filters(store):
+    store.upsert_flow(a_flow("acme", tags=["bank", "demo"]))
+    store.upsert_flow(a_flow("acme-card", number="8005550199", tags=["card"]))
+    store.upsert_flow(a_flow("power", number="8005550111", company="Power Co", tags=["utility"]))
+    store.set_flow_stale("acme-card")
+    assert [f.id for f in store.list_flows()] == ["acme", "acme-card", "power"]
+    assert [f.id for f in store.list_flows(company="acme bank")] == ["acme", "acme-card"]
+    assert [f.id for f in store.list_flows(tag="demo")] == ["acme"]
+    assert [f.id for f in store.list_flows(stale=True)] == ["acme-card"]
+    assert [f.id for f in store.list_flows(company="Acme Bank", stale=False)] == ["acme"]
+
+
+def test_record_flow_outcome_counts(store):
+    store.upsert_flow(a_flow())
+    for success in (True, True, False):
+        assert store.record_flow_outcome("acme", success) is True
+    flow = store.get_flow("acme")
+    assert (flow.success_count, flow.fail_count) == (2, 1)
+    assert store.record_flow_outcome("missing", True) is False
+
+
+def test_import_flows_dir_replaces_only_with_higher_versions(store, tmp_path):
+    imported, errors = store.import_flows_dir(FLOWS_DIR)
+    assert (imported, errors) == (2, [])
+    assert store.find_flow_for_number("8005550100").id == "acme-bank"
+    assert store.import_flows_dir(FLOWS_DIR) == (0, [])  # same versions: stored copies kept
+
+    shipped, _ = load_flows_dir(FLOWS_DIR)
+    acme = next(f for f in shipped if f.id == "acme-bank")
+    store.upsert_flow(acme.model_copy(update={"version": 5, "description": "learned"}))
+    flows_dir = tmp_path / "flows"
+    flows_dir.mkdir()
+    (flows_dir / "acme.json").write_text(acme.model_copy(update={"version": 4}).model_dump_json())
+    (flows_dir / "new.json").write_text(a_flow("brand-new").model_dump_json())
+    (flows_dir / "broken.yaml").write_text("id: [\n")
+
+    imported, errors = store.import_flows_dir(flows_dir)
+    assert imported == 1
+    assert [e.path.name for e in errors] == ["broken.yaml"]
+    assert store.get_flow("acme-bank").description == "learned"
+    assert store.get_flow("brand-new") is not None
+
+    (flows_dir / "acme.json").write_text(acme.model_copy(update={"version": 6}).model_dump_json())
+    assert store.import_flows_dir(flows_dir)[0] == 1
+    assert store.get_flow("acme-bank").version == 6
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_writers_from_threads_do_not_corrupt(db_url):
+    # Two Store instances on one file stand in for two processes; threads use both.
+    stores = [Store(db_url), Store(db_url)]
+    stores[0].upsert_flow(a_flow())
+    workers, calls_each, events_each = 8, 5, 10
+    failures: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        store = stores[worker % 2]
+        try:
+            for c in range(calls_each):
+                call_id = f"w{worker}-c{c}"
+                new_call(store, call_id)
+                for seq in range(events_each):
+                    store.add_event(event(EventType.HOLD_PROGRESS, call_id, seq=seq, hold_seconds=seq))
+                    store.update_call(call_id, status="on_hold", hold_seconds=seq)  # read-modify-write
+                store.record_flow_outcome("acme", success=c % 2 == 0)
+        except BaseException as exc:  # surfaced in the main thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+
+    store = stores[0]
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    calls = store.list_calls(limit=1000)
+    assert len(calls) == workers * calls_each
+    for call in calls:
+        record = store.get_call(call.id)
+        assert [e["seq"] for e in record.events] == list(range(events_each))
+        assert record.hold_seconds == events_each - 1
+    flow = store.get_flow("acme")
+    assert flow.success_count + flow.fail_count == workers * calls_each
+    assert flow.success_count == workers * 3  # calls 0, 2, 4 of each worker
+    for s in stores:
+        s.close()
+
+
+# ---------------------------------------------------------------------------- the journal writer
+
+
+async def test_writer_persists_events_in_publish_order_and_drains_on_stop(store):
+    new_call(store)
+    bus = EventBus()
+    writer = StoreWriter(store, bus, batch_size=7)
+    writer.start()
+    published = [bus.emit(EventType.HOLD_PROGRESS, "c1", hold_seconds=i) for i in range(60)]
+    published.append(
+        bus.emit(EventType.AUDIO_CLASSIFIED, "c1", t_start=0.0, t_end=3.0, audio_class="MUSIC", confidence=0.8, features={"f": 1.0})
+    )
+    published.append(bus.emit(EventType.CALL_ENDED, "c1", status="completed", reason="bridged", detail=""))
+    await asyncio.wait_for(writer.stop(), 10)
+
+    record = store.get_call("c1")
+    assert [e["seq"] for e in record.events] == [e.seq for e in published]
+    assert [e["data"].get("hold_seconds") for e in record.events[:60]] == list(range(60))
+    assert record.classifications == [
+        {"t_start": 0.0, "t_end": 3.0, "audio_class": "MUSIC", "confidence": 0.8, "features": {"f": 1.0}}
+    ]
+    # The writer only journals: the session owns the calls row.
+    assert (record.status, record.reason) == (CallStatus.PENDING, None)
+    assert writer.journaled == len(published) and writer.skipped == 0 and writer.failed == 0
+
+
+async def test_writer_skips_events_of_unknown_calls_and_keeps_going(store):
+    new_call(store)
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    writer.start()
+    bus.emit(EventType.CALL_CREATED, "ghost")
+    bus.emit(EventType.CALL_CREATED, "c1")
+    bus.emit(EventType.CALL_DIALING, "ghost")
+    bus.emit(EventType.CALL_DIALING, "c1")
+    await asyncio.wait_for(writer.stop(), 10)
+    assert [e["type"] for e in store.get_call("c1").events] == ["CALL_CREATED", "CALL_DIALING"]
+    assert (writer.journaled, writer.skipped) == (2, 2)
+
+
+async def test_writer_isolates_an_event_the_database_refuses(store):
+    new_call(store)
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    writer.start()
+    bus.emit(EventType.CALL_CREATED, "c1")
+    bus.publish(CallEvent(EventType.CALL_DIALING, "c1", {}, at="not a time"))
+    bus.emit(EventType.CALL_RINGING, "c1")
+    await asyncio.wait_for(writer.stop(), 10)
+    assert [e["type"] for e in store.get_call("c1").events] == ["CALL_CREATED", "CALL_RINGING"]
+    assert (writer.journaled, writer.failed) == (2, 1)
+
+
+async def test_writer_stops_even_when_its_queue_overflowed(store):
+    new_call(store)
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    writer.start()
+    queue_size = 10_000  # EventBus.subscribe default
+    for i in range(queue_size + 5):  # no await: the writer cannot run, its queue fills up
+        bus.emit(EventType.HOLD_PROGRESS, "c1", hold_seconds=i)
+    await asyncio.wait_for(writer.stop(), 30)
+    assert writer.dropped == 5
+    assert writer.journaled == queue_size
+    events = store.get_call("c1").events
+    assert len(events) == queue_size and events[-1]["data"]["hold_seconds"] == queue_size - 1
