@@ -20,12 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CAPTURE_DIRS = (REPO_ROOT / "asterisk" / "captures", Path("/work/shared/asterisk/captures"))
+from tests.shared_paths import CAPTURES_DIR, require
 
 
-def captures_dir() -> Path | None:
-    return next((d for d in CAPTURE_DIRS if d.is_dir() and any(d.glob("*.jsonl"))), None)
+def captures_dir() -> Path:
+    return require(CAPTURES_DIR)
 
 
 @functools.cache
@@ -42,8 +41,6 @@ def capture_lines(directory: Path) -> list[tuple[str, dict[str, Any]]]:
 def captured_reply(method: str, path: str, status: int | None = None) -> tuple[int, Any]:
     """The first captured (status, body) of a REST call, optionally with a given status."""
     directory = captures_dir()
-    if directory is None:
-        raise LookupError("no capture directory")
     for _, line in capture_lines(directory):
         same_call = line["dir"] == "rest" and (line["method"], line["path"]) == (method, path)
         if same_call and (status is None or line["status"] == status):

@@ -31,9 +31,9 @@ from app.ari import (
 from app.ari.errors import error_for_status, error_message
 from tests.ari_fake import FakeAri, capture_lines, captured_reply, captures_dir
 
-if captures_dir() is None:
-    pytest.skip("Asterisk captures not found", allow_module_level=True)
-ARI_DOCS = captures_dir().parent / "ari-api-docs"
+from tests.shared_paths import ARI_DOCS_DIR, require
+
+ARI_DOCS = require(ARI_DOCS_DIR)
 
 
 @pytest.fixture

@@ -123,7 +123,6 @@ async def test_an_id_has_at_most_one_owner() -> None:
     assert router.owner_of("hs-1") == "call-1"
 
 
-@pytest.mark.skipif(captures_dir() is None, reason="Asterisk captures not found")
 async def test_four_concurrent_captured_calls_are_separated_in_order() -> None:
     """Capture c: four create+dial calls (busy, no answer, not in service, all circuits busy)."""
     events = [

@@ -279,7 +279,6 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 # --- parsing ---
 
 
-@pytest.mark.skipif(captures_dir() is None, reason="Asterisk captures not found")
 def test_every_captured_event_parses_into_its_typed_model() -> None:
     lines = [(name, line["event"]) for name, line in capture_lines(captures_dir()) if line["dir"] == "event"]
     assert len(lines) > 700

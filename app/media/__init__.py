@@ -1,0 +1,18 @@
+"""Everything that knows RTP: G.711, packets, jitter buffering, pacing, UDP endpoints, recordings."""
+
+from app.media.endpoint import EndpointStats, NoFreePortError, RtpEndpoint
+from app.media.jitter import Frame, JitterBuffer, JitterStats
+from app.media.pacing import Pacer, RtpSender
+from app.media.recorder import StreamingWavWriter
+
+__all__ = [
+    "EndpointStats",
+    "Frame",
+    "JitterBuffer",
+    "JitterStats",
+    "NoFreePortError",
+    "Pacer",
+    "RtpEndpoint",
+    "RtpSender",
+    "StreamingWavWriter",
+]
