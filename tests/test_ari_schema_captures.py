@@ -19,9 +19,9 @@ from tests.ari_schema import (
     validate_response,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-_CAPTURE_DIRS = (REPO_ROOT / "asterisk" / "captures", Path("/work/shared/asterisk/captures"))
-CAPTURES_DIR = next((d for d in _CAPTURE_DIRS if any(d.glob("*.jsonl"))), _CAPTURE_DIRS[-1])
+from tests.shared_paths import CAPTURES_DIR, require
+
+require(CAPTURES_DIR)
 CAPTURE_FILES = sorted(CAPTURES_DIR.glob("*.jsonl"))
 
 # Probes in f-error-responses that deliberately leave the documented API.
@@ -199,7 +199,8 @@ def test_list_response_reports_the_bad_item() -> None:
 
 
 def test_response_of_an_undocumented_path_is_reported() -> None:
-    assert validate_response("GET", "/no-such-resource", 200, {}) == ["no documented operation for GET /no-such-resource"]
+    errors = validate_response("GET", "/no-such-resource", 200, {})
+    assert errors == ["no documented operation for GET /no-such-resource"]
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def events_of(call: dict, type_: str) -> list[dict]:
 @pytest.fixture
 async def stack(tmp_path: Path, corpus, http, request):
     user_phones = {
-        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="speech:vk5qi.wav"),
+        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=6.0, speech="speech:vk5qi.wav"),
         DEAD_PHONE: UserPhoneConfig(answer_after=None),
     }
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))
@@ -169,6 +169,8 @@ async def test_company_hangs_up_during_hold(stack: Stack):
     call = await stack.wait_final(await stack.call(HANGUP_ON_HOLD))
     assert (call["status"], call["reason"]) == ("failed", "company_hangup")
     assert "on_hold" in call["detail"]
+    company = next(c for c in stack.pbx.company_calls if c.number == HANGUP_ON_HOLD)
+    assert company.path[-1] == "hold" and company.ended_by == "far_end"
     assert "HUMAN_DETECTED" not in event_types(call)
     await stack.assert_pbx_clean()
 

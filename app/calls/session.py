@@ -53,6 +53,7 @@ DEFAULT_LISTEN_TIMEOUT = 30.0
 DEFAULT_WAIT_SECONDS = 2.0
 AGENT_GREETING = "prompt:pls-hold-while-try"  # "Please hold while we try to connect you."
 STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
+GREETING_WAIT_SECONDS = 4.0
 
 # Q.850 causes that mean the number itself is wrong, or the network could not carry the call.
 _NOT_IN_SERVICE_CAUSES = {1, 2, 3, 22, 28}
@@ -531,7 +532,8 @@ class CallSession:
 
     async def _step_transfer(self, step: CallFlowStep) -> str | None:
         ari, ids = self.deps.ari, self.ids
-        device = str(step.metadata.get("device") or self.device)
+        # A device the user asked for wins over the flow's; the default comes last.
+        device = str(self.request.device or step.metadata.get("device") or self.device)
         dial_string = self.settings.user_devices.get(device)
         if dial_string is None:
             raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"unknown user device {device!r}")
@@ -550,10 +552,20 @@ class CallSession:
         answered = await self._wait_for(lambda: user.state == "Up" or user.gone, self.settings.user_answer_timeout + 5)
         if not answered or user.gone:
             raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} did not answer")
-        await self._wait_for(greeting.done, 10.0)
+        # Let the agent hear the end of "please hold" (it is short) before the user is on.
+        await self._wait_for(lambda: greeting.done() or user.gone, GREETING_WAIT_SECONDS)
+        if user.gone:
+            raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected")
 
-        await ari.remove_channel(ids.hold_bridge, ids.company)
-        await ari.add_channel(ids.main_bridge, [ids.company, ids.user])
+        try:
+            await ari.remove_channel(ids.hold_bridge, ids.company)
+            await ari.add_channel(ids.main_bridge, [ids.company, ids.user])
+        except AriError:
+            # One side may have hung up between the check and the move: let the events say which.
+            await self._wait_for(lambda: user.gone, 1.0)
+            if user.gone:
+                raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected") from None
+            raise
         self._active_source = "listen"
         self._connected = True
         self._emit(EventType.TRANSFER_COMPLETE, device=device)
