@@ -22,7 +22,7 @@ async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bo
     """Place one call on the simulator; exit code 0 only if the user's phone was bridged to the agent."""
     from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         if not ensure_corpus().is_complete():
             raise CorpusError("corpus incomplete")
@@ -51,6 +51,8 @@ async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bo
             "ari_url": pbx.ari_url,
             "user_devices": {**settings.user_devices, "sip_phone": DEMO_DEVICE_ENDPOINT},
             "default_transfer_device": "sip_phone",
+            # Demo calls go to their own database, not the one `holdslayer serve` uses.
+            "database_url": settings.database_url.replace("holdslayer.db", "demo.db"),
         }
     )
     holdslayer = HoldSlayer(settings)

@@ -79,8 +79,6 @@ class CallProgress:
             parts.append(f"hold {minutes:02d}:{seconds:02d}")
         if self.hearing:
             parts.append(f"hearing {self.hearing} ({self.hearing_confidence:.2f})")
-        if self.steps:
-            parts.append(f"steps {' > '.join(self.steps)}")
         return "  ".join(parts)
 
     def outcome_line(self) -> str:
