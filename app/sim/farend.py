@@ -1,0 +1,72 @@
+"""The contract between the PBX model and whatever sits at the far end of an outgoing channel.
+
+A company scenario (``company.py``) and a user's phone (``phone.py``) both implement ``FarEnd``:
+the model drives the signalling half (dial plan, answer, DTMF, end), the media engine the audio
+half (one 20 ms frame out and one in per tick).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+EndedBy = Literal["far_end", "app"]
+
+
+@dataclass(frozen=True)
+class DialPlan:
+    """How the far end reacts to being dialled."""
+
+    outcome: Literal["answer", "busy", "no_answer"]
+    ring_seconds: float = 0.0
+    progress_after: float | None = None  # Dial PROGRESS (early media) this long after RINGING
+
+
+class FarEnd(Protocol):
+    def dial_plan(self) -> DialPlan: ...
+
+    def progress(self) -> None:
+        """Early media starts (Dial PROGRESS)."""
+
+    def answered(self) -> None: ...
+
+    def receive_dtmf(self, digit: str) -> None: ...
+
+    def ended(self, cause: int, ended_by: EndedBy) -> None: ...
+
+    def next_frame(self) -> np.ndarray | None:
+        """What the far end sends for the next 20 ms (None = silence); called once per tick."""
+
+    def hear(self, frame: np.ndarray | None) -> None:
+        """What the far end receives in this tick."""
+
+    def take_hangup(self) -> int | None:
+        """A Q.850 cause once the far end has decided to hang up, else None."""
+
+
+@dataclass
+class CompanyCallLog:
+    """What happened on one company call, from the company's side."""
+
+    channel_id: str
+    number: str
+    scenario: str
+    dtmf: str = ""
+    path: list[str] = field(default_factory=list)
+    reached_agent: bool = False
+    agent_heard_seconds: float = 0.0
+    end_cause: int | None = None
+    ended_by: EndedBy | None = None
+
+
+@dataclass
+class UserCallLog:
+    """What happened on one call to the user's phone."""
+
+    channel_id: str
+    endpoint: str
+    answered: bool = False
+    heard_seconds: float = 0.0
+    end_cause: int | None = None

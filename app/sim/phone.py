@@ -1,0 +1,79 @@
+"""The user's own phone, as the simulated PBX sees it when it is dialled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.sim.audio import FRAME_SECONDS, AudioLibrary, ClipCursor, Frame, check_audio_ref, is_voice
+from app.sim.farend import DialPlan, EndedBy, UserCallLog
+
+NORMAL_CLEARING = 16
+_SPEECH_DELAY_SECONDS = 0.5  # people say "hello" a moment after picking up
+
+
+@dataclass(frozen=True)
+class UserPhoneConfig:
+    answer_after: float | None = 1.0  # seconds of ringing; None = never answers
+    hangup_after: float | None = None  # seconds after answer; None = stays until the other side ends
+    speech: str | None = None  # corpus reference the user "says" after answering
+
+    def __post_init__(self) -> None:
+        if self.answer_after is not None and self.answer_after < 0:
+            raise ValueError("answer_after must be >= 0 or None")
+        if self.hangup_after is not None and self.hangup_after <= 0:
+            raise ValueError("hangup_after must be > 0 or None")
+        if self.speech is not None:
+            check_audio_ref(self.speech)
+
+
+class UserPhone:
+    """The far end of a channel to the user's phone (implements ``FarEnd``)."""
+
+    def __init__(self, config: UserPhoneConfig, audio: AudioLibrary, log: UserCallLog) -> None:
+        self.config = config
+        self.log = log
+        self._audio = audio
+        self._answered_frames: int | None = None
+        self._speech: ClipCursor | None = None
+        self._hangup_cause: int | None = None
+        self._finished = False
+
+    def dial_plan(self) -> DialPlan:
+        if self.config.answer_after is None:
+            return DialPlan("no_answer")
+        return DialPlan("answer", ring_seconds=self.config.answer_after)
+
+    def progress(self) -> None:
+        """Phones have no early media."""
+
+    def answered(self) -> None:
+        self.log.answered = True
+        self._answered_frames = 0
+
+    def receive_dtmf(self, digit: str) -> None:
+        """Nobody listens for keys on the user's phone."""
+
+    def ended(self, cause: int, ended_by: EndedBy) -> None:
+        self._finished = True
+        self.log.end_cause = cause
+
+    def next_frame(self) -> Frame | None:
+        if self._finished or self._answered_frames is None:
+            return None
+        self._answered_frames += 1
+        elapsed = self._answered_frames * FRAME_SECONDS
+        if self.config.hangup_after is not None and elapsed >= self.config.hangup_after:
+            self._finished = True
+            self._hangup_cause = NORMAL_CLEARING
+            return None
+        if self.config.speech and self._speech is None and elapsed >= _SPEECH_DELAY_SECONDS:
+            self._speech = ClipCursor(self._audio.clip(self.config.speech))
+        return self._speech.next_frame() if self._speech is not None else None
+
+    def hear(self, frame: Frame | None) -> None:
+        if self._answered_frames is not None and not self._finished and is_voice(frame):
+            self.log.heard_seconds += FRAME_SECONDS
+
+    def take_hangup(self) -> int | None:
+        cause, self._hangup_cause = self._hangup_cause, None
+        return cause
