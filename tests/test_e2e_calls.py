@@ -235,3 +235,14 @@ async def test_unknown_call_is_404(stack: Stack):
     assert status == 404
     status, body = await stack.post("/api/calls/doesnotexist/hangup")
     assert status == 404
+
+
+async def test_all_circuits_busy_is_congestion_or_a_hangup_after_the_announcement(stack: Stack):
+    # All-circuits-busy answers, plays its announcement and ends with cause 16 (capture c): the
+    # cause alone cannot tell it from a company hanging up, so the call fails either way and
+    # nothing is left behind.
+    call = await stack.wait_final(await stack.call("5550007"))
+    assert call["status"] == "failed"
+    assert call["reason"] in ("congestion", "company_hangup")
+    assert "CALL_ANSWERED" in event_types(call)
+    await stack.assert_pbx_clean()

@@ -1,0 +1,93 @@
+"""The two commands a user runs: ``holdslayer demo`` and ``holdslayer serve``, as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+
+import pytest
+
+from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from tests.conftest import REPO, free_tcp_socket
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(tmp_path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDSLAYER_") or k == "HOLDSLAYER_CORPUS_DIR"}
+    env.update(
+        HOLDSLAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'hs.db'}",
+        HOLDSLAYER_RECORDINGS_DIR=str(tmp_path / "recordings"),
+        HOLDSLAYER_FLOWS_DIR=str(REPO / "flows"),
+        **extra,
+    )
+    return env
+
+
+async def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode()
+
+
+async def test_demo_bridges_the_user_and_exits_0(tmp_path):
+    code, out = await _run(["demo", "--number", "5550001"], _env(tmp_path))
+    assert code == 0, out
+    assert "pressed 2" in out and "pressed 1" in out
+    assert "LIVE PERSON" in out
+    assert out.strip().splitlines()[-1].startswith("OUTCOME: SUCCESS")
+
+
+async def test_demo_exits_nonzero_when_the_call_fails(tmp_path):
+    code, out = await _run(["demo", "--number", "5550002"], _env(tmp_path))
+    assert code == 1, out
+    assert out.strip().splitlines()[-1].startswith("OUTCOME: FAILED - busy")
+
+
+async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, corpus, http):
+    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
+    await pbx.start()
+    sock = free_tcp_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(tmp_path, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                async with http.get(f"{base}/api/health") as resp:
+                    if resp.status == 200 and (await resp.json())["ari_connected"]:
+                        break
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("holdslayer serve did not come up")
+        async with http.post(f"{base}/api/calls", json={"number": "5550002"}) as resp:
+            assert resp.status == 201
+            call_id = (await resp.json())["call_id"]
+        for _ in range(200):
+            async with http.get(f"{base}/api/calls/{call_id}") as resp:
+                call = await resp.json()
+            if call["status"] == "failed":
+                break
+            await asyncio.sleep(0.1)
+        assert call["reason"] == "busy"
+        assert await pbx.wait_idle(5.0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        await pbx.stop()
+    assert proc.returncode == 0, out.decode()
+    with sqlite3.connect(tmp_path / "hs.db") as db:
+        assert db.execute("select status, reason from calls where id = ?", (call_id,)).fetchone() == ("failed", "busy")
