@@ -17,6 +17,7 @@ from app.store.repository import Store
 from app.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+ORPHAN_PREFIX = "hs-"  # CallIds: every ARI id a call creates
 
 
 class HoldSlayer:
@@ -53,12 +54,29 @@ class HoldSlayer:
         log.info("imported %d call flows from %s", imported, self.settings.flows_dir)
         self.writer.start()
         await self.stream.start()
+        await self._sweep_orphans()
 
     async def stop(self) -> None:
         await self.manager.shutdown()
         await self.stream.stop()
         await self.writer.stop()
         await self.ari.close()
+
+    async def _sweep_orphans(self) -> None:
+        """Delete channels and bridges an earlier run of this app left in the PBX (after a crash).
+
+        Every id this app creates starts with ``hs-``; at start-up no call is running yet, so any
+        such resource belongs to a call that can no longer finish.
+        """
+        channels, bridges = await asyncio.gather(self.ari.list_channels(), self.ari.list_bridges())
+        orphans = [c.id for c in channels if c.id.startswith(ORPHAN_PREFIX)]
+        for channel_id in orphans:
+            await self.ari.hangup(channel_id, missing_ok=True)
+        stale_bridges = [b.id for b in bridges if b.id.startswith(ORPHAN_PREFIX)]
+        for bridge_id in stale_bridges:
+            await self.ari.destroy_bridge(bridge_id, missing_ok=True)
+        if orphans or stale_bridges:
+            log.warning("removed %d channels and %d bridges left by an earlier run", len(orphans), len(stale_bridges))
 
     def _on_unclaimed(self, event) -> None:
         log.debug("unclaimed ARI event %s", getattr(event, "type", event))

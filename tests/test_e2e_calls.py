@@ -246,3 +246,34 @@ async def test_all_circuits_busy_is_congestion_or_a_hangup_after_the_announcemen
     assert call["reason"] in ("congestion", "company_hangup")
     assert "CALL_ANSWERED" in event_types(call)
     await stack.assert_pbx_clean()
+
+
+async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, corpus):
+    # A crash mid-call leaves the call's channels and bridges in Asterisk and its row unfinished.
+    from app.ari.client import AriClient
+    from app.calls.models import CallRequest
+    from app.store.repository import Store
+
+    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
+    await pbx.start()
+    db_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    Store(db_url).create_call("crashed", CallRequest(number=MENU), "sip_phone", None, None)
+    settings = Settings(ari_url=pbx.ari_url, database_url=db_url, recordings_dir=tmp_path / "rec", flows_dir=REPO / "flows")
+    async with AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app) as ari:
+        listener = HoldSlayer(settings)  # only to hold the app's websocket so channels enter Stasis
+        await listener.stream.start()
+        await ari.create_bridge("hs-crashed-hold")
+        await ari.create_channel(f"PJSIP/{LONG_HOLD}@trunk", "hs-crashed-co", app_args="company,crashed", formats="ulaw")
+        await listener.stream.stop()
+        await listener.ari.close()
+    assert pbx.snapshot()["channels"] and pbx.snapshot()["bridges"]
+
+    holdslayer = HoldSlayer(settings)
+    await holdslayer.start()
+    try:
+        assert await pbx.wait_idle(timeout=5.0), pbx.snapshot()
+        record = holdslayer.store.get_call("crashed")
+        assert (record.status, record.reason) == ("failed", "error")
+    finally:
+        await holdslayer.stop()
+        await pbx.stop()

@@ -28,7 +28,7 @@ import numpy as np
 
 from app.ari import events as ari_events
 from app.ari.client import AriClient
-from app.ari.errors import AriError, AriNotFound
+from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.audio.activity import ActivityTracker
 from app.audio.simple_detector import SimpleHoldDetector
@@ -645,21 +645,16 @@ class CallSession:
         """Delete every channel and bridge this call created; anything already gone is fine."""
         ari = self.deps.ari
         for channel_id in reversed(self._created_channels):
-            if self._tracks.get(channel_id, ChannelTrack()).gone:
-                continue
-            try:
-                await ari.hangup(channel_id)
-            except AriNotFound:
-                pass
-            except AriError as exc:
-                log.warning("call %s: hangup %s failed: %s", self.call_id, channel_id, exc)
+            if not self._tracks.get(channel_id, ChannelTrack()).gone:
+                await self._best_effort(ari.hangup(channel_id, missing_ok=True), f"hangup {channel_id}")
         for bridge_id in reversed(self._created_bridges):
-            try:
-                await ari.destroy_bridge(bridge_id)
-            except AriNotFound:
-                pass
-            except AriError as exc:
-                log.warning("call %s: destroying bridge %s failed: %s", self.call_id, bridge_id, exc)
+            await self._best_effort(ari.destroy_bridge(bridge_id, missing_ok=True), f"destroy bridge {bridge_id}")
+
+    async def _best_effort(self, request, what: str) -> None:
+        try:
+            await request
+        except AriError as exc:
+            log.warning("call %s: %s failed: %s", self.call_id, what, exc)
 
     # ------------------------------------------------------------------ status and events
 
