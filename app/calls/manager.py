@@ -12,6 +12,7 @@ from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
 
 log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 15.0
 
 
 class CallRequestError(ValueError):
@@ -80,13 +81,12 @@ class CallManager:
     def active_calls(self) -> list[str]:
         return list(self._sessions)
 
-    async def hangup(self, call_id: str) -> bool:
-        """Cancel a live call; False if it is not running."""
-        task = self._tasks.get(call_id)
-        if task is None:
+    async def hangup(self, call_id: str, detail: str = "cancelled by the user") -> bool:
+        """End a live call; False if it is not running."""
+        session, task = self._sessions.get(call_id), self._tasks.get(call_id)
+        if session is None or task is None:
             return False
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await self._stop(session, task, detail)
         return True
 
     async def wait(self, call_id: str) -> None:
@@ -95,10 +95,22 @@ class CallManager:
             await asyncio.gather(task, return_exceptions=True)
 
     async def shutdown(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
+        await asyncio.gather(
+            *(
+                self._stop(session, self._tasks[call_id], "Hold Slayer is shutting down")
+                for call_id, session in list(self._sessions.items())
+                if call_id in self._tasks
+            )
+        )
+
+    @staticmethod
+    async def _stop(session: CallSession, task: asyncio.Task, detail: str) -> None:
+        # Ask first, so the session ends through its own cleanup; cancel only if it does not.
+        session.cancel(detail)
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
     async def on_ari_reconnect(self, channels, bridges) -> None:
         live = {channel.id for channel in channels}

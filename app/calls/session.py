@@ -207,6 +207,7 @@ class CallSession:
         self._connected = False
         self._answered = False
         self._ended_by = ""
+        self._cancel_detail: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -290,18 +291,29 @@ class CallSession:
         deadline = None if timeout is None else self.deps.clock.now() + timeout
         while True:
             change = self._change
-            self._check_company()
+            self._check_interrupts()
             if predicate():
                 return True
             remaining = None if deadline is None else deadline - self.deps.clock.now()
             if remaining is not None and remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(change.wait(), remaining)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                async with asyncio.timeout(remaining):
+                    await change.wait()
             except TimeoutError:
                 pass
 
-    def _check_company(self) -> None:
+    def cancel(self, detail: str = "cancelled by the user") -> None:
+        """Ask the call to end; it hangs up and cleans up at its next wait."""
+        self._cancel_detail = detail
+        self._notify()
+
+    def _check_interrupts(self) -> None:
+        if self._cancel_detail is not None:
+            if self._connected:  # the user already talked to the agent: that is a success
+                raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, self._cancel_detail)
+            raise _Finish(CallStatus.CANCELLED, EndReason.CANCELLED, self._cancel_detail)
         track = self._tracks.get(self.ids.company)
         if track is None:
             return
