@@ -8,6 +8,7 @@ import logging
 from app.ari.client import AriClient
 from app.ari.router import EventRouter
 from app.ari.stream import AriEventStream
+from app.calls.dial_in import DialInTrigger
 from app.calls.events import EventBus
 from app.calls.manager import CallManager
 from app.calls.session import SessionDeps
@@ -40,6 +41,7 @@ class HoldSlayer:
                 detector_factory=detector_factory,
             )
         )
+        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings)
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
 
@@ -57,6 +59,7 @@ class HoldSlayer:
         await self._sweep_orphans()
 
     async def stop(self) -> None:
+        await self.dial_in.shutdown()
         await self.manager.shutdown()
         await self.stream.stop()
         await self.writer.stop()
@@ -79,4 +82,7 @@ class HoldSlayer:
             log.warning("removed %d channels and %d bridges left by an earlier run", len(orphans), len(stale_bridges))
 
     def _on_unclaimed(self, event) -> None:
-        log.debug("unclaimed ARI event %s", getattr(event, "type", event))
+        if self.dial_in.wants(event):
+            self.dial_in.handle(event)
+        else:
+            log.debug("unclaimed ARI event %s", getattr(event, "type", event))

@@ -277,3 +277,31 @@ async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, cor
     finally:
         await holdslayer.stop()
         await pbx.stop()
+
+
+async def test_dial_in_from_the_users_phone_starts_a_call(stack: Stack):
+    # The user dials the prefix + a number; Asterisk hands it to Stasis(holdslayer,dial,<number>).
+    channel_id = await stack.pbx.place_inbound_call(BUSY, endpoint=USER_PHONE)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    calls: list = []
+    while loop.time() < deadline and not calls:
+        async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
+            calls = [c for c in await resp.json() if c["number"] == BUSY]
+        await asyncio.sleep(0.1)
+    assert calls, "the dial-in started no call"
+    assert calls[0]["device"] == "sip_phone", "the phone that dialled is the one rung back"
+    call = await stack.wait_final(calls[0]["call_id"])
+    assert (call["status"], call["reason"]) == ("failed", "busy")
+    await stack.assert_pbx_clean()
+    inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
+    assert inbound.answered and inbound.heard_seconds > 0.3, "the user heard the acknowledgement"
+
+
+async def test_dial_in_with_a_bad_number_is_refused_politely(stack: Stack):
+    channel_id = await stack.pbx.place_inbound_call("x", endpoint=USER_PHONE)
+    inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
+    await stack.assert_pbx_clean()
+    assert inbound.answered and inbound.heard_seconds > 0.3
+    async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
+        assert await resp.json() == []
