@@ -1,30 +1,36 @@
 """Per-frame and per-window audio features for telling hold music, recorded speech and a live voice apart.
 
-Pure and vectorised: PCM in, numbers out. Audio is cut into 20 ms frames (``frame_features``);
-a window of frames (a few seconds) is summarised by ``window_features``. A streaming caller
-computes each frame once and reuses it in every window that covers it, so the cost per second
-of audio does not grow with the window overlap.
+Pure and vectorised: PCM in, numbers out. Audio is cut into 20 ms frames (``frame_features``:
+level, zero crossings, a 256-point power spectrum); a window of frames (a few seconds) is
+summarised by ``analyse_window``. A streaming caller computes each frame once and reuses it in
+every window that covers it, so the cost per second of audio does not grow with the overlap.
 
-What separates speech from music on 8 kHz mu-law (measured on the corpus with
-``scripts/measure_simple_detector.py``; asserted in tests/test_audio_features.py):
+What separates speech from music on 8 kHz mu-law (3 s windows of the corpus; balanced accuracy
+of each feature alone, printed by ``python -m tests.audio_fixtures``, bounds asserted in
+tests/test_audio_features.py):
 
-- ``spectral_steadiness``: how alike the spectra of frames 100 ms apart are. Music holds notes
-  and chords, so its spectrum persists; speech changes phoneme every ~80 ms. Alone it reaches
-  a balanced accuracy of ~0.96 on 3 s windows.
-- ``loudness_std_db`` and ``pause_fraction``: the depth of the loudness changes. Speech is
-  syllables and pauses, so frame levels swing by 20-30 dB several times a second; mixed and
-  compressed hold music rarely dips by more than ~10 dB. ~0.92 alone.
-- Spectral flatness, centroid and zero-crossing rate are near chance (0.57-0.66) after the
-  telephone band-limit and mu-law: reported for the record, not used for decisions.
+- ``harmonic_steadiness`` (~0.99): how alike the harmonic fine structure (the log spectrum
+  minus its smooth envelope) of loud frames 100 ms apart is. Music holds pitches for notes and
+  chords; a voice's pitch and formants move from one phoneme to the next. Removing the
+  envelope makes it blind to the channel's colouring (radio, headset, band limits).
+- ``spectral_steadiness`` (~0.96): the same on the whole spectral shape.
+- ``loudness_std_db`` (~0.92) and ``pause_fraction`` (~0.93): the depth of loudness changes.
+  Syllables and pauses swing frame levels by 20-30 dB; mixed, compressed music rarely by 10.
+- flatness, centroid, zero-crossing rate, flux, syllable-rate modulation (0.57-0.88): reported
+  in ``Classification.features`` for the record, not used for decisions.
 
-The *floor* features describe the quiet frames of a window, the pauses between words:
+The *pause* features describe the quiet frames of a window, where the source shows:
 
-- ``noise_floor_fraction``: frames inside stretches of >= 160 ms that hold a steady (no trend,
-  within 6 dB), noise-like level well below the speech and above gated silence (room, headset
-  or line noise: an open microphone). The decays and quiet notes of music drift or are tonal.
-- ``clean_fraction``: frames inside stretches of digital or gated silence (no open microphone:
-  how recordings played by a PBX pause).
+- ``noise_floor_fraction``: frames in stretches of >= 160 ms that hold a steady (no trend,
+  within 6 dB), noise-like level well below the speech and above gated silence: the room,
+  headset or line noise of an open microphone. The decays and quiet notes of music drift or
+  are tonal; a music bed under an announcement is louder.
+- ``clean_fraction``: frames in stretches of digital or gated silence, how a file played by a
+  PBX pauses (no microphone is open).
+- ``pause_steadiness``: harmonic steadiness of the frames between pause and speech level:
+  high when a music bed plays under the speech.
 """
+
 
 from __future__ import annotations
 
@@ -59,16 +65,18 @@ _FLOOR_MAX_SLOPE_DB = 0.5  # per frame
 # An open microphone's floor is above gated silence and well below speech (a music bed under
 # an announcement is louder); it is noise-like (flat in the speech band) where music is tonal.
 NOISE_FLOOR_MIN_DBOV, NOISE_FLOOR_MAX_DBOV = -70.0, -42.0
-# Digital or gated silence: below this level no microphone is open.
-CLEAN_MAX_DBOV = -72.0
 _NOISE_FLOOR_MIN_FLATNESS = 0.1
 # Digital or gated silence: a stretch of this many frames below CLEAN_MAX_DBOV.
+CLEAN_MAX_DBOV = -72.0
 _CLEAN_STRETCH_FRAMES = 3
+# The frames between pause and speech level must fill this share of a window to judge a bed.
+_BED_MIN_SHARE = 0.1
 # Fingerprint bands: vowels and voicing below 1 kHz, consonants above.
 _ENVELOPE_BANDS = ((_BAND_LOW_HZ, 1000.0), (1000.0, _BAND_HIGH_HZ))
-# Call-progress tone bands (North American): ringback 440+480 Hz, busy/reorder 480+620 Hz.
-_RING_BAND = (420.0, 500.0)
-_BUSY_HIGH_BAND = (595.0, 645.0)
+# Call-progress tone bands, wide enough for a 20 ms frame's spectral leakage (North American
+# ringback 440+480 Hz and busy/reorder 480+620 Hz; a European 425 Hz tone falls in the first).
+_RING_BAND = (380.0, 540.0)
+_BUSY_HIGH_BAND = (560.0, 680.0)
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,7 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
         syllable_modulation=_syllable_modulation(clipped),
         spectral_steadiness=_similarity(shape, loud),
         harmonic_steadiness=_similarity(fine, loud),
-        pause_steadiness=_similarity(fine, between) if np.mean(between) >= 0.1 else 0.0,
+        pause_steadiness=_similarity(fine, between) if np.mean(between) >= _BED_MIN_SHARE else 0.0,
         flatness=_mean_where(band_flatness(spectrum, sample_rate), loud),
         centroid_hz=_mean_where((spectrum @ freqs) / (np.sum(spectrum, axis=1) + 1e-9), loud),
         zcr=_mean_where(frames.zcr, loud),
@@ -269,7 +277,8 @@ def _log_spectra(band_spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     half = _ENVELOPE_SMOOTH_BINS // 2
     padded = np.pad(log_spectrum, ((0, 0), (half + 1, half)), mode="edge")
     running = np.cumsum(padded, axis=1)
-    envelope = (running[:, _ENVELOPE_SMOOTH_BINS:] - running[:, :-_ENVELOPE_SMOOTH_BINS]) / _ENVELOPE_SMOOTH_BINS
+    width = _ENVELOPE_SMOOTH_BINS
+    envelope = (running[:, width:] - running[:, :-width]) / width
     return shape, log_spectrum - envelope
 
 

@@ -1,53 +1,64 @@
 """A simple, cheap hold -> live human detector over the far end's audio.
 
-Pure: PCM in, classifications and two decisions out. It will be replaced by a full detector
-(tones, VAD, fingerprints, transcripts); until then it must hear the hold, stay quiet through
-hold music and recorded announcements, and notice a person who picks up.
+Pure: PCM in, classifications and two decisions out, ~0.1 ms per 20 ms packet. A later, full
+detector (tones, VAD, fingerprints, transcripts) replaces it; this one must hear the hold, stay
+quiet through hold music and recorded announcements, and notice a person who picks up.
 
 Windows
-    Every ``hop_seconds`` the last ``window_seconds`` of audio are classified from the features
-    of ``app.audio.features``: SILENCE (quiet, or a noise floor alone), RINGING / BUSY (call
-    progress tone pairs by band energy), speech-like (no held pitches *and* deep loudness
-    swings), else MUSIC. A speech-like window is IVR_PROMPT when it shows a sign of a
-    recording, LIVE_HUMAN when it shows an open microphone, SPEECH otherwise.
+    Every ``hop_seconds`` the last ``window_seconds`` are classified from the features of
+    ``app.audio.features``: SILENCE (quiet, or a bare noise floor), RINGING / BUSY (tone pairs
+    by band energy; no cadence check), speech-like (no held pitches *and* deep loudness swings),
+    else MUSIC. A speech-like window is IVR_PROMPT when it shows a sign of a recording,
+    LIVE_HUMAN when an open microphone has been heard in its run, SPEECH otherwise.
 
 Hold
-    HoldDetected once music has been heard for ``hold_music_seconds`` since the last
+    HoldDetected once music has filled ``hold_music_seconds`` of windows since the last
     ``reset_for_hold`` (announcements may interrupt it).
 
 Live human: why "speech after music" is not enough
     On real holds the first speech after music is far more often an announcement than a
-    person. The detector follows each *speech run* (speech-like windows, with pauses of up to
-    ``run_gap_seconds``) and weighs where its sound comes from:
+    person. So the detector follows each *speech run* (speech-like windows, pauses of up to
+    ``run_gap_seconds`` allowed, ended by ``return_to_music_windows`` of music) and weighs
+    where its sound comes from:
 
-    - recording cues: pauses of digital or gated silence (a PBX playing a file: no microphone
-      is open); a music bed in the pauses (announcement over music); loudness curves that
-      repeat a recording heard earlier in the call (a cheap fingerprint: low and high band
-      loudness, matched by correlation against the runs that ended with music resuming); music
-      resuming right after the run (return to music: the run was an announcement; its
-      fingerprint becomes a known recording).
-    - live cue: pauses that sit on a steady, noise-like floor well above digital silence
-      (room, headset or line noise of an open microphone).
+    - recording cues. Pauses of digital or gated silence: a PBX playing a file, no microphone
+      open. A music bed under the speech (the quieter frames hold steady pitches). Loudness
+      curves that repeat a recording heard earlier in the call (a cheap fingerprint: low and
+      high band loudness, correlated against the runs that ended without a person, e.g. the
+      periodic announcement). Music resuming after the run (return to music: it was an
+      announcement, and its fingerprint is kept).
+    - live cue. Pauses that sit on a steady (no trend, within 6 dB), noise-like floor between
+      gated silence and speech: the room, headset or line noise of an open microphone. The
+      line may open on it before the first word (a lead of 0.4 s or more, counted once, when
+      the run starts). A floor at the level of the hold music's own rests is the music
+      recording's hiss, not a microphone, and does not count.
 
-    Rules (the first to hold fires, once until ``reset_for_hold``):
+    Rules, checked every window; the first to hold fires, once until ``reset_for_hold``:
 
-    1. ``live_floor``: since the run's last recording cue, the far end has talked for
-       ``live_min_speech_windows`` windows and paused on an open-microphone floor for
-       ``live_floor_frames`` frames. About 1.5-2.5 s after a person with an audible floor
-       starts talking (or after the line opens, when the floor comes first).
-    2. ``turn_taking``: on hold (music heard), the far end has talked, gone silent (a whole
-       window without sound and without music: long enough for an answer), and talked
-       again, ``turns_needed`` times within one run, with no music bed and no repeat. A
-       person greets, waits for an answer, asks "hello?"; announcements hand back to music.
-       The safety net for a person on a digitally clean line (noise suppression).
+    1. ``live_floor``: since the run's last recording cue the far end has filled
+       ``live_min_speech_windows`` speech windows and ``live_floor_frames`` frames of open
+       microphone floor (twice that once the run has shown gated silence: a breath after a
+       gated pause can hold a steady level for a moment); the newest half window on its own
+       is speech or a bare floor, not music (a window still looks like speech for a moment
+       after an announcement hands back to music, and that music's rests must not pass for a
+       person's pauses); music beds are not a regular part of the run. Typically 2-3.5 s
+       after a person's first word (a person who talks on without a pause: at their first
+       pause).
+    2. ``turn_taking``: on hold, the far end has talked, gone quiet for a whole window
+       (without music: long enough for an answer) and talked again, ``turns_needed`` times in
+       one run, with no music bed and no repeat. A person greets, waits, asks "hello?";
+       announcements hand back to music. The safety net for a person on a digitally clean
+       line (noise suppression), 10 s or more after they start.
 
     ``HumanDetected.evidence`` carries the rule, the run's onset and length, the live and
-    recording cues counted, and the hold context.
+    recording cues counted and the hold context.
 
-Known gaps, for the full detector: a recording with a noisy floor that has not been heard
-before passes rule 1; a person on a clean line, or one who talks without pausing (no floor
-to hear), waits for rule 2; music with percussive, noise-filled pauses could pass rule 1
-(none of the corpus tracks does).
+Known gaps, for the full detector: a recording with a noisy floor passes rule 1 the first
+time it plays (measured: about 1 in 3 such announcements); a person who talks without pausing
+is heard only at their first pause (5 s for one of the corpus voices); a line floor louder
+than -42 dBov is not taken for an open microphone (a music bed could be); passages of music
+that sound like speech over a noisy floor (percussive, no sustained pitch) can pass rule 1.
+``python -m tests.audio_fixtures`` measures all of this on the corpus and prints the numbers.
 """
 
 from __future__ import annotations
@@ -55,14 +66,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from app.audio.features import (
-    band_powers,
     FloorMasks,
     FrameFeatures,
     WindowFeatures,
     analyse_window,
+    band_powers,
     concat_frames,
     frame_features,
     frame_samples,
@@ -83,6 +93,8 @@ _MAX_REMEMBERED_FRAMES = 1500
 # A run whose speech windows show a music bed this often (one in N) is an announcement over
 # music: a floor heard between its music-filled windows is the bed's quiet moment.
 _BED_SHARE_BLOCKS = 3
+# How much more open-line floor a run needs once it has shown gated silence.
+_AFTER_CLEAN_FLOOR_FACTOR = 2
 # A break this short does not split a stretch of noise floor.
 _BRIDGED_BREAK_FRAMES = 3
 # The music's own floor: how many frames of it are remembered, how many make it known.
@@ -91,7 +103,8 @@ _MIN_MUSIC_FLOOR_FRAMES = 8
 
 
 class _KnownRecordings:
-    """Fingerprints of the runs that ended with music resuming: their two band loudness curves.
+    """Fingerprints of the speech runs that ended without being judged live (announcements that
+    gave way to music or silence, menu prompts): their two band loudness curves.
 
     A run repeats a known recording when its last 1.5 s correlate (normalised, per band) with a
     stretch of one of them. Curves are smoothed over 100 ms so that the 20 ms frame grid falling
@@ -244,8 +257,6 @@ class SimpleHoldDetector:
         self.return_to_music_windows = return_to_music_windows
         self.run_gap_seconds = run_gap_seconds
         self.turns_needed = turns_needed
-        self.repeat_min_correlation = repeat_min_correlation
-        self.max_known_recordings = max_known_recordings
         self.max_history = max_history
 
         self._frame = frame
@@ -277,8 +288,7 @@ class SimpleHoldDetector:
 
         Recordings already heard stay known: menus and holds often replay the same prompts.
         """
-        if self._run is not None:
-            self._remember(self._run)
+        self._end_run()
         self._reset_context()
         self.hold_detected = False
         self.human_detected = False
@@ -377,9 +387,8 @@ class SimpleHoldDetector:
             self._first_music_t = t_end - self.window_seconds
         if self._run is not None and self._music_streak >= self.return_to_music_windows:
             # Music resumed: the run was an announcement.
-            self._remember(self._run)
             self._announcements += 1
-            self._run = None
+            self._end_run()
 
     def _on_other(self, frames: FrameFeatures, audio_class: AudioClass, t_end: float) -> None:
         self._music_streak = 0
@@ -390,8 +399,7 @@ class SimpleHoldDetector:
         run.waiting |= audio_class == AudioClass.SILENCE
         self._extend_fingerprint(run, frames)
         if t_end - run.last_speech_t >= self.run_gap_seconds:
-            self._remember(run)
-            self._run = None
+            self._end_run()
 
     def _on_speech(
         self, frames: FrameFeatures, f: WindowFeatures, masks: FloorMasks, t_start: float, t_end: float
@@ -444,9 +452,9 @@ class SimpleHoldDetector:
         elif not clean.any():
             run.speech_windows_since_cue += 1
 
-        if bed or repeat or clean.any():
+        if bed or repeat or f.clean_fraction > 0:
             return AudioClass.IVR_PROMPT, 0.6 + 0.15 * repeat + 0.1 * bed
-        if run.floor_frames >= self.live_floor_frames:
+        if run.floor_frames >= self._floor_frames_needed(run):
             return AudioClass.LIVE_HUMAN, min(0.95, 0.6 + 0.1 * run.speech_windows_since_cue)
         return AudioClass.SPEECH, 0.6
 
@@ -470,7 +478,7 @@ class SimpleHoldDetector:
         run = self._run
         assert run is not None
         if (
-            run.floor_frames >= self.live_floor_frames
+            run.floor_frames >= self._floor_frames_needed(run)
             and run.speech_windows_since_cue >= self.live_min_speech_windows
             and run.bed_windows * _BED_SHARE_BLOCKS < run.speech_windows
             and self._recent_class(frames) in (AudioClass.SPEECH, AudioClass.SILENCE)
@@ -505,6 +513,11 @@ class SimpleHoldDetector:
             },
         )
 
+    def _floor_frames_needed(self, run: _SpeechRun) -> int:
+        """Gated silence heard in the run speaks for a recording: outweigh it with more floor
+        (a breath after a gated pause in a recording can hold a steady level for a moment)."""
+        return self.live_floor_frames * (_AFTER_CLEAN_FLOOR_FACTOR if run.clean_cues else 1)
+
     def _learn_music_floor(self, frames: FrameFeatures, masks: FloorMasks) -> None:
         """Remember the floor of rests *between* notes: the hop before the window's newest half,
         when that half is music too (a floor after the last note may be a line that opened)."""
@@ -525,9 +538,10 @@ class SimpleHoldDetector:
         news = frames.slice(len(frames) - self.hop_frames, len(frames)) if run.windows > 1 else frames
         run.add_powers(band_powers(news, self.sample_rate))
 
-    def _remember(self, run: _SpeechRun) -> None:
-        if run.speech_windows:
-            self._known_recordings.remember(run.powers)
+    def _end_run(self) -> None:
+        if self._run is not None and not self.human_detected:
+            self._known_recordings.remember(self._run.powers)
+        self._run = None
 
     def _record(self, classification: Classification) -> None:
         self.history.append(classification)
