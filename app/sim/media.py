@@ -18,7 +18,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from app.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from app.media.rtp import PT_PCMA, PT_PCMU, RtpPacket, RtpParseError, parse_rtp
+from app.media.pacing import RtpSender
+from app.media.rtp import PT_PCMA, PT_PCMU, RtpParseError, parse_rtp
 from app.sim.audio import BUSY_CYCLE, FRAME_SAMPLES, FRAME_SECONDS, RINGBACK_CYCLE, Frame, LoopCursor
 from app.sim.model import Bridge, Channel, ChannelKind, Playback
 from app.sim.telephony import Pbx
@@ -37,10 +38,7 @@ class RtpPort(asyncio.DatagramProtocol):
     def __init__(self, remote: tuple[str, int], audio_format: str) -> None:
         self.remote = remote
         self.payload_type, self._encode, self._decode = RTP_FORMATS[audio_format]
-        self.ssrc = random.getrandbits(32)
-        self._sequence = random.getrandbits(16)
-        self._timestamp = random.getrandbits(32)
-        self._first_packet = True
+        self._sender = RtpSender(random.getrandbits(32), self.payload_type, frame_samples=FRAME_SAMPLES)
         self._inbound: collections.deque[np.ndarray] = collections.deque(maxlen=_MAX_INBOUND_FRAMES)
         self._carry = np.zeros(0, np.int16)
         self.transport: asyncio.DatagramTransport | None = None
@@ -88,19 +86,9 @@ class RtpPort(asyncio.DatagramProtocol):
     def send_frame(self, frame: Frame | None) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        payload = self._encode(_SILENCE if frame is None else frame)
-        packet = RtpPacket(
-            payload_type=self.payload_type,
-            sequence=self._sequence,
-            timestamp=self._timestamp,
-            ssrc=self.ssrc,
-            payload=payload,
-            marker=self._first_packet,
-        )
+        # Asterisk keeps sending (silence included) while the channel is bridged: one talkspurt.
+        packet = self._sender.next_packet(self._encode(_SILENCE if frame is None else frame))
         self.transport.sendto(packet.serialize(), self.remote)
-        self._first_packet = False
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         self.packets_sent += 1
 
     def close(self) -> None:
