@@ -1,0 +1,1 @@
+"""Benchmarks that measure the app on the recording corpus and print tables (not timed tests)."""
