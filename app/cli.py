@@ -1,4 +1,4 @@
-"""Command line: ``holdslayer serve | demo | sim``."""
+"""Command line: ``holdslayer serve | demo | sim | analyze``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from app.config import SettingsError, load_settings
 
@@ -26,11 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8088)
 
+    from app.analyze import DETECTORS
+
+    analyze = sub.add_parser("analyze", help="classify a recording window by window and find the live person")
+    analyze.add_argument("file", type=Path, help="a WAV file (any rate, channels, PCM / float / G.711)")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per line")
+    analyze.add_argument(
+        "--detector", choices=DETECTORS, default=None, help="default: pipeline once it imports, else simple"
+    )
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "analyze":  # needs no settings
+        from app.analyze import run_analyze
+
+        return run_analyze(args.file, as_json=args.json, detector=args.detector)
     try:
         settings = load_settings()
     except SettingsError as exc:
