@@ -1,0 +1,240 @@
+"""The full hold -> live human detector: tones, VAD, features, window classes, human cues.
+
+A drop-in for ``SimpleHoldDetector`` (same constructor arguments, ``push``, ``reset_for_hold``,
+``history``, ``hold_detected``, ``human_detected``). Pure and streaming: int16 PCM at 8 kHz in
+(any chunk length, normally 20 ms RTP frames), ``Classification`` / ``HoldDetected`` /
+``HumanDetected`` out.
+
+Per 20 ms frame: the tone detector (DTMF, call-progress tones, SIT), the VAD (WebRTC gate,
+Silero only where the gate passes), the frame features of ``app.audio.features`` (computed once
+per push for all its frames), and the human detector (``app.audio.human``), which decides at
+frame resolution: a person is usually recognised 0.4-1 s after their first word.
+Every ``hop_seconds`` the last ``window_seconds`` are classified (``app.audio.classifier``); the
+class of a speech window is refined by the human detector (IVR_PROMPT, LIVE_HUMAN or SPEECH).
+
+Hooks for the call session: ``expect_dtmf_echo`` (digits the app sent itself), ``on_transcript``
+(speech-to-text results: phrase cues), and the active probe (``probe=`` callback asking the
+session to say a short question, ``probe_played`` when it has).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from app.audio.classifier import ClassifierSettings, ToneState, classify_window
+from app.audio.features import FrameFeatures, analyse_window, band_flatness, frame_features, frame_samples
+from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings, ProbeRequest
+from app.audio.tones import ToneDetector, ToneEvent
+from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected
+from app.audio.vad import Vad
+
+# The stream clock may jump (lost packets, a paused source); beyond this the times re-anchor.
+_MAX_CLOCK_DRIFT_SECONDS = 0.25
+# The window's newest stretch whose Silero steps say whether it holds speech.
+_SPEECH_SHARE_SECONDS = 1.0
+# A SIT or a DTMF digit marks the windows that end within this long after it.
+_TONE_MARK_SECONDS = 1.0
+
+
+class AudioPipeline:
+    """Streaming classifier of the far end's audio with one HOLD and one HUMAN decision per wait."""
+
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        window_seconds: float = 3.0,
+        hop_seconds: float = 0.5,
+        *,
+        hold_music_seconds: float = 3.0,
+        max_history: int = 2000,
+        human: HumanSettings = HumanSettings(),
+        classifier: ClassifierSettings = ClassifierSettings(),
+        vad: Vad | None = None,
+        probe: Callable[[ProbeRequest], None] | None = None,
+    ) -> None:
+        if sample_rate != 8000:
+            raise ValueError("the pipeline runs on 8 kHz telephone audio")
+        self.sample_rate = sample_rate
+        self.window_seconds = window_seconds
+        self.hop_seconds = hop_seconds
+        self._frame = frame_samples(sample_rate)
+        self.window_frames = _whole_frames(window_seconds, "window_seconds")
+        self.hop_frames = _whole_frames(hop_seconds, "hop_seconds")
+        self.hold_music_windows = max(1, round(hold_music_seconds / hop_seconds))
+        self.max_history = max_history
+        self._classifier = classifier
+        self._tones = ToneDetector()
+        self._vad = vad if vad is not None else Vad()
+        self.human = HumanDetector(human, probe=probe, sample_rate=sample_rate)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._t_anchor: float | None = None
+        self._samples_total = 0
+        self._frames_total = 0
+        # The last window of frames (row-aligned) and their Silero probabilities.
+        self._levels = np.zeros(0)
+        self._zcr = np.zeros(0)
+        self._spectra = np.zeros((0, 129))
+        self._probs = np.zeros(0)
+        self._sit_t = -np.inf
+        self._dtmf_t = -np.inf
+        self.tone_events: list[ToneEvent] = []
+        self.history: list[Classification] = []
+        self.hold_detected = False
+        self.human_detected = False
+        self._music_windows = 0
+        self._first_music_t: float | None = None
+
+    # -- the detector interface -----------------------------------------------------------
+
+    def reset_for_hold(self) -> None:
+        """The menu is done and the wait begins: forget the decisions (known recordings stay)."""
+        self.human.reset()
+        self.hold_detected = False
+        self.human_detected = False
+        self._music_windows = 0
+        self._first_music_t = None
+        self.history.clear()
+
+    def expect_dtmf_echo(self, digits: str, now: float) -> None:
+        """Digits the app is sending: heard back, they are reported as echoes, not as far-end keys."""
+        self._tones.expect_echo(digits, now=now)
+
+    def on_transcript(self, text: str, t_start: float, t_end: float) -> None:
+        """A speech-to-text result for the far end's audio between these stream times."""
+        self.human.on_transcript(text, t_start, t_end)
+
+    def probe_played(self, t_start: float, t_end: float) -> None:
+        """The session said the probe question (see ``ProbeRequest``) between these stream times."""
+        self.human.probe_played(t_start, t_end)
+
+    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput]:
+        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        self._anchor(t)
+        self._samples_total += len(pcm)
+        buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
+        count = len(buffered) // self._frame
+        whole = count * self._frame
+        self._pending = buffered[whole:].copy()
+        if count == 0:
+            return []
+        first_t = self._frame_time(self._frames_total)
+        for event in self._tones.push(buffered[:whole], first_t):
+            self._on_tone(event)
+        features = frame_features(buffered[:whole], self.sample_rate)
+        flatness = band_flatness(features.spectrum, self.sample_rate)
+        probs = np.empty(count)
+        outputs: list[DetectorOutput] = []
+        for i in range(count):
+            frame_t = self._frame_time(self._frames_total + i)
+            probs[i] = self._vad.push(buffered[i * self._frame : (i + 1) * self._frame], frame_t).speech_prob
+            decision = self.human.push_frame(
+                frame_t,
+                float(features.level_db[i]),
+                float(flatness[i]),
+                float(probs[i]),
+                features.spectrum[i],
+                float(features.zcr[i]),
+            )
+            if decision is not None and not self.human_detected:
+                self.human_detected = True
+                outputs.append(decision)
+            done = self._frames_total + i + 1
+            if done % self.hop_frames == 0 and done >= self.window_frames:
+                start = i + 1 - self.window_frames
+                window = FrameFeatures(
+                    _tail(self._levels, features.level_db, start, i + 1),
+                    _tail(self._zcr, features.zcr, start, i + 1),
+                    _tail(self._spectra, features.spectrum, start, i + 1),
+                )
+                window_probs = _tail(self._probs, probs, start, i + 1)
+                outputs.extend(self._on_window(window, window_probs, self._frame_time(done)))
+        keep = self.window_frames
+        self._levels = np.concatenate([self._levels, features.level_db])[-keep:]
+        self._zcr = np.concatenate([self._zcr, features.zcr])[-keep:]
+        self._spectra = np.concatenate([self._spectra, features.spectrum])[-keep:]
+        self._probs = np.concatenate([self._probs, probs])[-keep:]
+        self._frames_total += count
+        return outputs
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _on_tone(self, event: ToneEvent) -> None:
+        self.tone_events.append(event)
+        del self.tone_events[:-100]
+        decided = float(event.detail.get("decided_at", event.t))
+        if event.kind == "sit":
+            self._sit_t = decided
+        elif event.kind == "dtmf" and not event.detail.get("echo"):
+            self._dtmf_t = decided
+
+    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float) -> list[DetectorOutput]:
+        t_start = t_end - self.window_seconds
+        features, _ = analyse_window(frames, self.sample_rate)
+        recent = probs[-round(_SPEECH_SHARE_SECONDS / 0.02) :]
+        speech_share = float(np.mean(recent >= SPEECH_PROB)) if len(recent) else 0.0
+        current = self._tones.current
+        tones = ToneState(
+            steady=None if current is None else current.kind,
+            sit=t_end - self._sit_t <= _TONE_MARK_SECONDS,
+            dtmf=t_end - self._dtmf_t <= _TONE_MARK_SECONDS,
+        )
+        audio_class, confidence = classify_window(features, speech_share, tones, self._classifier)
+        self.human.on_window(audio_class)
+        if audio_class == AudioClass.SPEECH:
+            audio_class = AudioClass.LIVE_HUMAN if self.human_detected else self.human.source_class()
+        if audio_class == AudioClass.MUSIC:
+            self._music_windows += 1
+            if self._first_music_t is None:
+                self._first_music_t = t_start
+        values = features.as_dict()
+        values["speech_share"] = speech_share
+        classification = Classification(t_start, t_end, audio_class, confidence, values)
+        self.history.append(classification)
+        if len(self.history) > self.max_history * 1.1:
+            del self.history[: len(self.history) - self.max_history]
+        outputs: list[DetectorOutput] = [classification]
+        if not self.hold_detected and self._music_windows >= self.hold_music_windows:
+            self.hold_detected = True
+            outputs.append(
+                HoldDetected(
+                    t=t_end,
+                    confidence=min(0.99, 0.6 + 0.03 * self._music_windows * self.hop_seconds),
+                    evidence={
+                        "rule": "music",
+                        "music_seconds": self._music_windows * self.hop_seconds,
+                        "first_music_t": self._first_music_t,
+                        "announcements": self.human.announcements,
+                    },
+                )
+            )
+        return outputs
+
+    def _anchor(self, t: float) -> None:
+        if self._t_anchor is not None:
+            expected = self._t_anchor + self._samples_total / self.sample_rate
+            if abs(t - expected) <= _MAX_CLOCK_DRIFT_SECONDS:
+                return
+        self._t_anchor = t - self._samples_total / self.sample_rate
+
+    def _frame_time(self, frame_index: int) -> float:
+        assert self._t_anchor is not None
+        return self._t_anchor + frame_index * self._frame / self.sample_rate
+
+
+def _tail(previous: np.ndarray, current: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``current`` (this push's frames), negative ``start`` reaching back
+    into ``previous`` (the frames of earlier pushes)."""
+    if start >= 0:
+        return current[start:stop]
+    return np.concatenate([previous[len(previous) + start :], current[:stop]])
+
+
+def _whole_frames(seconds: float, name: str) -> int:
+    frames = seconds / 0.02
+    if frames < 1 or abs(frames - round(frames)) > 1e-6:
+        raise ValueError(f"{name} must be a whole number of 20 ms frames, got {seconds}")
+    return int(round(frames))
+
