@@ -162,6 +162,8 @@ async def test_no_answer(stack: Stack):
 async def test_not_in_service(stack: Stack):
     call = await stack.wait_final(await stack.call(NOT_IN_SERVICE))
     assert (call["status"], call["reason"]) == ("failed", "not_in_service")
+    sit = [d for d in events_of(call, "TONE_DETECTED") if d["kind"] == "sit"]
+    assert sit and sit[0]["detail"]["cause"] == "intercept", "recognised by its SIT, before the hang-up"
     await stack.assert_pbx_clean()
 
 
@@ -237,14 +239,12 @@ async def test_unknown_call_is_404(stack: Stack):
     assert status == 404
 
 
-async def test_all_circuits_busy_is_congestion_or_a_hangup_after_the_announcement(stack: Stack):
-    # All-circuits-busy answers, plays its announcement and ends with cause 16 (capture c): the
-    # cause alone cannot tell it from a company hanging up, so the call fails either way and
-    # nothing is left behind.
+async def test_all_circuits_busy_is_told_apart_by_its_special_information_tone(stack: Stack):
+    # All-circuits-busy answers, plays its announcement and ends with cause 16 (capture c), which
+    # alone looks like a company hanging up; the no-circuit SIT before it says what it is.
     call = await stack.wait_final(await stack.call("5550007"))
-    assert call["status"] == "failed"
-    assert call["reason"] in ("congestion", "company_hangup")
-    assert "CALL_ANSWERED" in event_types(call)
+    assert (call["status"], call["reason"]) == ("failed", "congestion")
+    assert "no_circuit" in call["detail"]
     await stack.assert_pbx_clean()
 
 

@@ -37,6 +37,7 @@ class EventType(str, Enum):
     HOLD_DETECTED = "HOLD_DETECTED"
     HUMAN_DETECTED = "HUMAN_DETECTED"
     HOLD_PROGRESS = "HOLD_PROGRESS"  # periodic: seconds on hold
+    TONE_DETECTED = "TONE_DETECTED"  # ringback, busy, reorder, SIT (with its cause), DTMF
     # handoff
     AGENT_GREETED = "AGENT_GREETED"
     TRANSFER_STARTED = "TRANSFER_STARTED"

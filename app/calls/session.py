@@ -32,6 +32,7 @@ from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.audio.activity import ActivityTracker
 from app.audio.simple_detector import SimpleHoldDetector
+from app.audio.tones import ToneDetector, ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from app.calls.events import EventBus, EventType
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
@@ -60,6 +61,16 @@ _NOT_IN_SERVICE_CAUSES = {1, 2, 3, 22, 28}
 _CONGESTION_CAUSES = {34, 38, 41, 42, 44}
 _NO_ANSWER_CAUSES = {18, 19}
 _BUSY_CAUSES = {17}
+# Special information tones say why the network could not complete the call, before the
+# announcement ends and long before the hang-up cause arrives (which is often just 16).
+_SIT_REASONS = {
+    "intercept": EndReason.NOT_IN_SERVICE,
+    "vacant_code": EndReason.NOT_IN_SERVICE,
+    "no_circuit": EndReason.CONGESTION,
+    "reorder": EndReason.CONGESTION,
+    "ineffective_other": EndReason.CONGESTION,
+    "unknown": EndReason.CONGESTION,
+}
 _DIALSTATUS_REASONS = {
     "BUSY": EndReason.BUSY,
     "NOANSWER": EndReason.NO_ANSWER,
@@ -199,6 +210,8 @@ class CallSession:
         self._recording_path: Path | None = None
         self._samples_heard = 0
         self._activity = ActivityTracker()
+        self._tones = ToneDetector()  # call-progress tones and DTMF, always on
+        self._sit: ToneEvent | None = None
         factory = deps.detector_factory or _default_detector
         self._detector = factory(self.settings)
         self._in_hold = False
@@ -310,6 +323,9 @@ class CallSession:
         self._notify()
 
     def _check_interrupts(self) -> None:
+        if self._sit is not None:
+            cause = str(self._sit.detail.get("cause", "unknown"))
+            raise _Finish(CallStatus.FAILED, _SIT_REASONS.get(cause, EndReason.CONGESTION), f"special information tone: {cause}")
         if self._cancel_detail is not None:
             if self._connected:  # the user already talked to the agent: that is a success
                 raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, self._cancel_detail)
@@ -407,6 +423,11 @@ class CallSession:
             self._recorder.write(pcm)
         self._activity.push(pcm, t, duration)
         changed = False
+        for tone in self._tones.push(pcm, t):
+            changed = True
+            self._emit(EventType.TONE_DETECTED, kind=tone.kind, t=round(tone.t, 3), region=tone.region, detail=_jsonable(tone.detail))
+            if tone.kind == "sit" and not self._connected:
+                self._sit = tone
         for output in self._detector.push(pcm, t):
             changed = True
             if isinstance(output, Classification):
@@ -484,6 +505,7 @@ class CallSession:
             self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
         )
         self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits)
+        self._tones.expect_echo(digits, now=self.media_time)  # our own tones may come back
         # There is no "DTMF finished" event: wait for the tones to play out before listening.
         playing = len(digits) * (DTMF_DURATION_MS + DTMF_BETWEEN_MS) / 1000.0
         await self._wait_for(lambda: False, playing)
