@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from app.calls.manager import CallRequestError
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
 from app.config import Settings
+from app.ivr.flow import CallFlow
 from app.runtime import HoldSlayer
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboard"
@@ -166,6 +168,53 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
         if CallStatus(record.status) in FINAL_STATUSES:
             raise HTTPException(409, f"call {call_id!r} has already ended ({record.status})")
         raise HTTPException(409, f"call {call_id!r} is not running in this process")
+
+    # ------------------------------------------------------------------ call flows
+
+    @app.get("/api/call-flows", response_model=list[CallFlow])
+    async def list_flows(request: Request, company: str | None = None, tag: str | None = None) -> list[CallFlow]:
+        return await asyncio.to_thread(hs(request).store.list_flows, company=company, tag=tag)
+
+    @app.get("/api/call-flows/{flow_id}", response_model=CallFlow)
+    async def get_flow(flow_id: str, request: Request) -> CallFlow:
+        flow = await asyncio.to_thread(hs(request).store.get_flow, flow_id)
+        if flow is None:
+            raise HTTPException(404, f"no call flow with id {flow_id!r}")
+        return flow
+
+    @app.post("/api/call-flows", status_code=201, response_model=CallFlow)
+    async def create_flow(flow: CallFlow, request: Request) -> CallFlow:
+        store = hs(request).store
+        if await asyncio.to_thread(store.get_flow, flow.id) is not None:
+            raise HTTPException(409, f"a call flow with id {flow.id!r} exists; PUT /api/call-flows/{flow.id} replaces it")
+        await asyncio.to_thread(store.upsert_flow, flow)
+        return flow
+
+    @app.put("/api/call-flows/{flow_id}", response_model=CallFlow)
+    async def replace_flow(flow_id: str, flow: CallFlow, request: Request) -> CallFlow:
+        if flow.id != flow_id:
+            raise HTTPException(422, [{"loc": ["body", "id"], "msg": f"must equal the path id {flow_id!r}", "type": "value_error"}])
+        store = hs(request).store
+        existing = await asyncio.to_thread(store.get_flow, flow_id)
+        if existing is not None:
+            # An edit is a new version of the same flow; its history of outcomes carries over.
+            flow = flow.model_copy(
+                update={
+                    "version": max(flow.version, existing.version + 1),
+                    "created_at": existing.created_at,
+                    "updated_at": datetime.now(timezone.utc),
+                    "success_count": existing.success_count,
+                    "fail_count": existing.fail_count,
+                }
+            )
+        await asyncio.to_thread(store.upsert_flow, flow)
+        return flow
+
+    @app.delete("/api/call-flows/{flow_id}", status_code=204)
+    async def delete_flow(flow_id: str, request: Request) -> Response:
+        if not await asyncio.to_thread(hs(request).store.delete_flow, flow_id):
+            raise HTTPException(404, f"no call flow with id {flow_id!r}")
+        return Response(status_code=204)
 
     if DASHBOARD_DIR.is_dir():
         app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
