@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -62,6 +64,16 @@ class Settings(BaseSettings):
     max_hold_time: float = Field(7200.0, gt=0, description="Give up after this many seconds on hold")
     hold_check_interval: float = Field(2.0, gt=0, description="Seconds between hold progress checks")
     classifier_window_seconds: float = Field(3.0, gt=0.2, le=30.0)
+
+    # --- menu navigation (LLM providers are optional; with no key the offline navigator decides) ---
+    navigator: Literal["auto", "offline", "openai", "anthropic"] = "auto"
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    anthropic_model: str = "claude-3-5-haiku-latest"
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    llm_timeout: float = Field(10.0, gt=0, le=120)
 
     # --- API ---
     api_host: str = "127.0.0.1"
