@@ -35,7 +35,7 @@ from app.audio.simple_detector import SimpleHoldDetector
 from app.audio.tones import ToneDetector, ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from app.calls.events import EventBus, EventType
-from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
+from app.calls.models import CallRequest, CallStatus, EndReason
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.corpus import CorpusError, ensure_corpus, load_audio
@@ -219,7 +219,6 @@ class CallSession:
         self._human: HumanDetected | None = None
         self._connected = False
         self._answered = False
-        self._ended_by = ""
         self._cancel_detail: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -609,9 +608,7 @@ class CallSession:
         try:
             await self._wait_for(lambda: user.gone, None)
         except _CompanyGone:
-            self._ended_by = "company"
             raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the agent hung up") from None
-        self._ended_by = "user"
         raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up")
 
     async def _greet_agent(self) -> None:
@@ -649,31 +646,34 @@ class CallSession:
         return _Finish(CallStatus.FAILED, EndReason.COMPANY_HANGUP, f"{detail} while {self.status.value}")
 
     async def _end(self, outcome: _Finish) -> None:
-        """Tear down everything this call created, then record the final state."""
-        await self._cleanup_pbx()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for endpoint in self._endpoints.values():
-            await endpoint.close()
+        """Tear down everything this call created, then record the final state (always)."""
         recording = None
-        if self._recorder is not None:
-            self._recorder.close()
-            recording = str(self._recording_path)
-            self._emit(EventType.RECORDING_SAVED, path=recording, seconds=round(self.media_time, 2))
-        self.deps.router.unregister(self.call_id)
-        self.status, self.reason = outcome.status, outcome.reason
-        assert self.status in FINAL_STATUSES
-        await asyncio.to_thread(
-            self.deps.store.update_call,
-            self.call_id,
-            status=outcome.status,
-            reason=outcome.reason,
-            detail=outcome.detail,
-            ended_at=_now(),
-            recording_path=recording,
-        )
-        self._emit(EventType.CALL_ENDED, status=outcome.status.value, reason=outcome.reason.value, detail=outcome.detail)
+        try:
+            await self._cleanup_pbx()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for endpoint in self._endpoints.values():
+                await endpoint.close()
+            if self._recorder is not None:
+                self._recorder.close()
+                recording = str(self._recording_path)
+                self._emit(EventType.RECORDING_SAVED, path=recording, seconds=round(self.media_time, 2))
+        except Exception:
+            log.exception("call %s: cleanup failed", self.call_id)
+        finally:
+            self.deps.router.unregister(self.call_id)
+            self.status, self.reason = outcome.status, outcome.reason
+            await asyncio.to_thread(
+                self.deps.store.update_call,
+                self.call_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                ended_at=_now(),
+                recording_path=recording,
+            )
+            self._emit(EventType.CALL_ENDED, status=outcome.status.value, reason=outcome.reason.value, detail=outcome.detail)
 
     async def _cleanup_pbx(self) -> None:
         """Delete every channel and bridge this call created; anything already gone is fine."""
