@@ -182,3 +182,70 @@ def test_fingerprint_does_not_match_people_or_other_prompts(corpus):
         for start in range(0, min(len(pcm), 5 * RATE) - int(1.5 * RATE) + 1, int(1.5 * RATE)):
             piece = pcm[start : start + int(1.5 * RATE)]
             assert memory.matches(landmarks(frame_features(piece).spectrum)) is None, ref
+
+
+# -- segmentation and the quiet after speech ---------------------------------------------------
+
+
+def fade_out(samples: np.ndarray, seconds: float) -> np.ndarray:
+    count = int(seconds * RATE)
+    out = samples.copy()
+    out[-count:] *= np.linspace(1.0, 0.0, count) ** 3
+    return out
+
+
+def test_a_person_right_after_a_vetoed_announcement_is_judged_on_their_own_line():
+    """The announcement's run is vetoed (a recording phrase); the person who speaks after a short
+    pause on their own noisy floor starts a run of their own, although Silero calls their first
+    loud frames late."""
+    rng = np.random.default_rng(7)
+    announcement = fade_out(voiced(2.0, rng), 0.2)
+    floor = noise(0.5, -52.0, rng)
+    person = voiced(2.0, rng) + noise(2.0, -52.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), announcement, floor, person]))
+    person_onset = 5.3 + 2.0 + 0.5
+    probs = np.concatenate(
+        [np.zeros(frames_of(5.3)), np.ones(frames_of(2.0)), np.zeros(frames_of(0.5) + 3), np.ones(frames_of(2.0) - 3)]
+    )
+    detector = HumanDetector()
+    half = frames_of(6.5)
+    assert feed(detector, pcm[: half * 160], probs[:half]) == []
+    detector.on_transcript("please continue to hold", 5.3, 6.5)
+    decisions = feed(detector, pcm[half * 160 :], probs[half:], t0=6.5)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert person_onset < decisions[0].t <= person_onset + 1.0
+
+
+def test_digital_silence_after_a_fading_recording_is_not_a_person_waiting():
+    rng = np.random.default_rng(8)
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), fade_out(voiced(2.0, rng), 0.3), np.zeros(3 * RATE)]))
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_gated_line_waiting_after_its_words_is_a_person():
+    """The same words cut to digital silence by a gate (no fade): the line waits for an answer."""
+    rng = np.random.default_rng(8)
+    lead = noise(0.5, -75.0, rng)  # the PBX's faint floor: no channel change, no gated lead
+    pcm = telephone(np.concatenate([music(5.0), lead, voiced(2.0, rng), np.zeros(3 * RATE)]))
+    probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
+    assert decisions[0].t <= 7.5 + 2.0
+
+
+def test_a_gate_closing_inside_a_frame_is_still_a_closure():
+    """The phone's suppressor has its own frame grid (here ~19 ms off ours) and closes as the
+    voice has already faded to near its threshold: the frame it closes in is mostly zeros."""
+    rng = np.random.default_rng(3)
+    words = voiced(2.0, rng)
+    for start in (0.6, 1.2):
+        closing = int(start * RATE) + 150  # 10 samples of voice left in the frame it closes in
+        words[closing - 400 : closing] = at_dbov(words[closing - 400 : closing], -47.0)
+        words[closing - 10 : closing] = at_dbov(words[closing - 10 : closing], -62.0)
+        words[closing : closing + int(0.2 * RATE)] = 0.0
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), words]))
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
+    assert decisions[0].t <= 5.3 + 1.0

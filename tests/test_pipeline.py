@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from app.audio.pipeline import AudioPipeline
+from app.corpus import load_audio
+from app.media.g711 import ulaw_decode, ulaw_encode
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from bench.detection.dataset import render, session_specs
 
@@ -77,3 +79,20 @@ def test_held_out_pickups_and_hold_meet_the_targets(corpus):
     assert float(np.median(latencies)) <= 1.0
     session = render(hold, corpus)
     assert not [o for o in run(AudioPipeline(), session.pcm, 160) if isinstance(o, HumanDetected)]
+
+
+@pytest.mark.corpus
+def test_silero_rests_on_steady_hold_music_and_wakes_for_a_voice(corpus):
+    music = load_audio(corpus.resolve("moh:macroform-cold_day"))[: 30 * RATE] * 0.5
+    voice = load_audio(corpus.resolve("speech:kristoff.raw"))[: 3 * RATE].astype(np.float64)
+    # The person's line: ~-55 dBov of noise, opening 0.3 s before the first word.
+    line = np.random.default_rng(0).normal(scale=60.0, size=int(0.3 * RATE) + len(voice))
+    line[-len(voice) :] += voice
+    pcm = ulaw_decode(ulaw_encode(np.clip(np.concatenate([music, line]), -32768, 32767).astype(np.int16)))
+    pipeline = AudioPipeline()
+    run(pipeline, pcm[: 30 * RATE], 160)
+    silero = pipeline._vad.silero
+    assert silero.model_runs < 0.5 * silero.steps  # resting through most of the music
+    runs_before = silero.model_runs
+    pipeline.push(pcm[30 * RATE :], 30.0)
+    assert silero.model_runs - runs_before >= 0.8 * len(line) / 256  # awake for the line and the voice

@@ -21,13 +21,20 @@ early:
   mu-law at two levels).
 - **Turn-taking** (``turn_taking``). A person says something short and waits for an answer: a
   pause of ``turn_pause_seconds`` (prompts' inner pauses are <= 0.52 s in the whole corpus)
-  and more words, or a silence of ``waiting_seconds`` with no music coming back.
+  and more words, or a silence of ``waiting_seconds`` with no music coming back: one steady
+  floor, an open microphone's (louder than the hold channel's) or a gate's digital silence
+  right after a closure (recordings fade out; music may come back digitally silent).
 - **Transcript** (``transcript``), when speech-to-text is on: "hi, this is ...", "how can I
   help" speak for a person; "your call is important", "press 1", "estimated wait" for a
   recording (a veto).
 - **Active probe** (``probe_reply``): for a run that stopped without a verdict the pipeline may
   ask the session to say a short question; speech starting soon after it ends is contingent on
   it, which no recording is.
+
+Runs: a run is a stretch of speech with its pauses. When speech resumes after a pause whose
+floor differs from the run's earlier pauses (another noise floor, or a gate's digital silence
+after an audible floor) a new talker has the line: the utterance starts a run of its own, so
+that the vetoes of an announcement do not carry over to the person who speaks right after it.
 
 Vetoes, any one of which blocks a decision for the run: **music under the speech** (a bed:
 steady harmonic structure in the quieter frames), **music resuming** right after it (the run was
@@ -57,6 +64,8 @@ ZERO_DBOV = -90.0  # digital silence (mu-law's smallest step is about -78 dBov)
 QUIET_MAX_DBOV = -40.0
 # The hold channel's own floor shows in gaps this quiet (music's soft passages are louder).
 HOLD_GAP_MAX_DBOV = -58.0
+# Silero's verdict trails a new word's first loud frames by at most this many frames.
+SILERO_LAG_FRAMES = 6
 # A voice frame above this falling straight to digital silence is a noise gate closing.
 GATE_FROM_DBOV = -56.0
 
@@ -78,6 +87,7 @@ class HumanSettings:
     min_speech_seconds: float = 0.3
     turn_pause_seconds: float = 0.8
     waiting_seconds: float = 1.8
+    floor_spread_db: float = 10.0  # a waiting line's quiet frames stay within this of their median
     max_waiting_run_seconds: float = 10.0  # a short utterance waits; an announcement runs on
     music_resume_seconds: float = 0.6  # loud non-speech this long ends a run: music is back
     run_end_quiet_seconds: float = 6.0
@@ -140,7 +150,9 @@ class _Run:
     probe_reply: bool = False
     frames_seen: int = 0
     utterance_start: int = 0  # index in ``levels`` of the newest utterance (after a pause)
+    last_speech_index: int | None = None  # index in ``levels`` of the newest speech frame
     prior_floor_dbov: float | None = None  # the run's pause floor before the newest utterance
+    split_from_run: bool = False  # began as a new channel after a pause in an earlier run
 
     def add(self, level: float, flatness: float, spectrum: np.ndarray, zcr: float) -> None:
         self.levels.append(level)
@@ -201,16 +213,22 @@ class HumanDetector:
         run.add(level, flatness, spectrum, zcr)
         self._recent.append((level, flatness, spectrum, zcr))
         run.frames_seen += 1
-        if len(run.levels) >= 2 and run.levels[-2] >= GATE_FROM_DBOV and level < ZERO_DBOV:
-            run.closures += 1
+        if level < ZERO_DBOV and len(run.levels) >= 2 and run.levels[-2] >= ZERO_DBOV:
+            # The gate's frames are not ours: it may close inside the frame before this one.
+            if max(run.levels[-3:-1]) >= GATE_FROM_DBOV:
+                run.closures += 1
         if speech:
-            if run.quiet_since is not None and t - run.quiet_since >= s.utterance_pause_seconds:
-                self._new_utterance(run, t)
-            if run.quiet_since is not None and t - run.quiet_since >= s.turn_pause_seconds and not run.bed:
+            # Silero is a step or two late on a new word, so the pause is counted in quiet frames
+            # since the last speech frame (its loud first frames are not "music coming back").
+            pause = self._pause_seconds(run)
+            if pause >= s.utterance_pause_seconds:
+                run = self._new_utterance(run, t)
+            if pause >= s.turn_pause_seconds and not run.bed and run.speech_frames:
                 run.turns += 1
                 if run.probe_t_end is not None and 0.0 <= t - run.probe_t_end <= s.probe_reply_seconds:
                     run.probe_reply = True
             run.speech_frames += 1
+            run.last_speech_index = len(run.levels) - 1
             run.last_speech_t = t + FRAME_SECONDS
             run.peak_dbov = max(run.peak_dbov, level)
             run.quiet_since = None
@@ -301,19 +319,73 @@ class HumanDetector:
         self._loud_after_gap = 0
         return run
 
-    def _new_utterance(self, run: _Run, t: float) -> None:
+    @staticmethod
+    def _pause_seconds(run: _Run) -> float:
+        if run.last_speech_index is None:
+            return 0.0
+        quiet = np.array(run.levels[run.last_speech_index + 1 : -1]) < QUIET_MAX_DBOV
+        loud_before_word = len(quiet) - (int(np.flatnonzero(quiet)[-1]) + 1) if quiet.any() else len(quiet)
+        if loud_before_word > SILERO_LAG_FRAMES:
+            # Sound that Silero did not call speech came first (music coming back): no new word.
+            return 0.0
+        return float(np.count_nonzero(quiet)) * FRAME_SECONDS
+
+    def _new_utterance(self, run: _Run, t: float) -> _Run:
         """Speech again after a pause: the pause is the new utterance's lead-in. A person who
         picks up right after an announcement speaks on a new channel; the cue compares the
-        pause with the floor of the run's earlier pauses (the same channel gives the same floor)."""
-        pause = int(round((t - (run.quiet_since or t)) / FRAME_SECONDS))
+        pause with the floor of the run's earlier pauses (the same channel gives the same floor).
+        On such a change the utterance starts a run of its own: what was known about the
+        earlier speech (a replay, a music bed) says nothing about the new talker."""
         levels = np.array(run.levels)
-        earlier = levels[run.utterance_start : max(run.utterance_start, len(levels) - pause - 1)]
+        assert run.last_speech_index is not None
+        lead_start = run.last_speech_index + 1
+        # The new word's loud first frames came before Silero's verdict: they are not lead-in.
+        voice_start = len(levels) - 1
+        while (
+            voice_start > lead_start
+            and len(levels) - voice_start <= SILERO_LAG_FRAMES
+            and levels[voice_start - 1] >= QUIET_MAX_DBOV
+        ):
+            voice_start -= 1
+        earlier = levels[run.utterance_start : lead_start]
         quiet = earlier[(earlier < run.peak_dbov - 20.0) & (earlier >= ZERO_DBOV)]
-        run.prior_floor_dbov = float(np.median(quiet)) if len(quiet) >= self.settings.lead_floor_frames else None
-        run.lead_levels = levels[len(levels) - pause - 1 : -1]
-        run.lead_flatness = np.array(run.flatness[len(levels) - pause - 1 : -1])
-        run.utterance_start = len(levels) - 1
+        prior_floor = float(np.median(quiet)) if len(quiet) >= self.settings.lead_floor_frames else None
+        lead_levels = levels[lead_start:voice_start]
+        lead_flatness = np.array(run.flatness[lead_start:voice_start])
+        if self._channel_changed(lead_levels, prior_floor, earlier):
+            self._end_run(remember=not self.decided)
+            onset = t - (len(levels) - voice_start) * FRAME_SECONDS
+            new = _Run(onset_t=onset, lead_levels=lead_levels, lead_flatness=lead_flatness)
+            for i in range(voice_start, len(levels)):
+                new.add(run.levels[i], run.flatness[i], run.spectra[i], run.zcr[i])
+                new.peak_dbov = max(new.peak_dbov, run.levels[i])
+            new.prior_floor_dbov = prior_floor
+            new.split_from_run = True
+            new.probe_t_end = run.probe_t_end
+            self.run = new
+            return new
+        run.prior_floor_dbov = prior_floor
+        run.lead_levels = lead_levels
+        run.lead_flatness = lead_flatness
+        run.utterance_start = voice_start
         run.closures = 0
+        return run
+
+    def _channel_changed(self, lead: np.ndarray, prior_floor: float | None, earlier: np.ndarray) -> bool:
+        """The pause before this utterance sits on another floor than the run's earlier pauses."""
+        s = self.settings
+        audible = lead[(lead >= ZERO_DBOV) & (lead < QUIET_MAX_DBOV)]
+        if len(audible) >= s.lead_floor_frames:
+            floor = float(np.median(audible))
+            steady = np.count_nonzero(np.abs(audible - floor) <= s.floor_steady_db) >= 0.7 * len(audible)
+            if not steady or floor < s.live_floor_min_dbov:
+                return False
+            if prior_floor is None:
+                # The earlier speech paused on digital silence (or not at all): a noisy line is new.
+                return bool(np.count_nonzero(earlier < ZERO_DBOV) >= 2)
+            return abs(floor - prior_floor) >= s.above_hold_floor_db
+        # A gated line's digital silence after pauses on an audible floor.
+        return prior_floor is not None and np.count_nonzero(lead < ZERO_DBOV) >= s.lead_floor_frames
 
     def _observe_gap(self, level: float) -> None:
         """Learn the hold channel's floor from its gaps: a steady quiet stretch that the hold's
@@ -404,9 +476,32 @@ class HumanDetector:
         )
         return ok, evidence
 
+    def _quiet_is_a_floor(self, run: _Run, seconds: float) -> bool:
+        """The last ``seconds`` are one steady floor (a line waiting for an answer), not soft
+        music fading back in after an announcement: no frame stands out of the floor."""
+        s = self.settings
+        quiet = np.array(run.levels[-int(round(seconds / FRAME_SECONDS)) :])
+        floor = float(np.median(quiet))
+        if np.max(quiet) > floor + s.floor_spread_db:
+            return False
+        if floor < ZERO_DBOV:
+            # Digital silence is the PBX's as much as a gated line's: only a gate closing on
+            # the last word (recordings fade out) makes it a line.
+            return run.closures > 0
+        # An open microphone's floor, not the quieter floor of the hold channel.
+        hold_floor = self._hold_floor_dbov()
+        return floor >= s.live_floor_min_dbov and (hold_floor is None or floor >= hold_floor + s.above_hold_floor_db)
+
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
-        lead_zero = int(np.count_nonzero(run.lead_levels < ZERO_DBOV))
-        lead_audible = int(np.count_nonzero(run.lead_levels >= ZERO_DBOV))
+        # The line opened on digital silence: the lead ends in zeros (bar the word's first,
+        # partly gated frame); before them may be anything (the end of an announcement).
+        lead = run.lead_levels
+        zero = lead < ZERO_DBOV
+        last_zero = int(np.flatnonzero(zero)[-1]) if zero.any() else -1
+        lead_audible = len(lead) - 1 - last_zero if last_zero >= 0 else len(lead)
+        lead_zero = 0
+        while last_zero - lead_zero >= 0 and zero[last_zero - lead_zero]:
+            lead_zero += 1
         needed = self.settings.gate_closures if run.utterance_start == 0 else self.settings.gate_closures_after_pause
         ok = lead_zero >= 2 and lead_audible <= 1 and run.closures >= needed
         return ok, {"lead_zero_frames": lead_zero, "gate_closures": run.closures}
@@ -427,6 +522,7 @@ class HumanDetector:
         quiet_for = 0.0 if run.quiet_since is None else t - run.quiet_since
         waiting = (
             quiet_for >= s.waiting_seconds
+            and self._quiet_is_a_floor(run, s.waiting_seconds)
             and run.last_speech_t - run.onset_t <= s.max_waiting_run_seconds
             and speech_seconds >= s.min_speech_seconds
         )
@@ -454,6 +550,7 @@ class HumanDetector:
                 "live_floor": live_evidence,
                 "gated_line": gated_evidence,
                 "turns": run.turns,
+                "new_talker_after_pause": run.split_from_run,
                 "quiet_seconds": round(quiet_for, 2),
                 "music_bed_steadiness": round(run.bed_steadiness, 3),
                 "repeat": None if run.repeat is None else run.repeat.prominence,

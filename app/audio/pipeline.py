@@ -6,9 +6,10 @@ A drop-in for ``SimpleHoldDetector`` (same constructor arguments, ``push``, ``re
 ``HumanDetected`` out.
 
 Per 20 ms frame: the tone detector (DTMF, call-progress tones, SIT), the VAD (WebRTC gate,
-Silero only where the gate passes), the frame features of ``app.audio.features`` (computed once
-per push for all its frames), and the human detector (``app.audio.human``), which decides at
-frame resolution: a person is usually recognised 0.4-1 s after their first word.
+Silero only where the gate passes and not while steady music plays), the frame features of
+``app.audio.features`` (computed for blocks of 80 ms at once), and the human detector
+(``app.audio.human``), which decides at frame resolution: a person is usually recognised
+0.4-1 s after their first word.
 Every ``hop_seconds`` the last ``window_seconds`` are classified (``app.audio.classifier``); the
 class of a speech window is refined by the human detector (IVR_PROMPT, LIVE_HUMAN or SPEECH).
 
@@ -36,6 +37,15 @@ _MAX_CLOCK_DRIFT_SECONDS = 0.25
 _SPEECH_SHARE_SECONDS = 1.0
 # A SIT or a DTMF digit marks the windows that end within this long after it.
 _TONE_MARK_SECONDS = 1.0
+# Frames are analysed in blocks: numpy's per-call overhead dominates a single 20 ms frame. The
+# outputs keep their frame times; a decision leaves at most 60 ms later than it could.
+_BATCH_FRAMES = 4
+# Silero rests while the hold plays steady music (it calls ~0% of music speech): speech over music
+# is an announcement's bed, never the person, who comes on a line of their own after the music
+# stops. A frame this far under the music's median level (a gap, a line opening, a pause in
+# a voice) wakes it for ``_LISTEN_SECONDS``.
+_LISTEN_DROP_DB = 12.0
+_LISTEN_SECONDS = 3.0
 
 
 class AudioPipeline:
@@ -85,6 +95,8 @@ class AudioPipeline:
         self.human_detected = False
         self._music_windows = 0
         self._first_music_t: float | None = None
+        self._steady_music_dbov: float | None = None  # the music's median level while Silero rests
+        self._listen_until = -np.inf
 
     # -- the detector interface -----------------------------------------------------------
 
@@ -116,10 +128,11 @@ class AudioPipeline:
         self._samples_total += len(pcm)
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
         count = len(buffered) // self._frame
+        if count < _BATCH_FRAMES:
+            self._pending = buffered.copy()
+            return []
         whole = count * self._frame
         self._pending = buffered[whole:].copy()
-        if count == 0:
-            return []
         first_t = self._frame_time(self._frames_total)
         for event in self._tones.push(buffered[:whole], first_t):
             self._on_tone(event)
@@ -129,7 +142,12 @@ class AudioPipeline:
         outputs: list[DetectorOutput] = []
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
-            probs[i] = self._vad.push(buffered[i * self._frame : (i + 1) * self._frame], frame_t).speech_prob
+            frame = buffered[i * self._frame : (i + 1) * self._frame]
+            if self._listening(float(features.level_db[i]), frame_t):
+                probs[i] = self._vad.push(frame, frame_t).speech_prob
+            else:
+                self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
+                probs[i] = 0.0
             decision = self.human.push_frame(
                 frame_t,
                 float(features.level_db[i]),
@@ -161,6 +179,14 @@ class AudioPipeline:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _listening(self, level: float, t: float) -> bool:
+        """Does this frame need Silero? Always, except inside steady music."""
+        if self._steady_music_dbov is None or self.human.run is not None:
+            return True
+        if level < self._steady_music_dbov - _LISTEN_DROP_DB:
+            self._listen_until = t + _LISTEN_SECONDS
+        return t < self._listen_until
+
     def _on_tone(self, event: ToneEvent) -> None:
         self.tone_events.append(event)
         del self.tone_events[:-100]
@@ -183,6 +209,7 @@ class AudioPipeline:
         )
         audio_class, confidence = classify_window(features, speech_share, tones, self._classifier)
         self.human.on_window(audio_class)
+        self._steady_music_dbov = float(np.median(frames.level_db)) if audio_class == AudioClass.MUSIC else None
         if audio_class == AudioClass.SPEECH:
             audio_class = AudioClass.LIVE_HUMAN if self.human_detected else self.human.source_class()
         if audio_class == AudioClass.MUSIC:
