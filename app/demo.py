@@ -42,7 +42,7 @@ async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bo
             ari_password=settings.ari_password,
             scenarios=load_scenarios(),
             # The user's phone answers after 2 s, talks to the agent, and hangs up after 6 s.
-            user_phones={DEMO_DEVICE_ENDPOINT: UserPhoneConfig(answer_after=2.0, hangup_after=6.0, speech="speech:vk5qi.wav")},
+            user_phones={DEMO_DEVICE_ENDPOINT: UserPhoneConfig(answer_after=2.0, hangup_after=8.0, speech="prompt:hello")},
         )
     )
     await pbx.start()

@@ -86,7 +86,7 @@ def events_of(call: dict, type_: str) -> list[dict]:
 @pytest.fixture
 async def stack(tmp_path: Path, corpus, http, request):
     user_phones = {
-        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=6.0, speech="speech:vk5qi.wav"),
+        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello"),
         DEAD_PHONE: UserPhoneConfig(answer_after=None),
     }
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))

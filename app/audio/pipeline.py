@@ -121,8 +121,11 @@ class AudioPipeline:
         """The session said the probe question (see ``ProbeRequest``) between these stream times."""
         self.human.probe_played(t_start, t_end)
 
-    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput]:
-        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``."""
+    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput | ToneEvent]:
+        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``.
+
+        Returns window classifications, the hold and human decisions, and every tone event
+        (DTMF, ringback, busy, reorder, SIT) as the tone detector reports it."""
         pcm = np.asarray(pcm, dtype=np.int16)
         self._anchor(t)
         self._samples_total += len(pcm)
@@ -134,12 +137,13 @@ class AudioPipeline:
         whole = count * self._frame
         self._pending = buffered[whole:].copy()
         first_t = self._frame_time(self._frames_total)
+        outputs: list[DetectorOutput | ToneEvent] = []
         for event in self._tones.push(buffered[:whole], first_t):
             self._on_tone(event)
+            outputs.append(event)  # the session acts on SIT / busy / DTMF itself
         features = frame_features(buffered[:whole], self.sample_rate)
         flatness = band_flatness(features.spectrum, self.sample_rate)
         probs = np.empty(count)
-        outputs: list[DetectorOutput] = []
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
             frame = buffered[i * self._frame : (i + 1) * self._frame]

@@ -31,8 +31,8 @@ from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.audio.activity import ActivityTracker
-from app.audio.simple_detector import SimpleHoldDetector
-from app.audio.tones import ToneDetector, ToneEvent
+from app.audio.pipeline import AudioPipeline
+from app.audio.tones import ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from app.calls.events import EventBus, EventType
 from app.calls.models import CallRequest, CallStatus, EndReason
@@ -111,7 +111,7 @@ class SessionDeps:
     store: Store
     settings: Settings
     clock: Clock = field(default_factory=MonotonicClock)
-    detector_factory: Callable[[Settings], SimpleHoldDetector] | None = None
+    detector_factory: Callable[[Settings], AudioPipeline] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,6 @@ class CallSession:
         self._recording_path: Path | None = None
         self._samples_heard = 0
         self._activity = ActivityTracker()
-        self._tones = ToneDetector()  # call-progress tones and DTMF, always on
         self._sit: ToneEvent | None = None
         factory = deps.detector_factory or _default_detector
         self._detector = factory(self.settings)
@@ -422,14 +421,13 @@ class CallSession:
             self._recorder.write(pcm)
         self._activity.push(pcm, t, duration)
         changed = False
-        for tone in self._tones.push(pcm, t):
-            changed = True
-            self._emit(EventType.TONE_DETECTED, kind=tone.kind, t=round(tone.t, 3), region=tone.region, detail=_jsonable(tone.detail))
-            if tone.kind == "sit" and not self._connected:
-                self._sit = tone
         for output in self._detector.push(pcm, t):
             changed = True
-            if isinstance(output, Classification):
+            if isinstance(output, ToneEvent):
+                self._emit(EventType.TONE_DETECTED, kind=output.kind, t=round(output.t, 3), region=output.region, detail=_jsonable(output.detail))
+                if output.kind == "sit" and not self._connected:
+                    self._sit = output
+            elif isinstance(output, Classification):
                 self._emit(
                     EventType.AUDIO_CLASSIFIED,
                     t_start=round(output.t_start, 3),
@@ -504,7 +502,7 @@ class CallSession:
             self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
         )
         self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits)
-        self._tones.expect_echo(digits, now=self.media_time)  # our own tones may come back
+        self._detector.expect_dtmf_echo(digits, now=self.media_time)  # our own tones may come back
         # There is no "DTMF finished" event: wait for the tones to play out before listening.
         playing = len(digits) * (DTMF_DURATION_MS + DTMF_BETWEEN_MS) / 1000.0
         await self._wait_for(lambda: False, playing)
@@ -704,8 +702,8 @@ class CallSession:
         self.deps.bus.emit(type_, self.call_id, **data)
 
 
-def _default_detector(settings: Settings) -> SimpleHoldDetector:
-    return SimpleHoldDetector(window_seconds=settings.classifier_window_seconds)
+def _default_detector(settings: Settings) -> AudioPipeline:
+    return AudioPipeline(window_seconds=settings.classifier_window_seconds)
 
 
 def _now():
