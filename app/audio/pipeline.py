@@ -28,11 +28,11 @@ from app.audio.classifier import ClassifierSettings, ToneState, classify_window
 from app.audio.features import FrameFeatures, analyse_window, band_flatness, frame_features, frame_samples
 from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings, ProbeRequest
 from app.audio.tones import ToneDetector, ToneEvent
+from app.audio.stream_clock import StreamClock
 from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected
 from app.audio.vad import Vad
 
 # The stream clock may jump (lost packets, a paused source); beyond this the times re-anchor.
-_MAX_CLOCK_DRIFT_SECONDS = 0.25
 # The window's newest stretch whose Silero steps say whether it holds speech.
 _SPEECH_SHARE_SECONDS = 1.0
 # A SIT or a DTMF digit marks the windows that end within this long after it.
@@ -79,8 +79,7 @@ class AudioPipeline:
         self._vad = vad if vad is not None else Vad()
         self.human = HumanDetector(human, probe=probe, sample_rate=sample_rate)
         self._pending = np.zeros(0, dtype=np.int16)
-        self._t_anchor: float | None = None
-        self._samples_total = 0
+        self._clock = StreamClock(sample_rate, self._frame)
         self._frames_total = 0
         # The last window of frames (row-aligned) and their Silero probabilities.
         self._levels = np.zeros(0)
@@ -127,8 +126,7 @@ class AudioPipeline:
         Returns window classifications, the hold and human decisions, and every tone event
         (DTMF, ringback, busy, reorder, SIT) as the tone detector reports it."""
         pcm = np.asarray(pcm, dtype=np.int16)
-        self._anchor(t)
-        self._samples_total += len(pcm)
+        self._clock.advance(t, len(pcm))
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
         count = len(buffered) // self._frame
         if count < _BATCH_FRAMES:
@@ -243,16 +241,8 @@ class AudioPipeline:
             )
         return outputs
 
-    def _anchor(self, t: float) -> None:
-        if self._t_anchor is not None:
-            expected = self._t_anchor + self._samples_total / self.sample_rate
-            if abs(t - expected) <= _MAX_CLOCK_DRIFT_SECONDS:
-                return
-        self._t_anchor = t - self._samples_total / self.sample_rate
-
     def _frame_time(self, frame_index: int) -> float:
-        assert self._t_anchor is not None
-        return self._t_anchor + frame_index * self._frame / self.sample_rate
+        return self._clock.frame_time(frame_index)
 
 
 def _tail(previous: np.ndarray, current: np.ndarray, start: int, stop: int) -> np.ndarray:

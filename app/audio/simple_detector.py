@@ -78,12 +78,12 @@ from app.audio.features import (
     frame_samples,
     window_features,
 )
+from app.audio.stream_clock import StreamClock
 from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected, HumanDetected
 
 # Call-progress tones are two fixed sine pairs: their spectrum barely changes.
 _TONE_MIN_STEADINESS = 0.8
 # The stream clock may jump (lost packets, a paused source); beyond this the times re-anchor.
-_MAX_CLOCK_DRIFT_SECONDS = 0.25
 # Fingerprint: band loudness curves smoothed over 100 ms, compared over 1.5 s; a recording is
 # remembered by its last 30 s at most.
 _SMOOTH_FRAMES = 5
@@ -265,8 +265,7 @@ class SimpleHoldDetector:
         self._frames_offset = 0  # stream index of self._frames[0]
         self._frames_total = 0
         self._next_window_end = self.window_frames
-        self._t_anchor: float | None = None  # stream time of sample 0
-        self._samples_total = 0
+        self._clock = StreamClock(sample_rate, self._frame)
         self._known_recordings = _KnownRecordings(max_known_recordings, repeat_min_correlation)
         self._music_floor = _FloorLevels(_MUSIC_FLOOR_CAPACITY, music_floor_margin_db)
 
@@ -297,8 +296,7 @@ class SimpleHoldDetector:
     def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput]:
         """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``."""
         pcm = np.asarray(pcm, dtype=np.int16)
-        self._anchor(t)
-        self._samples_total += len(pcm)
+        self._clock.advance(t, len(pcm))
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
         whole = len(buffered) // self._frame * self._frame
         self._pending = buffered[whole:].copy()
@@ -321,16 +319,8 @@ class SimpleHoldDetector:
 
     # -- time ---------------------------------------------------------------------------------
 
-    def _anchor(self, t: float) -> None:
-        if self._t_anchor is not None:
-            expected = self._t_anchor + self._samples_total / self.sample_rate
-            if abs(t - expected) <= _MAX_CLOCK_DRIFT_SECONDS:
-                return
-        self._t_anchor = t - self._samples_total / self.sample_rate
-
     def _frame_time(self, frame_index: int) -> float:
-        assert self._t_anchor is not None
-        return self._t_anchor + frame_index * self._frame / self.sample_rate
+        return self._clock.frame_time(frame_index)
 
     # -- one window ---------------------------------------------------------------------------
 
