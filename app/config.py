@@ -75,10 +75,6 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     llm_timeout: float = Field(10.0, gt=0, le=120)
 
-    # --- speech-to-text (menus the navigator answers); without the provider's key: local Whisper ---
-    stt_provider: Literal["local", "deepgram", "openai"] = "local"
-    deepgram_api_key: SecretStr | None = None
-
     # --- API ---
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)

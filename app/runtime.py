@@ -14,8 +14,6 @@ from app.calls.manager import CallManager
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
-from app.ivr.llm_navigator import navigator_from_settings
-from app.ivr.navigator import OfflineNavigator
 from app.store.repository import Store
 from app.store.writer import StoreWriter
 
@@ -32,8 +30,6 @@ class HoldSlayer:
         self.writer = StoreWriter(self.store, self.bus)
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
         self.router = EventRouter(on_unclaimed=self._on_unclaimed)
-        # One navigator per process: an LLM client (with its connection pool) is shared by every call.
-        self.navigator = navigator_from_settings(settings, offline=OfflineNavigator())
         self.manager = CallManager(
             SessionDeps(
                 ari=self.ari,
@@ -43,7 +39,6 @@ class HoldSlayer:
                 settings=settings,
                 clock=self.clock,
                 detector_factory=detector_factory,
-                navigator=self.navigator,
             )
         )
         self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings)
@@ -69,9 +64,6 @@ class HoldSlayer:
         await self.stream.stop()
         await self.writer.stop()
         await self.ari.close()
-        close_navigator = getattr(self.navigator, "aclose", None)
-        if close_navigator is not None:
-            await close_navigator()
 
     async def _sweep_orphans(self) -> None:
         """Delete channels and bridges an earlier run of this app left in the PBX (after a crash).

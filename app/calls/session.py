@@ -35,30 +35,12 @@ from app.audio.pipeline import AudioPipeline
 from app.audio.tones import ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from app.calls.events import EventBus, EventType
-from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.corpus import CorpusError, ensure_corpus, load_audio
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
-from app.ivr.menu import GIVE_UP_SILENCE_SECONDS, SETTLED_SILENCE_SECONDS, Menu, parse_menu, same_menu
-from app.ivr.navigator import (
-    Decision,
-    NavigationContext,
-    Navigator,
-    OfflineNavigator,
-    PressDigits,
-    ReportHold,
-    ReportHuman,
-    Say,
-    Turn,
-    Wait,
-    action_to_dict,
-    describe_action,
-    selection_of,
-)
 from app.media.endpoint import RtpEndpoint
-from app.speech import SttError
 from app.media.recorder import StreamingWavWriter
 from app.store.repository import Store
 
@@ -73,8 +55,6 @@ DEFAULT_WAIT_SECONDS = 2.0
 AGENT_GREETING = "prompt:pls-hold-while-try"  # "Please hold while we try to connect you."
 STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
 GREETING_WAIT_SECONDS = 4.0
-SAY_FALLBACK_DIGITS = "0"  # no text-to-speech in calls yet: the usual key to a person instead
-NAVIGATION_POLL_SECONDS = 0.25  # silence wakes nobody: re-read the menu's trailing quiet this often
 
 # Q.850 causes that mean the number itself is wrong, or the network could not carry the call.
 _NOT_IN_SERVICE_CAUSES = {1, 2, 3, 22, 28}
@@ -132,7 +112,6 @@ class SessionDeps:
     settings: Settings
     clock: Clock = field(default_factory=MonotonicClock)
     detector_factory: Callable[[Settings], AudioPipeline] | None = None
-    navigator: Navigator = field(default_factory=OfflineNavigator)  # one per process (runtime.py)
 
 
 @dataclass(frozen=True)
@@ -240,12 +219,6 @@ class CallSession:
         self._connected = False
         self._answered = False
         self._cancel_detail: str | None = None
-        # Speech-to-text and the navigator's memory, for flows with LISTEN steps it answers.
-        self._listener: CallListener | None = None
-        self._transcribing = False
-        self._nav_history: list[Turn] = []
-        self._nav_selections: list[str] = []
-        self._nav_started_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -260,8 +233,6 @@ class CallSession:
         try:
             self._queue = self.deps.router.register(self.call_id, self.ids.all_channels() + self.ids.all_bridges())
             self._tasks.append(asyncio.create_task(self._pump_events(), name=f"{self.call_id}-events"))
-            if flow_needs_listener(self.flow):
-                await self._start_transcribing()
             await self._place_call()
             await self._run_flow()
             outcome = _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, "the call flow ended without a transfer")
@@ -449,8 +420,6 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.write(pcm)
         self._activity.push(pcm, t, duration)
-        if self._transcribing and self._listener is not None:
-            self._listener.push(pcm, t)
         changed = False
         for output in self._detector.push(pcm, t):
             changed = True
@@ -501,7 +470,7 @@ class CallSession:
         return None
 
     async def _step_listen(self, step: CallFlowStep) -> str | None:
-        """Let the menu be read to the end, then answer it: with the step's digits, else as the navigator decides."""
+        """Let the menu be read to the end, then answer it (with the step's digits)."""
         timeout = step.timeout or DEFAULT_LISTEN_TIMEOUT
         start = self.media_time
         heard_from = self._activity.active_seconds
@@ -510,8 +479,6 @@ class CallSession:
             spoke = self._activity.active_seconds - heard_from > 0.5
             return spoke and self._activity.quiet_for(self.media_time) >= PROMPT_END_QUIET_SECONDS
 
-        if not step.dtmf and self._listener is not None:
-            return await self._navigate(step, timeout, prompt_finished, heard_from)
         finished = await self._wait_for(prompt_finished, timeout)
         if finished:
             self._emit(
@@ -526,125 +493,15 @@ class CallSession:
             await self._send_dtmf(step.dtmf, step.id)
         return None
 
-    # ------------------------------------------------------------------ navigating by what was heard
-
-    async def _start_transcribing(self) -> None:
-        try:
-            self._listener = await CallListener.open(self.settings, lambda _transcript: self._notify())
-        except SttError as error:
-            # Without transcripts a LISTEN with no digits only lets its prompt play (as before issue 4).
-            log.warning("call %s: no speech-to-text: %s", self.call_id, error)
-            return
-        self._transcribing = True
-
-    async def _navigate(
-        self, step: CallFlowStep, timeout: float, prompt_finished: Callable[[], bool], heard_from: float
-    ) -> str | None:
-        """Read the menu heard since the step began, ask the navigator, act; until it moves on or time is up."""
-        assert self._listener is not None
-        listener = self._listener
-        clock = self.deps.clock
-        deadline = clock.now() + timeout
-        start = self.media_time
-        if self._nav_started_at is None:
-            self._nav_started_at = clock.now()
-        asked_at_finals = -1  # how many transcripts the last decision saw: ask again only on new speech
-
-        def heard_menu() -> Menu | None:
-            if len(listener.finals) == asked_at_finals or not prompt_finished():
-                return None
-            text = listener.text_since(start)
-            if not text:
-                return None  # the prompt ended but its transcript is still being made
-            quiet = self._activity.quiet_for(self.media_time)
-            if quiet < SETTLED_SILENCE_SECONDS:
-                return None  # a pause between options: "... at any time, [pause] press 1" is not the end
-            menu = parse_menu(text, trailing_silence_seconds=quiet)
-            if menu.is_empty and not menu.is_hold_message and quiet < GIVE_UP_SILENCE_SECONDS:
-                return None  # a greeting ("... you may dial it at any time"): the options are still to come
-            return menu if menu.complete else None
-
-        while True:
-            menu = await self._poll_until(heard_menu, deadline)
-            if menu is None:
-                return step.conditions.get("on_timeout")
-            transcript = listener.text_since(start)
-            asked_at_finals = len(listener.finals)
-            self._emit(
-                EventType.IVR_MENU_DETECTED,
-                step_id=step.id,
-                transcript=transcript,
-                options=list(menu.keys),
-                stt=listener.provider,
-                heard_seconds=round(self._activity.active_seconds - heard_from, 2),
-                listened_seconds=round(self.media_time - start, 2),
-            )
-            decision = await self.deps.navigator.decide(self._navigation_context(transcript, menu))
-            carried_out = PressDigits(SAY_FALLBACK_DIGITS) if isinstance(decision.action, Say) else decision.action
-            self._nav_history.append(Turn(transcript, carried_out, round(clock.now() - self._nav_started_at, 2)))
-            if (selection := selection_of(carried_out)) is not None:
-                self._nav_selections.append(selection)
-            match decision.action:
-                case PressDigits(digits=digits):
-                    await self._send_dtmf(digits, step.id, **_decision_data(decision))
-                    return None
-                case Say():
-                    note = f"{describe_action(decision.action)} needs text-to-speech, not available in calls: pressed {SAY_FALLBACK_DIGITS}"
-                    await self._send_dtmf(SAY_FALLBACK_DIGITS, step.id, note=note, **_decision_data(decision))
-                    return None
-                case Wait(seconds=seconds):
-                    self._emit_decision(step, decision)
-                    # Ask again when new speech ends, or when the wait runs out with nothing new.
-                    waited_until = min(deadline, clock.now() + seconds)
-                    if await self._poll_until(heard_menu, waited_until) is None:
-                        asked_at_finals = -1
-                case ReportHold():
-                    self._emit_decision(step, decision)
-                    return step.conditions.get("on_hold")
-                case ReportHuman():
-                    self._emit_decision(step, decision)
-                    return step.conditions.get("on_human")
-                case _:
-                    log.info("call %s: navigator action not carried out yet: %s", self.call_id, describe_action(decision.action))
-                    self._emit_decision(step, decision, note="not carried out yet: the flow goes on")
-                    return None
-
-    async def _poll_until(self, ready: Callable[[], Menu | None], deadline: float) -> Menu | None:
-        """``ready()`` once it is not None, re-checked on every change and every poll; None at the deadline."""
-        while True:
-            menu = ready()
-            if menu is not None:
-                return menu
-            remaining = deadline - self.deps.clock.now()
-            if remaining <= 0:
-                return None
-            await self._wait_for(lambda: ready() is not None, min(NAVIGATION_POLL_SECONDS, remaining))
-
-    def _navigation_context(self, transcript: str, menu: Menu) -> NavigationContext:
-        earlier = [parse_menu(turn.transcript) for turn in self._nav_history]
-        return NavigationContext(
-            intent=self.request.intent,
-            transcript=transcript,
-            menu=menu,
-            history=list(self._nav_history),
-            previous_selections=list(self._nav_selections),
-            attempt=1 + sum(same_menu(menu, other) for other in earlier),
-            elapsed_seconds=round(self.deps.clock.now() - (self._nav_started_at or self.deps.clock.now()), 2),
-        )
-
-    def _emit_decision(self, step: CallFlowStep, decision: Decision, **extra: Any) -> None:
-        self._emit(EventType.IVR_STEP, step_id=step.id, step_type=step.type.value, description=step.description, **_decision_data(decision), **extra)
-
     async def _step_dtmf(self, step: CallFlowStep) -> str | None:
         await self._send_dtmf(step.dtmf or "", step.id)
         return None
 
-    async def _send_dtmf(self, digits: str, step_id: str, **detail: Any) -> None:
-        """``detail`` (who chose the digits and why) goes into the IVR_DTMF_SENT event."""
+    async def _send_dtmf(self, digits: str, step_id: str) -> None:
         await self.deps.ari.send_dtmf(
             self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
         )
-        self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits, **detail)
+        self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits)
         self._detector.expect_dtmf_echo(digits, now=self.media_time)  # our own tones may come back
         # There is no "DTMF finished" event: wait for the tones to play out before listening.
         playing = len(digits) * (DTMF_DURATION_MS + DTMF_BETWEEN_MS) / 1000.0
@@ -656,7 +513,6 @@ class CallSession:
         if step.timeout:
             limit = min(limit, step.timeout)
         self._detector.reset_for_hold()
-        self._transcribing = False  # menus are over: do not transcribe hold music
         self._human = None
         self._in_hold = True
         self._hold_started_at = self.deps.clock.now()
@@ -797,9 +653,6 @@ class CallSession:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             for endpoint in self._endpoints.values():
                 await endpoint.close()
-            if self._listener is not None:
-                self._transcribing = False
-                await self._listener.close()
             if self._recorder is not None:
                 self._recorder.close()
                 recording = str(self._recording_path)
@@ -847,15 +700,6 @@ class CallSession:
 
     def _emit(self, type_: EventType, **data: Any) -> None:
         self.deps.bus.emit(type_, self.call_id, **data)
-
-
-def _decision_data(decision: Decision) -> dict[str, Any]:
-    return {
-        "navigator": decision.navigator,
-        "reason": decision.reason,
-        "confidence": round(decision.confidence, 3),
-        "action": action_to_dict(decision.action),
-    }
 
 
 def _default_detector(settings: Settings) -> AudioPipeline:
