@@ -22,6 +22,37 @@ from typing import Any
 from aiohttp import web
 
 
+
+class LoopbackServer:
+    """A real aiohttp server on a free 127.0.0.1 port; subclasses add their routes."""
+
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    def make_app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.make_app(), shutdown_timeout=1.0)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
 @dataclass(frozen=True)
 class ToolCall:
     """The model calls one tool. A ``str`` ``arguments`` is sent verbatim (e.g. malformed JSON)."""
@@ -76,7 +107,7 @@ class RecordedRequest:
     api_key: str  # the key the client presented, from whichever header carries it
 
 
-class FakeLlmServer(ABC):
+class FakeLlmServer(LoopbackServer, ABC):
     """Base for the provider fakes; subclasses give the route, the auth check and the JSON shapes."""
 
     route: str = ""
@@ -86,9 +117,7 @@ class FakeLlmServer(ABC):
         self.policy = policy
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
-        self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
-        self.port = 0
 
     # --- scripting -------------------------------------------------------------------------
     def script(self, *replies: Reply) -> None:
@@ -118,28 +147,14 @@ class FakeLlmServer(ABC):
     def render_error(self, error: HttpError) -> web.Response: ...
 
     # --- serving ---------------------------------------------------------------------------
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(self.route, self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        return app
 
     async def stop(self) -> None:
         self._stopping.set()  # releases handlers parked in a Delayed reply
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "FakeLlmServer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes import LoopbackServer
+
 # The query options the live endpoint knows (the SDK's ``listen.v1.connect`` parameters).
 KNOWN_OPTIONS = frozenset(
     "callback callback_method channels detect_entities diarize diarize_model dictation encoding endpointing "
@@ -63,7 +65,7 @@ class DeepgramSession:
     closed_by_client_request: bool = False
 
 
-class FakeDeepgram:
+class FakeDeepgram(LoopbackServer):
     def __init__(
         self,
         *,
@@ -75,33 +77,15 @@ class FakeDeepgram:
         self.script = list(script)
         self.drop_after_seconds = drop_after_seconds
         self.sessions: list[DeepgramSession] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/listen", self._listen)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeDeepgram:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     # --- one connection ----------------------------------------------------------------------
     async def _listen(self, request: web.Request) -> web.StreamResponse:

@@ -19,7 +19,6 @@ the service's error body; ``DropConnection`` closes the socket without an answer
 from __future__ import annotations
 
 import io
-import socket
 import wave
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+
+from tests.fakes import LoopbackServer
 
 SPEECH_RATE = 24000
 VOICES = frozenset("alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar".split())
@@ -81,7 +82,7 @@ def two_tone_signal(text: str) -> np.ndarray:
     return (8000 * np.sin(2 * np.pi * 1000 * t) + 8000 * np.sin(2 * np.pi * 5000 * t)).astype(np.int16)
 
 
-class FakeOpenAiAudio:
+class FakeOpenAiAudio(LoopbackServer):
     def __init__(
         self,
         *,
@@ -96,8 +97,6 @@ class FakeOpenAiAudio:
         self.speech_requests: list[SpeechRequest] = []
         self._transcription_script: deque[Reply] = deque()
         self._speech_script: deque[AudioHttpError | DropConnection] = deque()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
@@ -109,27 +108,11 @@ class FakeOpenAiAudio:
     def script_speech_failures(self, *failures: AudioHttpError | DropConnection) -> None:
         self._speech_script.extend(failures)
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=25 * 1024 * 1024)  # the service's upload limit
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         app.router.add_post("/v1/audio/speech", self._speech)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeOpenAiAudio:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     # --- handlers ------------------------------------------------------------------------------
     async def _transcribe(self, request: web.Request) -> web.StreamResponse:
