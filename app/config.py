@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     llm_timeout: float = Field(10.0, gt=0, le=120)
 
+    # --- speech-to-text (menus the navigator answers); without the provider's key: local Whisper ---
+    stt_provider: Literal["local", "deepgram", "openai"] = "local"
+    deepgram_api_key: SecretStr | None = None
+    # --- text-to-speech (spoken menu answers, SPEAK steps); without an OpenAI key: local Piper ---
+    tts_provider: Literal["piper", "openai"] = "piper"
+    # --- a menu asks for data the user did not give: how long to wait for their answer (API) ---
+    user_data_timeout: float = Field(120.0, gt=0, le=3600)
+
     # --- API ---
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)

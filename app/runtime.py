@@ -14,6 +14,9 @@ from app.calls.manager import CallManager
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
+from app.ivr.llm_navigator import navigator_from_settings
+from app.ivr.navigator import OfflineNavigator
+from app.speech import tts_from_settings
 from app.store.repository import Store
 from app.store.writer import StoreWriter
 
@@ -30,6 +33,8 @@ class HoldSlayer:
         self.writer = StoreWriter(self.store, self.bus)
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
         self.router = EventRouter(on_unclaimed=self._on_unclaimed)
+        # One navigator per process: an LLM client (with its connection pool) is shared by every call.
+        self.navigator = navigator_from_settings(settings, offline=OfflineNavigator())
         self.manager = CallManager(
             SessionDeps(
                 ari=self.ari,
@@ -39,6 +44,13 @@ class HoldSlayer:
                 settings=settings,
                 clock=self.clock,
                 detector_factory=detector_factory,
+                navigator=self.navigator,
+                tts=tts_from_settings(
+                    settings.tts_provider,
+                    openai_api_key=_secret(settings.openai_api_key),
+                    openai_base_url=settings.openai_base_url,
+                ),
+                on_flow_mismatch=self._flow_is_stale,
             )
         )
         self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings)
@@ -64,6 +76,13 @@ class HoldSlayer:
         await self.stream.stop()
         await self.writer.stop()
         await self.ari.close()
+        close_navigator = getattr(self.navigator, "aclose", None)
+        if close_navigator is not None:
+            await close_navigator()
+
+    def _flow_is_stale(self, flow_id: str) -> None:
+        """A learned flow no longer matches its company's menu: stop trusting it until re-learned."""
+        self.store.set_flow_stale(flow_id, True)
 
     async def _sweep_orphans(self) -> None:
         """Delete channels and bridges an earlier run of this app left in the PBX (after a crash).
@@ -86,3 +105,7 @@ class HoldSlayer:
             self.dial_in.handle(event)
         else:
             log.debug("unclaimed ARI event %s", getattr(event, "type", event))
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -578,3 +578,28 @@ def test_menu_helpers():
     assert not menu.is_empty
     empty = parse_menu("", 10.0)
     assert empty.is_empty and empty.options == () and not empty.is_hold_message
+
+
+# Speech-to-text punctuates where the voice pauses: the same label-first menu, as Whisper wrote it
+# on two calls, must read the same.
+WHISPER_ACME = (
+    "Thank you for calling Super Awesome Company, Waldo's Premier Provider of the Perfect Products. If you know "
+    "your party's extension, you may dial it at any time, to establish a sales partnership, Press 1, to speak with "
+    "a customer advocate, Press 2, for accounting, and other receivables. Press 3. For a company directory, press 4. "
+    "For an operator, press 0."
+)
+
+
+@pytest.mark.parametrize(
+    "transcript",
+    [WHISPER_ACME, WHISPER_ACME.replace(", Press 1, to", ". Press 1. To").replace(", Press 2, for", ". Press 2. For")],
+    ids=["commas", "full stops"],
+)
+def test_label_first_menu_with_pauses_punctuated_anywhere(transcript):
+    assert keys_and_labels(parse_menu(transcript, 2.0)) == [
+        ("1", "establish a sales partnership"),
+        ("2", "speak with a customer advocate"),
+        ("3", "accounting and other receivables"),
+        ("4", "company directory"),
+        ("0", "operator"),
+    ]

@@ -262,6 +262,9 @@ class Case:
 CASES: dict[str, Case] = {
     "acme: pay a bill -> accounting": Case(ACME, "I want to pay my bill", PressDigits("3")),
     "acme: a person -> customer advocate": Case(ACME, "I just want to talk to a person", PressDigits("2")),
+    # the intent names one of the ways to a person: that one, not the first
+    "acme: an operator by name": Case(ACME, "let me speak to the operator", PressDigits("0")),
+    "acme: a customer advocate by name": Case(ACME, "talk to a customer advocate", PressDigits("2")),
     "acme: staff directory": Case(ACME, "look up an employee in the company directory", PressDigits("4")),
     "acme: nothing fits -> first operator option": Case(ACME, "my internet is down", PressDigits("2")),
     "cable: internet down -> tech": Case(CABLE, "my internet has been down since this morning", PressDigits("2")),

@@ -13,10 +13,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from app.calls.events import EventType
 from app.calls.manager import CallRequestError
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
 from app.config import Settings
-from app.ivr.flow import CallFlow
+from app.ivr.flow import CallFlow, normalize_phone_number
+from app.ivr.learner import CallFlowLearner, LearnError, discoveries_from_events, flow_id_for
 from app.runtime import HoldSlayer
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboard"
@@ -51,6 +53,13 @@ class CallDetail(CallSummary):
     recording_url: str | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     classifications: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class LearnFlowRequest(BaseModel):
+    call_id: str = Field(..., min_length=1, description="An ended call whose journal shows the way through the menu")
+    phone_number: str | None = Field(None, description="Default: the number the call dialled")
+    company: str | None = Field(None, description="Default: the call's company, else none")
+    intent: str | None = Field(None, description="Default: the call's intent")
 
 
 def _iso(value) -> str | None:
@@ -174,6 +183,58 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
     @app.get("/api/call-flows", response_model=list[CallFlow])
     async def list_flows(request: Request, company: str | None = None, tag: str | None = None) -> list[CallFlow]:
         return await asyncio.to_thread(hs(request).store.list_flows, company=company, tag=tag)
+
+    @app.post("/api/call-flows/learn", status_code=201, response_model=CallFlow)
+    async def learn_flow(body: LearnFlowRequest, request: Request, response: Response) -> CallFlow:
+        """Learn from an ended call: a new flow (201), or the next version of the number's flow (200)."""
+        runtime = hs(request)
+        store = runtime.store
+        record = await asyncio.to_thread(store.get_call, body.call_id)
+        if record is None:
+            raise HTTPException(404, f"no call with id {body.call_id!r}")
+        if CallStatus(record.status) not in FINAL_STATUSES:
+            raise HTTPException(
+                409, f"call {body.call_id!r} is still running ({record.status.value}): learn from it once it has ended"
+            )
+        try:
+            number = normalize_phone_number(body.phone_number or record.number)
+        except ValueError as exc:
+            raise HTTPException(422, [{"loc": ["body", "phone_number"], "msg": str(exc), "type": "value_error"}]) from None
+        company = (record.company or "") if body.company is None else body.company
+        intent = record.intent if body.intent is None else body.intent
+
+        existing = await asyncio.to_thread(store.find_flow_for_number, number)
+        if existing is None:
+            # A stale flow for the number is no longer chosen for calls, but it is what this call re-learns.
+            stale = await asyncio.to_thread(store.list_flows, stale=True)
+            existing = max((f for f in stale if f.phone_number == number), key=lambda f: f.version, default=None)
+        flow_id = flow_id_for(company, number)
+        if existing is None and await asyncio.to_thread(store.get_flow, flow_id) is not None:
+            # The company's flow for another of its numbers: keep it, and name this one by its number too.
+            flow_id = f"{flow_id}-{''.join(ch for ch in number if ch.isdigit())}"
+
+        discoveries, outcome = discoveries_from_events(record.events or [])
+        learner = CallFlowLearner()
+        try:
+            if existing is not None:
+                flow = learner.merge_discoveries(existing, discoveries, outcome=outcome, intent=intent)
+            else:
+                flow = learner.build_flow(discoveries, number, company, intent, outcome=outcome, flow_id=flow_id)
+        except LearnError as exc:
+            raise HTTPException(422, [{"loc": ["body", "call_id"], "msg": str(exc), "type": "value_error"}]) from None
+        await asyncio.to_thread(store.upsert_flow, flow)
+        await asyncio.to_thread(store.set_flow_stale, flow.id, False)
+        runtime.bus.emit(
+            EventType.FLOW_LEARNED,
+            record.id,
+            flow_id=flow.id,
+            version=flow.version,
+            steps=[step.id for step in flow.steps],
+            merged=existing is not None,
+        )
+        if existing is not None:
+            response.status_code = 200
+        return flow
 
     @app.get("/api/call-flows/{flow_id}", response_model=CallFlow)
     async def get_flow(flow_id: str, request: Request) -> CallFlow:

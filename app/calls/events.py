@@ -32,6 +32,12 @@ class EventType(str, Enum):
     IVR_STEP = "IVR_STEP"
     IVR_DTMF_SENT = "IVR_DTMF_SENT"
     IVR_MENU_DETECTED = "IVR_MENU_DETECTED"
+    IVR_SPEECH_SENT = "IVR_SPEECH_SENT"  # we spoke into a menu (TTS); vault values are named, not shown
+    IVR_STUCK = "IVR_STUCK"  # a loop or silence after input, and the recovery tried
+    USER_DATA_REQUESTED = "USER_DATA_REQUESTED"  # a menu wants data the user did not give: answer via the API
+    USER_DATA_RECEIVED = "USER_DATA_RECEIVED"
+    FLOW_MISMATCH = "FLOW_MISMATCH"  # a learned flow no longer matches the menu: exploring instead
+    FLOW_LEARNED = "FLOW_LEARNED"  # a flow was learned (or re-learned) from this call
     # hold and detection
     AUDIO_CLASSIFIED = "AUDIO_CLASSIFIED"
     HOLD_DETECTED = "HOLD_DETECTED"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 
 from app.calls.events import EventType
 from app.calls.models import CallRequest, CallStatus
 from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
+from app.ivr.vault import UserDataVault
+from app.ivr.learner import CallFlowLearner, LearnError, discoveries_from_events
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
@@ -26,7 +29,7 @@ class CallRequestError(ValueError):
 
 class CallManager:
     def __init__(self, deps: SessionDeps) -> None:
-        self.deps = deps
+        self.deps = replace(deps, on_call_over=self._call_over)
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
 
@@ -37,6 +40,10 @@ class CallManager:
         if device not in settings.user_devices:
             known = ", ".join(sorted(settings.user_devices))
             raise CallRequestError("device", f"unknown device {device!r}; configured devices: {known}")
+        try:
+            UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise CallRequestError("user_data", str(error)) from None
         flow: CallFlow | None
         if request.flow_id:
             flow = await asyncio.to_thread(store.get_flow, request.flow_id)
@@ -69,10 +76,46 @@ class CallManager:
         finally:
             self._sessions.pop(session.call_id, None)
             self._tasks.pop(session.call_id, None)
-            if session.flow is not None and session.status in (CallStatus.COMPLETED, CallStatus.FAILED):
-                await asyncio.to_thread(
-                    self.deps.store.record_flow_outcome, session.flow.id, session.status is CallStatus.COMPLETED
+
+    async def _call_over(self, session: CallSession, detail: str) -> None:
+        learned = await self._learn(session, detail)
+        if not learned and session.flow is not None and session.status in (CallStatus.COMPLETED, CallStatus.FAILED):
+            await asyncio.to_thread(
+                self.deps.store.record_flow_outcome, session.flow.id, session.status is CallStatus.COMPLETED
+            )
+
+    async def _learn(self, session: CallSession, detail: str) -> bool:
+        """A call that found its own way (no flow, or its flow no longer matched) teaches the
+        next call to the same number: its menus and answers become (or update) the stored flow."""
+        if not session.explored:
+            return False
+        ended = {"type": EventType.CALL_ENDED.value, "call_id": session.call_id, "seq": len(session.events),
+                 "data": {"status": session.status.value, "reason": session.reason.value if session.reason else None, "detail": detail}}  # fmt: skip
+        discoveries, outcome = discoveries_from_events([*session.events, ended])
+        learner = CallFlowLearner()
+        store = self.deps.store
+        try:
+            existing = session.flow or await asyncio.to_thread(store.find_flow_for_number, session.request.number)
+            if existing is not None:
+                flow = learner.merge_discoveries(existing, discoveries, outcome=outcome, intent=session.request.intent)
+            else:
+                flow = learner.build_flow(
+                    discoveries, session.request.number, "", session.request.intent, outcome=outcome
                 )
+        except LearnError as error:
+            log.info("call %s: nothing learned: %s", session.call_id, error)
+            return False
+        await asyncio.to_thread(store.upsert_flow, flow)
+        await asyncio.to_thread(store.set_flow_stale, flow.id, False)
+        self.deps.bus.emit(
+            EventType.FLOW_LEARNED,
+            session.call_id,
+            flow_id=flow.id,
+            version=flow.version,
+            steps=[step.id for step in flow.steps],
+            merged=existing is not None,
+        )
+        return True
 
     def session(self, call_id: str) -> CallSession | None:
         return self._sessions.get(call_id)

@@ -50,7 +50,12 @@ class CallRequest(BaseModel):
     intent: str = Field("", max_length=2000, description="What the user wants, in their words")
     device: str | None = Field(None, description="User device to bridge; default from settings")
     flow_id: str | None = Field(None, description="Call flow to follow; default: the stored flow for the number")
-    user_data: dict[str, str] = Field(default_factory=dict, description="Values the agent may disclose")
+    user_data: dict[str, str] = Field(
+        default_factory=dict, description="Values a phone menu may be given: account_number, zip_code, date_of_birth, ..."
+    )
+    user_data_permissions: dict[str, str] = Field(
+        default_factory=dict, description="Field -> how it may be given: dtmf, speech, both (default) or never"
+    )
 
     @field_validator("number")
     @classmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,19 @@ from app.audio.pipeline import AudioPipeline
 from app.audio.tones import ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
 from app.calls.events import EventBus, EventType
+from app.calls.listening import CallListener, flow_needs_listener
+from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.corpus import CorpusError, ensure_corpus, load_audio
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
+from app.ivr.learner import ReplayCheck
+from app.ivr.navigator import Navigator, OfflineNavigator
+from app.ivr.vault import UserDataVault
 from app.media.endpoint import RtpEndpoint
 from app.media.recorder import StreamingWavWriter
+from app.speech import SttError, TextToSpeech
 from app.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ DEFAULT_WAIT_SECONDS = 2.0
 AGENT_GREETING = "prompt:pls-hold-while-try"  # "Please hold while we try to connect you."
 STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
 GREETING_WAIT_SECONDS = 4.0
+EXPLORATION_TIMEOUT = 600.0  # menus of a company with no flow: give up finding the way after this
 
 # Q.850 causes that mean the number itself is wrong, or the network could not carry the call.
 _NOT_IN_SERVICE_CAUSES = {1, 2, 3, 22, 28}
@@ -77,6 +84,14 @@ _DIALSTATUS_REASONS = {
     "CONGESTION": EndReason.CONGESTION,
     "CHANUNAVAIL": EndReason.CONGESTION,
 }
+
+
+# What the HOLD step runs while no hold music was heard yet (see ``_step_hold``).
+_STILL_IN_MENUS = CallFlowStep(
+    id="hold", type=StepType.LISTEN, description="Answer menus until hold", metadata={"explore": True}
+)
+# Frequent events the learner does not need (the store keeps them all).
+_NOT_JOURNALLED_HERE = frozenset({EventType.AUDIO_CLASSIFIED, EventType.HOLD_PROGRESS, EventType.TONE_DETECTED})
 
 
 class _Finish(Exception):
@@ -112,6 +127,10 @@ class SessionDeps:
     settings: Settings
     clock: Clock = field(default_factory=MonotonicClock)
     detector_factory: Callable[[Settings], AudioPipeline] | None = None
+    navigator: Navigator = field(default_factory=OfflineNavigator)  # one per process (runtime.py)
+    tts: TextToSpeech | None = None  # one per process; None: the local Piper voice
+    on_flow_mismatch: Callable[[str], None] | None = None  # a learned flow no longer fits (flow id)
+    on_call_over: Callable[[CallSession, str], Awaitable[None]] | None = None  # final status set, not yet stored
 
 
 @dataclass(frozen=True)
@@ -163,14 +182,22 @@ class CallIds:
 
 
 def default_flow(phone_number: str, device: str) -> CallFlow:
-    """With no stored flow: wait for a person on hold, then bring the user in."""
+    """With no stored flow: explore the menus (if any) until hold, wait for a person, bring the user in."""
     return CallFlow.model_validate(
         {
-            "id": "default-hold-and-transfer",
-            "name": "Wait for a person, then transfer",
+            "id": "explore-hold-and-transfer",
+            "name": "Explore the menus, wait for a person, then transfer",
             "company": "",
             "phone_number": phone_number,
             "steps": [
+                {
+                    "id": "explore",
+                    "type": "LISTEN",
+                    "description": "Find the way through the phone menu",
+                    "timeout": EXPLORATION_TIMEOUT,
+                    "metadata": {"explore": True},
+                    "conditions": {"on_hold": "hold", "on_human": "transfer", "on_timeout": "hold"},
+                },
                 {"id": "hold", "type": "HOLD", "description": "Wait on hold for a live person"},
                 {"id": "transfer", "type": "TRANSFER", "description": "Bridge the user", "metadata": {"device": device}},
             ],
@@ -219,8 +246,26 @@ class CallSession:
         self._connected = False
         self._answered = False
         self._cancel_detail: str | None = None
+        # Speech-to-text and the navigation, for flows that read their menus or explore them.
+        self._listener: CallListener | None = None
+        self._transcribing = False
+        self._navigation: MenuNavigation | None = None
+        self._hold_heard = False  # the detector heard hold music or a queue announcement
+        self.vault = UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
+        self.flow_mismatched = False
+        self.events: list[dict[str, Any]] = []  # this call's events as emitted (the learner reads them)
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def explored(self) -> bool:
+        """The navigator found the way (no flow for the number, or the flow no longer matched)."""
+        return self._navigation is not None and (self.flow is None or self.flow_mismatched)
+
+    @property
+    def effective_flow(self) -> CallFlow:
+        """The flow this call follows: its own, or exploring when the number has none."""
+        return self.flow or default_flow(self.request.number, self.device)
 
     @property
     def media_time(self) -> float:
@@ -233,6 +278,8 @@ class CallSession:
         try:
             self._queue = self.deps.router.register(self.call_id, self.ids.all_channels() + self.ids.all_bridges())
             self._tasks.append(asyncio.create_task(self._pump_events(), name=f"{self.call_id}-events"))
+            if flow_needs_listener(self.effective_flow):
+                await self._start_navigation()
             await self._place_call()
             await self._run_flow()
             outcome = _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, "the call flow ended without a transfer")
@@ -420,6 +467,8 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.write(pcm)
         self._activity.push(pcm, t, duration)
+        if self._transcribing and self._listener is not None:
+            self._listener.push(pcm, t)
         changed = False
         for output in self._detector.push(pcm, t):
             changed = True
@@ -437,6 +486,7 @@ class CallSession:
                     features={k: round(float(v), 4) for k, v in output.features.items()},
                 )
             elif isinstance(output, HoldDetected):
+                self._hold_heard = True
                 self._emit(EventType.HOLD_DETECTED, t=round(output.t, 3), confidence=round(output.confidence, 3), evidence=_jsonable(output.evidence))
             elif isinstance(output, HumanDetected) and self._in_hold and self._human is None:
                 self._human = output
@@ -446,7 +496,7 @@ class CallSession:
     # ------------------------------------------------------------------ the call flow
 
     async def _run_flow(self) -> None:
-        flow = self.flow or default_flow(self.request.number, self.device)
+        flow = self.effective_flow
         step: CallFlowStep | None = flow.first_step
         visited = 0
         while step is not None:
@@ -470,8 +520,24 @@ class CallSession:
         return None
 
     async def _step_listen(self, step: CallFlowStep) -> str | None:
-        """Let the menu be read to the end, then answer it (with the step's digits)."""
+        """Let the menu be read to the end, then answer it: with the step's digits, or as the
+        learned flow or the navigator says (``app.calls.navigation``)."""
         timeout = step.timeout or DEFAULT_LISTEN_TIMEOUT
+        if self._navigation is not None and (not step.dtmf or step.metadata.get("expected_transcript") or self._navigation.exploring):
+            if self.status is not CallStatus.NAVIGATING:
+                await self._set_status(CallStatus.NAVIGATING)
+            result = await self._navigation.listen(step, timeout)
+            match result.outcome:
+                case Outcome.ACTED:
+                    return None
+                case Outcome.HOLD:
+                    return step.conditions.get("on_hold")
+                case Outcome.HUMAN:
+                    return step.conditions.get("on_human")
+                case Outcome.STUCK:
+                    raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"stuck in the phone menu: {result.detail}")
+                case Outcome.TIMEOUT:
+                    return step.conditions.get("on_timeout")
         start = self.media_time
         heard_from = self._activity.active_seconds
 
@@ -484,24 +550,103 @@ class CallSession:
             self._emit(
                 EventType.IVR_MENU_DETECTED,
                 step_id=step.id,
+                transcript="",
+                options=[],
                 heard_seconds=round(self._activity.active_seconds - heard_from, 2),
                 listened_seconds=round(self.media_time - start, 2),
+                t_start=round(start, 3),
+                t_end=round(self.media_time, 3),
+                stt="none",
             )
         elif "on_timeout" in step.conditions:
             return step.conditions["on_timeout"]
         if step.dtmf:
-            await self._send_dtmf(step.dtmf, step.id)
+            await self._send_dtmf(step.dtmf, step.id, purpose="flow", navigator="flow")
         return None
+
+    # ------------------------------------------------------------------ navigating by what was heard
+
+    async def _start_navigation(self) -> None:
+        """Speech-to-text and the navigator, for flows that read their menus (or explore)."""
+        listener: CallListener | None = None
+        try:
+            listener = await CallListener.open(self.settings, lambda _transcript: self._notify())
+        except SttError as error:
+            # Deaf to words: learned steps are trusted as written, exploring waits for hold music.
+            log.warning("call %s: no speech-to-text: %s", self.call_id, error)
+        self._listener = listener
+        self._transcribing = listener is not None
+        self._navigation = MenuNavigation(
+            self,
+            clock=self.deps.clock,
+            navigator=self.deps.navigator,
+            listener=listener,
+            intent=self.request.intent,
+            vault=self.vault,
+            user_data_timeout=self.settings.user_data_timeout,
+            on_flow_mismatch=self._flow_mismatch,
+        )
+
+    def _flow_mismatch(self, step: CallFlowStep, check: ReplayCheck) -> None:
+        self.flow_mismatched = True
+        if self.deps.on_flow_mismatch is not None and self.flow is not None:
+            self.deps.on_flow_mismatch(self.flow.id)
+
+    def provide_user_data(self, field: str, value: str, permission: str | None = None) -> bool:
+        """The user's answer to a USER_DATA_REQUESTED (or data given mid-call); see MenuNavigation."""
+        if self._navigation is not None:
+            stored = self._navigation.provide_user_data(field, value, permission)
+        else:
+            stored = self.vault.put(field, value, permission)  # type: ignore[arg-type]
+        self._notify()
+        return stored
+
+    @property
+    def activity(self) -> ActivityTracker:
+        return self._activity
+
+    @property
+    def hold_heard(self) -> bool:
+        return self._hold_heard
+
+    @property
+    def human_heard(self) -> bool:
+        return self._human is not None
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        return await self._wait_for(predicate, timeout)
+
+    async def send_dtmf(self, digits: str, step_id: str, **detail: Any) -> None:
+        await self._send_dtmf(digits, step_id, **detail)
+
+    async def say_text(self, text: str, step_id: str, *, cache: bool = True, masked: bool = False, **detail: Any) -> None:
+        """Speak into the call (TTS through the hold bridge), paced in real time."""
+        tts = self.deps.tts
+        if tts is None:
+            from app.speech import tts_from_settings
+
+            tts = tts_from_settings("piper")
+        pcm = await tts.synthesize_async(text, cache=cache)
+        await self._endpoints["hold"].play(pcm)
+        shown = f"<{detail.get('field', 'value')}>" if masked else text
+        self._emit(EventType.IVR_SPEECH_SENT, step_id=step_id, text=shown, seconds=round(len(pcm) / SAMPLE_RATE, 2), **detail)
+        self._activity.reset()
+
+    def emit(self, type_: EventType, **data: Any) -> None:
+        self._emit(type_, **data)
 
     async def _step_dtmf(self, step: CallFlowStep) -> str | None:
         await self._send_dtmf(step.dtmf or "", step.id)
         return None
 
-    async def _send_dtmf(self, digits: str, step_id: str) -> None:
+    async def _send_dtmf(self, digits: str, step_id: str, *, masked: bool = False, **detail: Any) -> None:
+        """``detail`` (who chose the digits and why) goes into the IVR_DTMF_SENT event; digits
+        from the vault are ``masked`` there."""
         await self.deps.ari.send_dtmf(
             self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
         )
-        self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=digits)
+        shown = "*" * len(digits) if masked else digits
+        self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=shown, **detail)
         self._detector.expect_dtmf_echo(digits, now=self.media_time)  # our own tones may come back
         # There is no "DTMF finished" event: wait for the tones to play out before listening.
         playing = len(digits) * (DTMF_DURATION_MS + DTMF_BETWEEN_MS) / 1000.0
@@ -517,6 +662,18 @@ class CallSession:
         self._in_hold = True
         self._hold_started_at = self.deps.clock.now()
         await self._set_status(CallStatus.ON_HOLD, hold_started_at=True)
+        if self._navigation is not None and self._listener is not None and not self._hold_heard:
+            # The flow expects hold, but nothing sounded like it yet: a menu may still be asking
+            # (a key that did not take, a menu the flow does not know). Answer menus until hold
+            # (the detector listens for a person meanwhile).
+            result = await self._navigation.listen(_STILL_IN_MENUS, min(limit, EXPLORATION_TIMEOUT))
+            if result.outcome is Outcome.STUCK:
+                raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"stuck in the phone menu: {result.detail}")
+            if result.outcome is Outcome.HUMAN and self._human is None:
+                self._human = HumanDetected(
+                    t=self.media_time, confidence=0.8, evidence={"rule": "transcript", "detail": result.detail}
+                )
+        self._transcribing = False  # menus are over: do not transcribe hold music
         interval = self.settings.hold_check_interval
         while self._human is None:
             waited = self.deps.clock.now() - self._hold_started_at
@@ -525,9 +682,13 @@ class CallSession:
             await self._wait_for(lambda: self._human is not None, min(interval, limit - waited))
             if self._human is None:
                 self._emit(EventType.HOLD_PROGRESS, hold_seconds=round(self.deps.clock.now() - self._hold_started_at, 1))
+        return await self._human_found(step)
+
+    async def _human_found(self, step: CallFlowStep) -> str | None:
         human = self._human
+        assert human is not None
         self._in_hold = False
-        hold_seconds = self.deps.clock.now() - self._hold_started_at
+        hold_seconds = self.deps.clock.now() - (self._hold_started_at or self.deps.clock.now())
         self._emit(
             EventType.HUMAN_DETECTED,
             t=round(human.t, 3),
@@ -539,13 +700,13 @@ class CallSession:
         return step.conditions.get("on_human")
 
     async def _step_speak(self, step: CallFlowStep) -> str | None:
+        """Say ``metadata.text`` (text-to-speech) or play ``metadata.audio`` (a recording)."""
+        if text := step.metadata.get("text"):
+            await self.say_text(str(text), step.id, purpose="flow")
+            return None
         audio_ref = step.metadata.get("audio")
         if not audio_ref:
-            raise _Finish(
-                CallStatus.FAILED,
-                EndReason.FLOW_FAILED,
-                f"step {step.id}: SPEAK needs metadata.audio (a recording); no text-to-speech provider is configured",
-            )
+            raise _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"step {step.id}: SPEAK needs metadata.text or metadata.audio")
         await self._say(str(audio_ref))
         return None
 
@@ -653,6 +814,9 @@ class CallSession:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             for endpoint in self._endpoints.values():
                 await endpoint.close()
+            if self._listener is not None:
+                self._transcribing = False
+                await self._listener.close()
             if self._recorder is not None:
                 self._recorder.close()
                 recording = str(self._recording_path)
@@ -662,6 +826,12 @@ class CallSession:
         finally:
             self.deps.router.unregister(self.call_id)
             self.status, self.reason = outcome.status, outcome.reason
+            if self.deps.on_call_over is not None:
+                # Before CALL_ENDED: whoever sees the call end also sees what it taught (a learned flow).
+                try:
+                    await self.deps.on_call_over(self, outcome.detail)
+                except Exception:
+                    log.exception("call %s: end-of-call hook failed", self.call_id)
             await asyncio.to_thread(
                 self.deps.store.update_call,
                 self.call_id,
@@ -700,6 +870,8 @@ class CallSession:
 
     def _emit(self, type_: EventType, **data: Any) -> None:
         self.deps.bus.emit(type_, self.call_id, **data)
+        if type_ not in _NOT_JOURNALLED_HERE:
+            self.events.append({"type": type_.value, "call_id": self.call_id, "data": data, "seq": len(self.events)})
 
 
 def _default_detector(settings: Settings) -> AudioPipeline:

@@ -256,8 +256,10 @@ def _assign_labels(text: str, mentions: list[_Mention]) -> None:
     """Give each key mention the label before or after it.
 
     The text between two keys belongs to the first ("press 1 for billing") or to the second
-    ("for billing, press 1"). A sentence break settles it; otherwise commas; otherwise the style
-    that labels the most keys cleanly over the whole menu.
+    ("for billing, press 1"). A sentence break right after a key or between two clauses settles
+    it, and so do commas between two clauses; otherwise the style that labels the most keys
+    cleanly over the whole menu (a sentence break right before a key does not settle it: speech
+    to text ends sentences where the voice pauses).
     """
     bounds = [0] + [pos for m in mentions for pos in (m.start, m.end)] + [len(text)]
     regions = [text[bounds[2 * i] : bounds[2 * i + 1]] for i in range(len(mentions) + 1)]
@@ -269,21 +271,35 @@ def _assign_labels(text: str, mentions: list[_Mention]) -> None:
         if before is None or after is None:
             if after is not None:
                 after.pre, after.pre_clean = _pre_candidate(strong_pieces[-1])
+                said_last = next((p for p in reversed(strong_pieces) if _strip_region(p)), "")
+                if not after.pre and _pre_candidate(said_last)[1]:
+                    after.pre, after.pre_clean = _pre_candidate(said_last)  # "To sales. Press 1."
             if before is not None:
                 before.post, before.post_clean = _post_candidate(strong_pieces[0])
             continue
-        if len(strong_pieces) > 1:
-            before.post, before.post_clean = _post_candidate(strong_pieces[0])
-            after.pre, after.pre_clean = _pre_candidate(strong_pieces[-1])
+        pieces = [_strip_region(piece) for piece in strong_pieces]
+        said = [piece for piece in pieces if piece]
+        if len(pieces) > 1 and said and (not pieces[0] or len(said) >= 2):
+            # "press 1. For sales, press 2" / "press 1 for billing. For sales, press 2": a break
+            # right after a key, or between two clauses, settles whose label is whose.
+            if pieces[0]:
+                before.post, before.post_clean = _post_candidate(pieces[0])
+            after.pre, after.pre_clean = _pre_candidate(said[-1])
             continue
+        # One clause before the next key ("..., press 2, for accounting. Press 3"): speech-to-text
+        # puts full stops and commas where the voice pauses, so which key it labels is the
+        # menu's style...
+        region = said[0] if said else ""
         weak = [_strip_region(p) for p in region.split(",")]
         head, tail = weak[0], weak[-1]
-        if len(weak) > 1 and (head or tail):
-            if head:
-                before.post, before.post_clean = _post_candidate(head)
-            if tail:
-                after.pre, after.pre_clean = _pre_candidate(tail)
-            continue
+        if len(weak) > 1 and head and tail:
+            post, post_clean = _post_candidate(head)
+            pre, pre_clean = _pre_candidate(tail)
+            if post_clean and pre_clean:
+                # ...unless it holds two: "press 1 for billing, for sales press 2".
+                before.post, before.post_clean = post, post_clean
+                after.pre, after.pre_clean = pre, pre_clean
+                continue
         region = _strip_region(region.replace(",", " "))
         foreign = _FOREIGN_CLAUSE.search(region)
         if foreign and foreign.start() > 0:  # "press 1 for english para espanol oprima 2"
@@ -308,7 +324,9 @@ def _assign_labels(text: str, mentions: list[_Mention]) -> None:
                 label, clean = (_post_candidate if post_style else _pre_candidate)(text_here)
                 if label:
                     labels.append(2 if clean else 1)
-            score += max(labels, default=0)
+            # Two clean labels for one key means one of them belongs to a neighbour: the style
+            # that reads it so is misreading the menu ("to sales, press 1, to support, press 2").
+            score += max(labels, default=0) - (1 if labels.count(2) >= 2 else 0)
         return score
 
     post_style = style_score(True) >= style_score(False)

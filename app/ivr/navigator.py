@@ -399,6 +399,14 @@ def match_score(intent: str, label: str) -> float:
     return shared / sum(label_concepts.values()) ** 0.5
 
 
+def _names_this_person(intent: str, option: MenuOption) -> bool:
+    """The intent names this way to a person in its own words ("talk to a customer advocate"
+    for "to speak with a customer advocate"), not just any person (then the menu's first
+    person option is as good as any, see ``_fallback``)."""
+    words = {c for c in concepts(intent) if not c.startswith("g:") and c not in _STEMMED_GENERIC}
+    return bool(words & set(concepts(option.label or option.spoken or "")))
+
+
 def wants_callback(intent: str) -> bool:
     return "g:callback" in concepts(intent)
 
@@ -632,7 +640,7 @@ class OfflineNavigator:
         scored = [
             (match_score(ctx.intent, o.label or o.spoken or ""), -index, o)
             for index, o in enumerate(options)
-            if o.kind is OptionKind.TOPIC
+            if o.kind is OptionKind.TOPIC or (o.kind is OptionKind.OPERATOR and _names_this_person(ctx.intent, o))
         ]
         if not scored:
             return None

@@ -1,0 +1,170 @@
+"""Whole calls whose menus are read, not keyed from a file: REST -> app -> simulated PBX, each
+menu heard through local speech-to-text (Whisper) and answered by the offline navigator.
+
+The company is the simulator's Acme Bank (its real recorded menus: "... To speak with a customer
+advocate, press two ..."), with its hold shortened so the tests stay short. Its flow file
+(flows/acme-bank.yaml) keys the digits itself; these calls either name a flow whose LISTEN steps
+have none, or dial a copy of Acme Bank at a number no flow knows, so every key must come from
+what speech-to-text heard — and the second call to that number from the flow the first one taught.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.api.app import create_api
+from app.calls.listening import flow_needs_listener
+from app.config import Settings
+from app.ivr.flow import CallFlow
+from app.runtime import HoldSlayer
+from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
+from tests.conftest import REPO, ApiServer
+from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of
+
+pytestmark = pytest.mark.e2e
+
+ACME = "8005550100"
+UNKNOWN_ACME = "8005550199"  # the same company at a number no flow file knows
+INTENT = "talk to a customer advocate"
+HOLD_SECONDS = 8.0
+
+NAVIGATED_FLOW = {
+    "id": "acme-bank-navigate",
+    "name": "Acme Bank - the navigator answers every menu",
+    "company": "Acme Bank",
+    "phone_number": ACME,
+    "steps": [
+        {"id": "main_menu", "type": "LISTEN", "description": "Main menu: the navigator chooses", "timeout": 40,
+         "conditions": {"on_hold": "hold", "on_human": "transfer"}},
+        {"id": "advocate_menu", "type": "LISTEN", "description": "Second menu: the navigator chooses", "timeout": 30,
+         "conditions": {"on_hold": "hold", "on_human": "transfer"}},
+        {"id": "hold", "type": "HOLD", "description": "Wait on hold", "conditions": {"on_human": "transfer"}},
+        {"id": "transfer", "type": "TRANSFER", "description": "Bridge the user", "metadata": {"device": "sip_phone"}},
+    ],
+}  # fmt: skip
+
+
+def short_hold_scenarios() -> dict:
+    scenarios = load_scenarios()
+    acme = scenarios[ACME]
+    hold = acme.nodes["hold"].model_copy(update={"seconds": HOLD_SECONDS, "announcements": []})
+    scenarios[ACME] = acme.model_copy(update={"ring_seconds": 1.0, "nodes": {**acme.nodes, "hold": hold}})
+    scenarios[UNKNOWN_ACME] = scenarios[ACME].model_copy(update={"number": UNKNOWN_ACME})
+    return scenarios
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, corpus, http):
+    user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")}
+    pbx = SimulatedPBX(SimConfig(scenarios=short_hold_scenarios(), user_phones=user_phones, corpus=corpus))
+    await pbx.start()
+    settings = Settings(
+        ari_url=pbx.ari_url,
+        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
+        recordings_dir=tmp_path / "recordings",
+        flows_dir=REPO / "flows",
+        user_devices={"sip_phone": USER_PHONE},
+        dial_timeout=5,
+        user_answer_timeout=3.0,
+        navigator="offline",
+        stt_provider="local",
+    )
+    holdslayer = HoldSlayer(settings)
+    api = ApiServer(create_api(holdslayer))
+    await holdslayer.start()
+    await api.start()
+    try:
+        yield Stack(pbx, holdslayer, api, http)
+    finally:
+        await api.stop()
+        await holdslayer.stop()
+        await pbx.stop()
+
+
+def test_only_flows_with_an_open_listen_step_need_speech_to_text():
+    navigated = CallFlow.model_validate(NAVIGATED_FLOW)
+    keyed = navigated.model_copy(
+        update={"steps": [s.model_copy(update={"dtmf": "2"}) if s.type.value == "LISTEN" else s for s in navigated.steps]}
+    )
+    assert flow_needs_listener(navigated)
+    assert not flow_needs_listener(keyed)
+    assert not flow_needs_listener(None)
+
+
+@pytest.mark.timeout(90)
+async def test_the_navigator_answers_the_menus_from_their_transcripts(stack: Stack):
+    status, body = await stack.post("/api/call-flows", NAVIGATED_FLOW)
+    assert status == 201, body
+
+    status, body = await stack.post("/api/calls", {"number": ACME, "intent": INTENT, "flow_id": NAVIGATED_FLOW["id"]})
+    assert status == 201, body
+    call = await stack.wait_final(body["call_id"], timeout=80.0)
+
+    heard = [(e["type"], e["data"]) for e in call["events"] if e["type"].startswith("IVR_")]
+    assert (call["status"], call["reason"]) == ("completed", "bridged"), (call["detail"], heard)
+    assert call["flow_id"] == NAVIGATED_FLOW["id"]
+
+    menus = {d["step_id"]: d for d in events_of(call, "IVR_MENU_DETECTED")}
+    assert "customer advocate" in menus["main_menu"]["transcript"].lower()
+    offered = {step: [o["key"] for o in menu["options"]] for step, menu in menus.items()}
+    assert "2" in offered["main_menu"] and menus["main_menu"]["stt"] == "local"
+    assert menus["main_menu"]["heard_seconds"] > 5, "the whole main menu was read before choosing"
+
+    sent = events_of(call, "IVR_DTMF_SENT")
+    assert [d["step_id"] for d in sent] == ["main_menu", "advocate_menu"]
+    for pressed in sent:
+        assert pressed["navigator"] == "offline" and pressed["reason"]
+        assert pressed["action"] == {"action": "press_digits", "digits": pressed["digits"]}
+        assert pressed["digits"] in offered[pressed["step_id"]], "a key the menu offered"
+    assert sent[0]["digits"] == "2", sent[0]["reason"]
+
+    types = event_types(call)
+    assert types.index("IVR_DTMF_SENT") < types.index("HOLD_DETECTED") < types.index("TRANSFER_COMPLETE")
+    company = next(c for c in stack.pbx.company_calls if c.number == ACME)
+    assert company.path[:2] == ["main", "advocates"] and company.reached_agent
+    assert company.dtmf == "".join(d["digits"] for d in sent)
+    await stack.assert_pbx_clean()
+
+
+@pytest.mark.timeout(200)
+async def test_a_number_with_no_flow_is_explored_then_the_learned_flow_is_replayed(stack: Stack):
+    store = stack.holdslayer.store
+    assert store.find_flow_for_number(UNKNOWN_ACME) is None
+
+    # First call: nothing known, the navigator finds the way and the call teaches a flow.
+    status, body = await stack.post("/api/calls", {"number": UNKNOWN_ACME, "intent": INTENT})
+    assert status == 201, body
+    first = await stack.wait_final(body["call_id"], timeout=90.0)
+    heard = [(e["type"], e["data"]) for e in first["events"] if e["type"].startswith(("IVR_", "FLOW_"))]
+    assert (first["status"], first["reason"]) == ("completed", "bridged"), (first["detail"], heard)
+    assert first["flow_id"] is None
+    explored = events_of(first, "IVR_DTMF_SENT")
+    assert explored and all(d["navigator"] == "offline" for d in explored), explored
+    assert explored[0]["digits"] == "2", explored[0]["reason"]
+    learned = events_of(first, "FLOW_LEARNED")
+    assert len(learned) == 1 and not learned[0]["merged"]
+
+    flow = store.find_flow_for_number(UNKNOWN_ACME)
+    assert flow is not None and flow.id == learned[0]["flow_id"]
+    listens = [step for step in flow.steps if step.type.value == "LISTEN"]
+    assert [step.dtmf for step in listens] == [d["digits"] for d in explored]
+    assert "customer advocate" in listens[0].metadata["expected_transcript"].lower()
+    assert [step.type.value for step in flow.steps[-2:]] == ["HOLD", "TRANSFER"]
+
+    # Second call: the stored flow is used; every key comes from it, checked against what is heard.
+    status, body = await stack.post("/api/calls", {"number": UNKNOWN_ACME, "intent": INTENT})
+    assert status == 201, body
+    second = await stack.wait_final(body["call_id"], timeout=90.0)
+    assert (second["status"], second["reason"]) == ("completed", "bridged"), second["detail"]
+    assert second["flow_id"] == flow.id
+    replayed = events_of(second, "IVR_DTMF_SENT")
+    assert [d["digits"] for d in replayed] == [d["digits"] for d in explored]
+    assert all(d["navigator"] == "flow" for d in replayed), replayed
+    checks = [d["replay"] for d in events_of(second, "IVR_MENU_DETECTED")]
+    assert len(checks) == len(listens) and all(c["ok"] for c in checks), checks
+    assert not events_of(second, "FLOW_MISMATCH")
+    companies = [c for c in stack.pbx.company_calls if c.number == UNKNOWN_ACME]
+    assert len(companies) == 2 and companies[0].path == companies[1].path
+    await stack.assert_pbx_clean()
