@@ -603,3 +603,14 @@ def test_label_first_menu_with_pauses_punctuated_anywhere(transcript):
         ("4", "company directory"),
         ("0", "operator"),
     ]
+
+
+def test_otherwise_after_a_callback_offer_is_not_its_label():
+    # as Whisper wrote it: no comma before "Otherwise", so it reads like "press one otherwise ..."
+    menu = parse_menu(
+        "All of our representatives are currently busy. to receive a call back instead of waiting press one "
+        "Otherwise, please stay on the line.",
+        2.0,
+    )
+    assert keys_and_labels(menu) == [("1", "receive a call back instead of waiting")]
+    assert menu.options[0].kind is OptionKind.CALLBACK and menu.is_hold_message

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -28,6 +28,14 @@ class CallCreated(BaseModel):
     call_id: str
     status: str
     url: str
+
+
+class UserDataAnswer(BaseModel):
+    field: str = Field(..., min_length=1, max_length=64, description="account_number, zip_code, date_of_birth, ...")
+    value: str = Field(..., min_length=1, max_length=256)
+    permission: Literal["dtmf", "speech", "both", "never"] | None = Field(
+        None, description="How it may be given to the menu (default: both)"
+    )
 
 
 class CallSummary(BaseModel):
@@ -177,6 +185,24 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
         if CallStatus(record.status) in FINAL_STATUSES:
             raise HTTPException(409, f"call {call_id!r} has already ended ({record.status})")
         raise HTTPException(409, f"call {call_id!r} is not running in this process")
+
+    @app.post("/api/calls/{call_id}/user-data", status_code=202)
+    async def provide_user_data(call_id: str, body: UserDataAnswer, request: Request) -> dict[str, Any]:
+        """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
+        runtime = hs(request)
+        session = runtime.manager.session(call_id)
+        if session is None:
+            record = await asyncio.to_thread(runtime.store.get_call, call_id)
+            if record is None:
+                raise HTTPException(404, f"no call with id {call_id!r}")
+            raise HTTPException(409, f"call {call_id!r} is not running ({record.status})")
+        try:
+            stored = session.provide_user_data(body.field, body.value, body.permission)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        if not stored:
+            raise HTTPException(422, f"{body.field} is never entered into a phone menu")
+        return {"call_id": call_id, "field": body.field, "accepted": True}
 
     # ------------------------------------------------------------------ call flows
 

@@ -108,6 +108,12 @@ class AudioPipeline:
         self._first_music_t = None
         self.history.clear()
 
+    def restart_hold_detection(self) -> None:
+        """We answered a menu: music heard before says nothing about where the answer led."""
+        self.hold_detected = False
+        self._music_windows = 0
+        self._first_music_t = None
+
     def expect_dtmf_echo(self, digits: str, now: float) -> None:
         """Digits the app is sending: heard back, they are reported as echoes, not as far-end keys."""
         self._tones.expect_echo(digits, now=now)

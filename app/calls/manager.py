@@ -107,9 +107,8 @@ class CallManager:
             return False
         await asyncio.to_thread(store.upsert_flow, flow)
         await asyncio.to_thread(store.set_flow_stale, flow.id, False)
-        self.deps.bus.emit(
+        session.emit(
             EventType.FLOW_LEARNED,
-            session.call_id,
             flow_id=flow.id,
             version=flow.version,
             steps=[step.id for step in flow.steps],

@@ -250,7 +250,7 @@ class CallSession:
         self._listener: CallListener | None = None
         self._transcribing = False
         self._navigation: MenuNavigation | None = None
-        self._hold_heard = False  # the detector heard hold music or a queue announcement
+        self._hold_heard = False  # hold music since our last key press or answer
         self.vault = UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
         self.flow_mismatched = False
         self.events: list[dict[str, Any]] = []  # this call's events as emitted (the learner reads them)
@@ -607,6 +607,7 @@ class CallSession:
 
     @property
     def hold_heard(self) -> bool:
+        """The detector heard hold music since our last input: the menus are over."""
         return self._hold_heard
 
     @property
@@ -628,12 +629,18 @@ class CallSession:
             tts = tts_from_settings("piper")
         pcm = await tts.synthesize_async(text, cache=cache)
         await self._endpoints["hold"].play(pcm)
+        self._input_sent()
         shown = f"<{detail.get('field', 'value')}>" if masked else text
         self._emit(EventType.IVR_SPEECH_SENT, step_id=step_id, text=shown, seconds=round(len(pcm) / SAMPLE_RATE, 2), **detail)
         self._activity.reset()
 
     def emit(self, type_: EventType, **data: Any) -> None:
         self._emit(type_, **data)
+
+    def _input_sent(self) -> None:
+        """Whatever played before our input says nothing about where it led."""
+        self._hold_heard = False
+        self._detector.restart_hold_detection()
 
     async def _step_dtmf(self, step: CallFlowStep) -> str | None:
         await self._send_dtmf(step.dtmf or "", step.id)
@@ -645,6 +652,7 @@ class CallSession:
         await self.deps.ari.send_dtmf(
             self.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS
         )
+        self._input_sent()
         shown = "*" * len(digits) if masked else digits
         self._emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits=shown, **detail)
         self._detector.expect_dtmf_echo(digits, now=self.media_time)  # our own tones may come back
@@ -662,7 +670,7 @@ class CallSession:
         self._in_hold = True
         self._hold_started_at = self.deps.clock.now()
         await self._set_status(CallStatus.ON_HOLD, hold_started_at=True)
-        if self._navigation is not None and self._listener is not None and not self._hold_heard:
+        if self._navigation is not None and self._listener is not None and not self.hold_heard:
             # The flow expects hold, but nothing sounded like it yet: a menu may still be asking
             # (a key that did not take, a menu the flow does not know). Answer menus until hold
             # (the detector listens for a person meanwhile).

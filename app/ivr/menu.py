@@ -360,7 +360,10 @@ def _best_label(mention: _Mention) -> tuple[str, str]:
     """(label, the raw phrase it came from) for one key mention."""
     candidates = []
     if mention.post:
-        candidates.append((2 if mention.post_clean else 1, 1, mention.post))
+        # "..., press 1. Otherwise, please stay on the line": what to do instead, not this key's
+        # label, unless nothing else names the key ("otherwise, press pound").
+        otherwise = bool(re.match(r"otherwise\b", mention.post))
+        candidates.append((0 if otherwise and mention.pre_clean else 2 if mention.post_clean else 1, 1, mention.post))
     if mention.pre:
         candidates.append((2 if mention.pre_clean else 1, 0, mention.pre))
     for _, _, raw in sorted(candidates, reverse=True):

@@ -1,17 +1,31 @@
-"""Audio for the simulated PBX: 20 ms frames, synthesised call-progress tones, corpus clips.
+"""Audio for the simulated PBX: 20 ms frames, synthesised call-progress tones, corpus clips and
+prompts spoken by the local text-to-speech voice.
 
-Pure numpy, no I/O except reading corpus files through ``AudioLibrary``. Every frame is
-160 int16 samples (8 kHz); ``None`` stands for a silent frame so that idle channels cost nothing.
+Pure numpy, no I/O except loading clips through ``AudioLibrary``: corpus files, and ``tts:``
+prompts, which ``PromptVoice`` renders with the local Piper voice once and keeps as WAV files.
+Every frame is 160 int16 samples (8 kHz); ``None`` stands for a silent frame so that idle
+channels cost nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from app.corpus import Corpus, load_audio
+from app.media.wavfile import read_wav, write_wav
+from app.speech.types import resample
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
@@ -31,7 +45,9 @@ SIT_SEQUENCES: dict[str, tuple[tuple[float, float], ...]] = {
     "reorder": ((913.8, 0.274), (1428.5, 0.380), (1776.7, 0.380)),
     "no-circuit": ((985.2, 0.380), (1428.5, 0.380), (1776.7, 0.380)),
 }
-AUDIO_REF_PATTERN = re.compile(r"^(prompt|moh|speech|tone|silence|sit):(.+)$")
+AUDIO_REF_PATTERN = re.compile(r"^(prompt|moh|speech|tone|silence|sit|tts|entered):(.+)$", re.DOTALL)
+# ``entered:NODE`` names a collect node; the scenario checks that the node exists.
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class AudioRefError(ValueError):
@@ -44,7 +60,7 @@ def check_audio_ref(ref: str) -> str:
     if not match:
         raise AudioRefError(
             f"{ref!r} is not an audio reference: use prompt:NAME, moh:TRACK, speech:FILE, tone:FILE, "
-            f"silence:SECONDS or sit:{'|'.join(SIT_SEQUENCES)}"
+            f"silence:SECONDS, sit:{'|'.join(SIT_SEQUENCES)}, tts:TEXT or entered:NODE"
         )
     kind, name = match.groups()
     if kind == "silence":
@@ -56,7 +72,28 @@ def check_audio_ref(ref: str) -> str:
             raise AudioRefError(f"{ref!r}: silence must be between 0 and 600 seconds")
     elif kind == "sit" and name not in SIT_SEQUENCES:
         raise AudioRefError(f"{ref!r}: unknown SIT, use one of {', '.join(SIT_SEQUENCES)}")
+    elif kind == "tts" and not name.strip():
+        raise AudioRefError(f"{ref!r}: nothing to say")
+    elif kind == "entered" and not _NODE_NAME.match(name):
+        raise AudioRefError(f"{ref!r}: entered needs the name of a collect node")
     return ref
+
+
+def is_synthesised(ref: str) -> bool:
+    """``tts:TEXT``: rendered by the local voice (in a worker thread, never on a media tick)."""
+    return ref.startswith("tts:")
+
+
+def entered_node(ref: str) -> str | None:
+    """The collect node whose entry ``entered:NODE`` reads back, digit by digit; else None."""
+    return ref.removeprefix("entered:") if ref.startswith("entered:") else None
+
+
+def digit_ref(digit: str) -> str:
+    return f"prompt:digits/{digit}"
+
+
+DIGIT_REFS = tuple(digit_ref(d) for d in "0123456789")
 
 
 def _amplitude(dbfs: float) -> float:
@@ -137,15 +174,129 @@ class ClipCursor:
         return frame
 
 
+def default_tts_cache_dir() -> Path:
+    env = os.environ.get("HOLDSLAYER_TTS_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "holdslayer" / "tts"
+
+
+class PromptVoice:
+    """Speaks ``tts:`` prompts with the local Piper voice (the app's bundled one), each text once:
+    the 8 kHz int16 audio is kept as ``<cache_dir>/<sha256 of voice and text>.wav``, so later
+    runs only read the file.
+
+    Rendered without the voice's sampling noise, so the same text always gives the same samples
+    (the app's own voice varies a little from one rendering to the next). ``load`` is blocking:
+    ~0.1 s a sentence, plus ~1.5 s to load the voice once per process. ``renders`` counts the
+    texts actually synthesised.
+    """
+
+    VOLUME = 0.9  # headroom: resampling must not clip
+    SENTENCE_PAUSE_SECONDS = 0.25
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_tts_cache_dir()
+        self.renders = 0
+        self._voice_id: str | None = None
+
+    @property
+    def voice_id(self) -> str:
+        """The voice file and the settings that shape its audio: another voice, another cache entry."""
+        if self._voice_id is None:
+            from app.speech.piper_tts import bundled_voice_path
+
+            model = bundled_voice_path()
+            self._voice_id = (
+                f"piper:{model.name}:{model.stat().st_size}:noise=0:volume={self.VOLUME}:"
+                f"pause={self.SENTENCE_PAUSE_SECONDS}:rate={SAMPLE_RATE}"
+            )
+        return self._voice_id
+
+    def path(self, text: str) -> Path:
+        digest = hashlib.sha256(f"{self.voice_id}\n{_spoken(text)}".encode()).hexdigest()
+        return self.cache_dir / f"{digest}.wav"
+
+    def load(self, text: str) -> np.ndarray:
+        path = self.path(text)
+        if path.exists():
+            return read_wav(path).pcm
+        pcm = self._synthesise(_spoken(text))
+        self._store(path, pcm)
+        return pcm
+
+    def _synthesise(self, text: str) -> np.ndarray:
+        from piper.config import SynthesisConfig  # (onnxruntime: loaded only when something is rendered)
+
+        config = SynthesisConfig(volume=self.VOLUME, noise_scale=0.0, noise_w_scale=0.0)
+        with _VOICE_LOCK:
+            chunks = list(_piper_voice().synthesize(text, config))
+            self.renders += 1
+        pause = np.zeros(round(self.SENTENCE_PAUSE_SECONDS * SAMPLE_RATE), np.int16)
+        parts: list[np.ndarray] = []
+        for chunk in chunks:
+            if parts:
+                parts.append(pause)
+            parts.append(resample(chunk.audio_int16_array, chunk.sample_rate, SAMPLE_RATE))
+        if not parts:
+            raise AudioRefError(f"the voice said nothing for {text!r}")
+        return np.concatenate(parts).astype(np.int16)
+
+    def _store(self, path: Path, pcm: np.ndarray) -> None:
+        # Written aside and renamed: a reader (another test process) never sees half a file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".wav.part")
+        os.close(handle)
+        try:
+            write_wav(temporary, pcm, SAMPLE_RATE)
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+
+
+_VOICE_LOCK = threading.Lock()  # one voice per process, one synthesis at a time
+_voice: Any = None
+
+
+def _piper_voice() -> Any:
+    """The bundled Piper voice, loaded once (call with ``_VOICE_LOCK`` held)."""
+    global _voice
+    if _voice is None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        from app.speech.piper_tts import bundled_voice_path
+
+        model = bundled_voice_path()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text(encoding="utf-8")))
+        session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        _voice = PiperVoice(config=config, session=session)
+    return _voice
+
+
+def _spoken(text: str) -> str:
+    return " ".join(text.split())
+
+
 @dataclass
 class AudioLibrary:
-    """Resolves audio references to 8 kHz int16 PCM, loading each file once."""
+    """Resolves audio references to 8 kHz int16 PCM, loading each file once.
+
+    ``clip`` loads on demand and may block (a ``tts:`` prompt not yet rendered). Code on the
+    event loop calls ``prepare`` first, which loads what is missing in a worker thread.
+    """
 
     corpus: Corpus
+    voice: PromptVoice = field(default_factory=PromptVoice)
 
     def __post_init__(self) -> None:
         self._cache: dict[str, np.ndarray] = {}
         self._sequences: dict[tuple[str, ...], np.ndarray] = {}
+        self._loading: dict[str, asyncio.Future[dict[str, np.ndarray]]] = {}
 
     def clip(self, ref: str) -> np.ndarray:
         pcm = self._cache.get(ref)
@@ -164,6 +315,41 @@ class AudioLibrary:
             self._sequences[key] = pcm
         return pcm
 
+    def missing(self, refs: Iterable[str]) -> list[str]:
+        """The references not loaded yet, sorted."""
+        return sorted(ref for ref in set(refs) if ref not in self._cache)
+
+    def prepare(self, refs: Iterable[str]) -> asyncio.Future[None]:
+        """Load ``refs`` in a worker thread (each at most once, however many callers ask).
+
+        Must be called on the event loop; the future fails with ``AudioRefError`` when one
+        cannot be loaded.
+        """
+        loop = asyncio.get_running_loop()
+        missing = self.missing(refs)
+        batch = [ref for ref in missing if ref not in self._loading]
+        if batch:
+            loading = asyncio.ensure_future(asyncio.to_thread(self._load_all, batch))
+            loading.add_done_callback(self._loaded)
+            for ref in batch:
+                self._loading[ref] = loading
+        waits = {id(self._loading[ref]): self._loading[ref] for ref in missing if ref in self._loading}
+        if not waits:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)
+            return done
+        return asyncio.ensure_future(_all_of(list(waits.values())))
+
+    def _loaded(self, loading: asyncio.Future[dict[str, np.ndarray]]) -> None:
+        # On the event loop: the cache is only ever written from there.
+        for ref in [ref for ref, future in self._loading.items() if future is loading]:
+            del self._loading[ref]
+        if not loading.cancelled() and loading.exception() is None:
+            self._cache.update(loading.result())
+
+    def _load_all(self, refs: list[str]) -> dict[str, np.ndarray]:
+        return {ref: self._load(ref) for ref in refs}
+
     def _load(self, ref: str) -> np.ndarray:
         check_audio_ref(ref)
         kind, _, name = ref.partition(":")
@@ -171,7 +357,16 @@ class AudioLibrary:
             return np.zeros(int(round(float(name) * SAMPLE_RATE)), np.int16)
         if kind == "sit":
             return sit_tone(name)
+        if kind == "entered":
+            raise AudioRefError(f"{ref}: read back per call from what the caller entered, not a clip")
         try:
+            if kind == "tts":
+                return self.voice.load(name)
             return load_audio(self.corpus.resolve(ref))
-        except Exception as exc:  # a missing or unreadable file: report the reference
+        except Exception as exc:  # a missing or unreadable file, or a voice that fails: report the reference
             raise AudioRefError(f"{ref}: {exc}") from exc
+
+
+async def _all_of(loads: list[asyncio.Future[dict[str, np.ndarray]]]) -> None:
+    for loading in loads:
+        await asyncio.shield(loading)

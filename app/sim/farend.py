@@ -48,7 +48,12 @@ class FarEnd(Protocol):
 
 @dataclass
 class CompanyCallLog:
-    """What happened on one company call, from the company's side."""
+    """What happened on one company call, from the company's side.
+
+    ``path``: the scenario nodes entered, in order (a node entered twice is listed twice);
+    ``entered``: collect node -> the last entry keyed there (without the terminator);
+    ``heard``: (menu node, transcript) of every utterance a speech menu transcribed.
+    """
 
     channel_id: str
     number: str
@@ -59,6 +64,12 @@ class CompanyCallLog:
     agent_heard_seconds: float = 0.0
     end_cause: int | None = None
     ended_by: EndedBy | None = None
+    entered: dict[str, str] = field(default_factory=dict)
+    heard: list[tuple[str, str]] = field(default_factory=list)
+
+    def reached(self, node: str) -> bool:
+        """The call got to ``node`` (an intent's destination) at some point."""
+        return node in self.path
 
 
 @dataclass

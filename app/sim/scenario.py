@@ -2,18 +2,22 @@
 
 A scenario is a YAML file (see ``scenarios/README.md``). This module holds its typed model and
 loader; ``company.py`` runs it. Validation is strict: unknown keys, dangling node names, bad
-DTMF keys and malformed audio references are rejected with the file path and the field path.
+DTMF keys, malformed audio references and intents whose destination is not a node (or not
+reachable the way the intent says) are rejected with the file path and the field path.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.sim.audio import check_audio_ref
+from app.sim.audio import DIGIT_REFS, check_audio_ref, entered_node, is_synthesised
 
 DEFAULT_SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 HANGUP = "hangup"
@@ -31,16 +35,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _refuse_numbers(value: object) -> None:
+    # YAML reads 02134 as a number (losing the 0): digits must be written in quotes.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"write {value!r} in quotes: digits are text (a YAML number loses leading zeros)")
+
+
+def spoken_words(text: str) -> str:
+    """Lower case words without accents or punctuation, one space apart ("Bill, please!" -> "bill please")."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    return " ".join(re.findall(r"[a-z0-9']+", text))
+
+
 class MenuNode(_Strict):
-    """An IVR menu: play the prompt, wait for a key, repeat, then give up."""
+    """An IVR menu: play the prompt, wait for a key (or listen to the caller), repeat, then give up."""
 
     kind: Literal["menu"]
     prompt: AudioList
     options: dict[str, str] = Field(default_factory=dict, description="DTMF key -> node")
+    speech_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="What the caller may say -> node; alternatives separated by |, matched as whole words",
+    )
     timeout_seconds: float = Field(5.0, ge=0, description="Silence after the prompt before it repeats")
     repeats: int = Field(3, ge=1, description="How many times the prompt plays before on_timeout")
     on_timeout: str = Field(HANGUP, description="Node to go to after the last repeat, or 'hangup'")
     invalid_prompt: AudioList = Field(default_factory=lambda: ["prompt:pm-invalid-option"])
+    no_match_prompt: AudioList = Field(
+        default_factory=lambda: ["tts:Sorry, I didn't get that."],
+        description="Played when what the caller said matches no speech option; then the menu starts over",
+    )
 
     @field_validator("options", mode="before")
     @classmethod
@@ -58,8 +83,98 @@ class MenuNode(_Strict):
                 raise ValueError(f"option key {key!r} is not a DTMF key (one of 0-9 * # A-D)")
         return value
 
+    @field_validator("speech_options")
+    @classmethod
+    def _valid_phrases(cls, value: dict[str, str]) -> dict[str, str]:
+        for phrases in value:
+            if not all(spoken_words(phrase) for phrase in phrases.split("|")):
+                raise ValueError(f"speech option {phrases!r} has an empty alternative (separate phrases with |)")
+        return value
+
+    @property
+    def listens(self) -> bool:
+        """The menu understands speech (it has speech options)."""
+        return bool(self.speech_options)
+
+    def speech_target(self, transcript: str) -> str | None:
+        """The node for what the caller said: the first speech option (in file order) one of whose
+        phrases occurs in it as whole words, case and punctuation ignored; None when none does."""
+        heard = f" {spoken_words(transcript)} "
+        for phrases, target in self.speech_options.items():
+            if any(f" {spoken_words(phrase)} " in heard for phrase in phrases.split("|")):
+                return target
+        return None
+
     def targets(self) -> list[str]:
+        return [*self.options.values(), *self.speech_options.values(), self.on_timeout]
+
+    def clips(self) -> list[str]:
+        return [*self.prompt, *self.invalid_prompt, *(self.no_match_prompt if self.listens else [])]
+
+    def key_targets(self) -> list[str]:
+        """Where the menu leads without the caller speaking."""
         return [*self.options.values(), self.on_timeout]
+
+
+class CollectNode(_Strict):
+    """Data entry (Asterisk ``Read``): the caller keys digits, ended by the terminator, by
+    ``max_digits`` or by a pause; a wrong entry plays ``invalid_prompt`` and asks again."""
+
+    kind: Literal["collect"]
+    prompt: AudioList
+    max_digits: int = Field(ge=1, le=32, description="The entry ends by itself after this many keys")
+    terminator: str | None = Field("#", description="Key that ends the entry (not part of it); null: none")
+    expect: list[str] | None = Field(
+        None, description="Accepted entries; None: any entry up to the terminator, or of max_digits without one"
+    )
+    next: str
+    invalid_prompt: AudioList = Field(default_factory=lambda: ["tts:That number is not valid."])
+    attempts: int = Field(3, ge=1, description="Entries (or silences) allowed before on_fail")
+    on_fail: str = HANGUP
+    timeout_seconds: float = Field(
+        8.0, gt=0, description="Quiet after the prompt (or after the last key) that ends an attempt"
+    )
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _expect_as_list(cls, value: object) -> object:
+        values = value if isinstance(value, list) else [value] if value is not None else None
+        if values is not None:
+            for item in values:
+                _refuse_numbers(item)
+        return values
+
+    @field_validator("terminator")
+    @classmethod
+    def _terminator_is_a_key(cls, value: str | None) -> str | None:
+        if value is not None and value not in DTMF_KEYS:
+            raise ValueError(f"terminator {value!r} is not a DTMF key (one of 0-9 * # A-D)")
+        return value
+
+    @model_validator(mode="after")
+    def _expected_entries_can_be_keyed(self) -> CollectNode:
+        for entry in self.expect or []:
+            if not entry or any(key not in DTMF_KEYS or key == self.terminator for key in entry):
+                raise ValueError(f"expected entry {entry!r} must be DTMF keys, without the terminator")
+            if len(entry) > self.max_digits:
+                raise ValueError(f"expected entry {entry!r} is longer than max_digits {self.max_digits}")
+        return self
+
+    def accepts(self, entry: str) -> bool:
+        if self.expect is not None:
+            return entry in self.expect
+        if self.terminator is None:
+            return len(entry) == self.max_digits
+        return 0 < len(entry) <= self.max_digits
+
+    def targets(self) -> list[str]:
+        return [self.next, self.on_fail]
+
+    def clips(self) -> list[str]:
+        return [*self.prompt, *self.invalid_prompt]
+
+    def key_targets(self) -> list[str]:
+        return self.targets()
 
 
 class HoldAnnouncement(_Strict):
@@ -83,6 +198,12 @@ class HoldNode(_Strict):
     def targets(self) -> list[str]:
         return [self.next]
 
+    def clips(self) -> list[str]:
+        return [self.music, *(ref for announcement in self.announcements for ref in announcement.audio)]
+
+    def key_targets(self) -> list[str]:
+        return self.targets()
+
 
 class AgentReply(_Strict):
     audio: AudioList
@@ -104,6 +225,12 @@ class AgentNode(_Strict):
     def targets(self) -> list[str]:
         return []
 
+    def clips(self) -> list[str]:
+        return [*self.greeting, *(ref for reply in self.replies for ref in reply.audio)]
+
+    def key_targets(self) -> list[str]:
+        return []
+
 
 class AnnouncementNode(_Strict):
     """Play something once, then go on or hang up."""
@@ -116,8 +243,37 @@ class AnnouncementNode(_Strict):
     def targets(self) -> list[str]:
         return [self.then]
 
+    def clips(self) -> list[str]:
+        return list(self.audio)
 
-Node = Annotated[MenuNode | HoldNode | AgentNode | AnnouncementNode, Field(discriminator="kind")]
+    def key_targets(self) -> list[str]:
+        return self.targets()
+
+
+Node = Annotated[MenuNode | CollectNode | HoldNode | AgentNode | AnnouncementNode, Field(discriminator="kind")]
+
+
+class Intent(_Strict):
+    """What a caller may want from the company and where a good navigation ends (metadata for
+    end-to-end tests and the navigation benchmark; the company itself never reads it)."""
+
+    intent: str = Field(min_length=1, description="What the user wants, in their words")
+    destination: str = Field(description="The node the call must reach")
+    user_data: dict[str, str] = Field(
+        default_factory=dict, description="Vault field -> value the company expects (account_number, zip_code, ...)"
+    )
+    speech: bool = Field(False, description="The destination can only be reached by speaking")
+
+    @field_validator("user_data", mode="before")
+    @classmethod
+    def _values_are_text(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for item in value.values():
+                _refuse_numbers(item)
+            for name in value:
+                if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+                    raise ValueError(f"user_data field {name!r} is not a vault field name (snake_case)")
+        return value
 
 
 class EarlyMedia(_Strict):
@@ -149,6 +305,7 @@ class Scenario(_Strict):
     )
     start: str | None = Field(None, description="First node; default: the first one listed")
     nodes: dict[str, Node] = Field(default_factory=dict)
+    intents: list[Intent] = Field(default_factory=list, description="What callers want and where it leads")
 
     @model_validator(mode="after")
     def _graph_is_closed(self) -> Scenario:
@@ -164,7 +321,39 @@ class Scenario(_Strict):
                     raise ValueError(f"node {name!r} leads to undefined node {target!r}")
             if isinstance(node, HoldNode) and node.next == HANGUP:
                 raise ValueError(f"hold node {name!r} must lead to a node (the agent), not hangup")
+            for ref in node.clips():
+                read_back = entered_node(ref)
+                if read_back is not None and not isinstance(self.nodes.get(read_back), CollectNode):
+                    raise ValueError(f"node {name!r} reads back {ref!r}, but {read_back!r} is not a collect node")
+        self._intents_lead_somewhere()
         return self
+
+    def _intents_lead_somewhere(self) -> None:
+        if not self.intents:
+            return
+        by_keys = self.reachable(speech=False)
+        by_any = self.reachable(speech=True)
+        for index, intent in enumerate(self.intents):
+            where = f"intents.{index} ({intent.intent!r})"
+            if intent.destination not in self.nodes:
+                raise ValueError(f"{where}: destination {intent.destination!r} is not a node")
+            if intent.destination not in by_any:
+                raise ValueError(f"{where}: no way leads from {self.start_node!r} to {intent.destination!r}")
+            if intent.speech == (intent.destination in by_keys):
+                how = "keys (or waiting) reach it: speech: false" if intent.speech else "only speech does: speech: true"
+                raise ValueError(f"{where}: {intent.destination!r} is mislabelled, {how}")
+
+    def reachable(self, *, speech: bool) -> set[str]:
+        """Nodes a call can get to from the start: by keys, entries and waiting, and by speaking too when ``speech``."""
+        seen = {self.start_node} if self.nodes else set()
+        queue = list(seen)
+        while queue:
+            node = self.nodes[queue.pop()]
+            for target in node.targets() if speech else node.key_targets():
+                if target != HANGUP and target not in seen:
+                    seen.add(target)
+                    queue.append(target)
+        return seen
 
     @property
     def start_node(self) -> str:
@@ -173,26 +362,28 @@ class Scenario(_Strict):
     def failure_prompt(self) -> list[str]:
         return list(self.failure_audio or DEFAULT_FAILURE_AUDIO.get(self.outcome, []))
 
-    def audio_refs(self) -> set[str]:
-        """Every audio reference the scenario can play (to preload and check at start-up)."""
-        refs: set[str] = set(self.failure_prompt()) if self.outcome in FAILURE_CAUSES else set()
+    def _all_clips(self) -> Iterator[str]:
+        if self.outcome in FAILURE_CAUSES:
+            yield from self.failure_prompt()
         if self.early_media:
-            refs.update(self.early_media.audio)
+            yield from self.early_media.audio
         for node in self.nodes.values():
-            if isinstance(node, MenuNode):
-                refs.update(node.prompt)
-                refs.update(node.invalid_prompt)
-            elif isinstance(node, HoldNode):
-                refs.add(node.music)
-                for announcement in node.announcements:
-                    refs.update(announcement.audio)
-            elif isinstance(node, AgentNode):
-                refs.update(node.greeting)
-                for reply in node.replies:
-                    refs.update(reply.audio)
-            else:
-                refs.update(node.audio)
+            yield from node.clips()
+
+    def audio_refs(self) -> set[str]:
+        """The audio references loaded from files or generated (to preload and check at start-up).
+
+        Not the synthesised prompts (``tts_refs``, rendered per call in a worker thread); a
+        read-back (``entered:NODE``) counts as the digit prompts it is spoken with.
+        """
+        refs = {ref for ref in self._all_clips() if not is_synthesised(ref) and entered_node(ref) is None}
+        if any(entered_node(ref) is not None for ref in self._all_clips()):
+            refs.update(DIGIT_REFS)
         return refs
+
+    def tts_refs(self) -> set[str]:
+        """The ``tts:`` prompts the scenario can play."""
+        return {ref for ref in self._all_clips() if is_synthesised(ref)}
 
 
 def _describe(exc: ValidationError) -> str:
@@ -204,6 +395,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def load_scenario(path: Path) -> Scenario:
+    """One scenario file; ``ScenarioError`` names the file and the failing field."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -217,8 +409,21 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: {_describe(exc)}") from None
 
 
+def load_scenario_file(path: Path | str) -> Scenario:
+    """A scenario file by path, or by its path inside the shipped directory when no such file
+    exists from here: ``load_scenario_file("changed/nav-changed-v2.yaml")`` is the changed menu."""
+    path = Path(path)
+    if not path.exists() and not path.is_absolute():
+        path = DEFAULT_SCENARIOS_DIR / path
+    return load_scenario(path)
+
+
 def load_scenarios(directory: Path | str | None = None) -> dict[str, Scenario]:
-    """Every ``*.yaml`` scenario in ``directory`` (default: the shipped ones), keyed by number."""
+    """Every ``*.yaml`` scenario in ``directory`` (default: the shipped ones), keyed by number.
+
+    Subdirectories are not read: ``changed/`` holds later versions of shipped companies (same
+    numbers), installed on purpose with ``SimulatedPBX.install_scenario``.
+    """
     directory = Path(directory) if directory else DEFAULT_SCENARIOS_DIR
     scenarios: dict[str, Scenario] = {}
     origin: dict[str, Path] = {}

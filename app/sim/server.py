@@ -296,6 +296,18 @@ class SimulatedPBX:
         company_log = CompanyCallLog(channel_id="", number=endpoint.number, scenario=scenario.name)
         return CompanyCall(scenario, self.audio, company_log, self._rng), company_log
 
+    def install_scenario(self, scenario: Scenario) -> None:
+        """Add a company, or replace the one at its number, for the calls placed from now on;
+        calls already running keep theirs. A running PBX loads its audio files at once (a
+        missing file raises ``ScenarioError``); its ``tts:`` prompts render with its first call."""
+        if self.audio is not None:
+            for ref in sorted(scenario.audio_refs()):
+                try:
+                    self.audio.clip(ref)
+                except AudioRefError as exc:
+                    raise ScenarioError(f"scenario {scenario.name!r} ({scenario.number}): {exc}") from None
+        self._scenarios[normalise_number(scenario.number)] = scenario
+
     def record_call(self, call_log: CompanyCallLog | UserCallLog, channel: Channel) -> None:
         call_log.channel_id = channel.id
         if isinstance(call_log, CompanyCallLog):

@@ -1,0 +1,127 @@
+"""The user data vault end to end: REST -> app -> simulated PBX (First Harbor Bank, nav-account.yaml),
+whose first prompt is "Please enter your account number, followed by the pound key".
+
+- The caller gave the account number: it is keyed from the vault (the bank's log shows it; the
+  call's own events never do) and the call goes on to the menu and the chosen queue.
+- The caller did not: the call asks (USER_DATA_REQUESTED), waits instead of guessing, the answer
+  arrives through POST /api/calls/{id}/user-data, and the call goes on the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from app.api.app import create_api
+from app.config import Settings
+from app.runtime import HoldSlayer
+from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
+from tests.conftest import ApiServer
+from tests.test_e2e_calls import USER_PHONE, Stack, events_of
+
+pytestmark = pytest.mark.e2e
+
+BANK = "5551006"
+ACCOUNT = "12345678"
+INTENT = "Report a stolen debit card"
+DESTINATION = "hold_cards"
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, corpus, http):
+    user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="prompt:hello")}
+    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))
+    await pbx.start()
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    settings = Settings(
+        ari_url=pbx.ari_url,
+        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
+        recordings_dir=tmp_path / "recordings",
+        flows_dir=flows,
+        user_devices={"sip_phone": USER_PHONE},
+        dial_timeout=5,
+        user_answer_timeout=3.0,
+        navigator="offline",
+    )
+    holdslayer = HoldSlayer(settings)
+    api = ApiServer(create_api(holdslayer))
+    await holdslayer.start()
+    await api.start()
+    try:
+        yield Stack(pbx, holdslayer, api, http)
+    finally:
+        await api.stop()
+        await holdslayer.stop()
+        await pbx.stop()
+
+
+async def wait_for_event(stack: Stack, call_id: str, type_: str, timeout: float) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        session = stack.holdslayer.manager.session(call_id)
+        found = [e["data"] for e in (session.events if session else []) if e["type"] == type_]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {type_} within {timeout} s")
+
+
+def bank_call(stack: Stack):
+    return next(c for c in reversed(stack.pbx.company_calls) if c.number == BANK)
+
+
+@pytest.mark.timeout(150)
+async def test_an_account_number_from_the_vault_is_keyed_and_never_shown(stack: Stack):
+    status, body = await stack.post(
+        "/api/calls", {"number": BANK, "intent": INTENT, "user_data": {"account_number": ACCOUNT}}
+    )
+    assert status == 201, body
+    call = await stack.wait_final(body["call_id"], timeout=120.0)
+
+    bank = bank_call(stack)
+    assert bank.entered.get("account") == ACCOUNT, bank.entered
+    assert bank.reached(DESTINATION), bank.path
+    entries = [d for d in events_of(call, "IVR_DTMF_SENT") if d.get("purpose") == "user_data"]
+    assert len(entries) == 1 and entries[0]["field"] == "account_number"
+    assert entries[0]["digits"] == "*" * len(ACCOUNT + "#"), "the value never reaches the journal"
+    assert ACCOUNT not in str(call["events"])
+    assert not events_of(call, "USER_DATA_REQUESTED"), "nothing to ask: the vault had it"
+
+
+@pytest.mark.timeout(150)
+async def test_a_missing_account_number_is_asked_for_and_the_call_goes_on(stack: Stack):
+    status, body = await stack.post("/api/calls", {"number": BANK, "intent": INTENT})
+    assert status == 201, body
+    call_id = body["call_id"]
+
+    asked = await wait_for_event(stack, call_id, "USER_DATA_REQUESTED", timeout=60.0)
+    assert asked["field"] == "account_number" and "account number" in asked["question"].lower()
+    assert asked["timeout_seconds"] > 0
+    assert "account number" in asked["transcript"].lower()
+    assert bank_call(stack).dtmf == "", "the call waits for the user instead of guessing"
+
+    # Bad answers are refused with a reason and lose nothing.
+    status, body = await stack.post(f"/api/calls/{call_id}/user-data", {"field": "account_number"})
+    assert status == 422, body
+    status, body = await stack.post(f"/api/calls/{call_id}/user-data", {"field": "ssn", "value": "123456789"})
+    assert status == 422 and "never" in body["detail"], body
+    status, body = await stack.post("/api/calls/nosuchcall/user-data", {"field": "account_number", "value": ACCOUNT})
+    assert status == 404, body
+
+    status, body = await stack.post(f"/api/calls/{call_id}/user-data", {"field": "account_number", "value": ACCOUNT})
+    assert status == 202 and body == {"call_id": call_id, "field": "account_number", "accepted": True}, body
+    call = await stack.wait_final(call_id, timeout=120.0)
+
+    bank = bank_call(stack)
+    assert bank.entered.get("account") == ACCOUNT, bank.entered
+    assert bank.reached(DESTINATION), bank.path
+    types = [e["type"] for e in call["events"]]
+    assert types.index("USER_DATA_REQUESTED") < types.index("USER_DATA_RECEIVED") < types.index("HOLD_DETECTED")
+    assert ACCOUNT not in str(call["events"])
+
+    status, body = await stack.post(f"/api/calls/{call_id}/user-data", {"field": "account_number", "value": ACCOUNT})
+    assert status == 409 and "not running" in body["detail"], body
