@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # --- speech-to-text (menus the navigator answers); without the provider's key: local Whisper ---
     stt_provider: Literal["local", "deepgram", "openai"] = "local"
     deepgram_api_key: SecretStr | None = None
+    whisper_model_path: Path | None = None  # a CTranslate2 Whisper directory; None: the bundled tiny.en
+    whisper_model_size: str = "tiny.en"  # any other size needs whisper_model_path (nothing is downloaded)
     # --- text-to-speech (spoken menu answers, SPEAK steps); without an OpenAI key: local Piper ---
     tts_provider: Literal["piper", "openai"] = "piper"
     # --- a menu asks for data the user did not give: how long to wait for their answer (API) ---

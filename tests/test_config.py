@@ -68,3 +68,15 @@ def test_settings_object_is_the_single_source():
         "media_host", "media_port_min", "media_port_max", "database_url", "max_hold_time",
         "hold_check_interval", "default_transfer_device", "classifier_window_seconds",
     }
+
+
+def test_whisper_model_is_configurable_and_never_downloaded(tmp_path):
+    from app.calls.listening import stt_for_call
+    from app.speech import SttUnavailable
+
+    settings = Settings(whisper_model_size="base.en")
+    with pytest.raises(SttUnavailable, match="never downloaded"):
+        stt_for_call(settings)
+    with pytest.raises(SttUnavailable, match="no model.bin"):
+        stt_for_call(Settings(whisper_model_path=tmp_path))
+    assert stt_for_call(Settings()).provider == "local"

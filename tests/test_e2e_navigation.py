@@ -1,11 +1,11 @@
-"""Whole calls whose menus are read, not keyed from a file: REST -> app -> simulated PBX, each
+"""A whole call whose flow leaves the menus to the navigator: REST -> app -> simulated PBX, each
 menu heard through local speech-to-text (Whisper) and answered by the offline navigator.
 
 The company is the simulator's Acme Bank (its real recorded menus: "... To speak with a customer
-advocate, press two ..."), with its hold shortened so the tests stay short. Its flow file
-(flows/acme-bank.yaml) keys the digits itself; these calls either name a flow whose LISTEN steps
-have none, or dial a copy of Acme Bank at a number no flow knows, so every key must come from
-what speech-to-text heard — and the second call to that number from the flow the first one taught.
+advocate, press two ..."), with its hold shortened so the test stays short. Its flow file
+(flows/acme-bank.yaml) keys the digits itself; this call names a flow whose LISTEN steps have
+none, so every key must come from what speech-to-text heard. Numbers with no flow at all
+(exploring, then learned flows) are test_e2e_nav_scenarios.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of
 pytestmark = pytest.mark.e2e
 
 ACME = "8005550100"
-UNKNOWN_ACME = "8005550199"  # the same company at a number no flow file knows
 INTENT = "talk to a customer advocate"
 HOLD_SECONDS = 8.0
 
@@ -51,7 +50,6 @@ def short_hold_scenarios() -> dict:
     acme = scenarios[ACME]
     hold = acme.nodes["hold"].model_copy(update={"seconds": HOLD_SECONDS, "announcements": []})
     scenarios[ACME] = acme.model_copy(update={"ring_seconds": 1.0, "nodes": {**acme.nodes, "hold": hold}})
-    scenarios[UNKNOWN_ACME] = scenarios[ACME].model_copy(update={"number": UNKNOWN_ACME})
     return scenarios
 
 
@@ -125,46 +123,4 @@ async def test_the_navigator_answers_the_menus_from_their_transcripts(stack: Sta
     company = next(c for c in stack.pbx.company_calls if c.number == ACME)
     assert company.path[:2] == ["main", "advocates"] and company.reached_agent
     assert company.dtmf == "".join(d["digits"] for d in sent)
-    await stack.assert_pbx_clean()
-
-
-@pytest.mark.timeout(200)
-async def test_a_number_with_no_flow_is_explored_then_the_learned_flow_is_replayed(stack: Stack):
-    store = stack.holdslayer.store
-    assert store.find_flow_for_number(UNKNOWN_ACME) is None
-
-    # First call: nothing known, the navigator finds the way and the call teaches a flow.
-    status, body = await stack.post("/api/calls", {"number": UNKNOWN_ACME, "intent": INTENT})
-    assert status == 201, body
-    first = await stack.wait_final(body["call_id"], timeout=90.0)
-    heard = [(e["type"], e["data"]) for e in first["events"] if e["type"].startswith(("IVR_", "FLOW_"))]
-    assert (first["status"], first["reason"]) == ("completed", "bridged"), (first["detail"], heard)
-    assert first["flow_id"] is None
-    explored = events_of(first, "IVR_DTMF_SENT")
-    assert explored and all(d["navigator"] == "offline" for d in explored), explored
-    assert explored[0]["digits"] == "2", explored[0]["reason"]
-    learned = events_of(first, "FLOW_LEARNED")
-    assert len(learned) == 1 and not learned[0]["merged"]
-
-    flow = store.find_flow_for_number(UNKNOWN_ACME)
-    assert flow is not None and flow.id == learned[0]["flow_id"]
-    listens = [step for step in flow.steps if step.type.value == "LISTEN"]
-    assert [step.dtmf for step in listens] == [d["digits"] for d in explored]
-    assert "customer advocate" in listens[0].metadata["expected_transcript"].lower()
-    assert [step.type.value for step in flow.steps[-2:]] == ["HOLD", "TRANSFER"]
-
-    # Second call: the stored flow is used; every key comes from it, checked against what is heard.
-    status, body = await stack.post("/api/calls", {"number": UNKNOWN_ACME, "intent": INTENT})
-    assert status == 201, body
-    second = await stack.wait_final(body["call_id"], timeout=90.0)
-    assert (second["status"], second["reason"]) == ("completed", "bridged"), second["detail"]
-    assert second["flow_id"] == flow.id
-    replayed = events_of(second, "IVR_DTMF_SENT")
-    assert [d["digits"] for d in replayed] == [d["digits"] for d in explored]
-    assert all(d["navigator"] == "flow" for d in replayed), replayed
-    checks = [d["replay"] for d in events_of(second, "IVR_MENU_DETECTED")]
-    assert len(checks) == len(listens) and all(c["ok"] for c in checks), checks
-    assert not events_of(second, "FLOW_MISMATCH")
-    companies = [c for c in stack.pbx.company_calls if c.number == UNKNOWN_ACME]
-    assert len(companies) == 2 and companies[0].path == companies[1].path
     await stack.assert_pbx_clean()

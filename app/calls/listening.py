@@ -37,34 +37,45 @@ def stt_for_call(settings: Settings) -> SpeechToText:
         deepgram_api_key=_secret(settings.deepgram_api_key),
         openai_api_key=_secret(settings.openai_api_key),
         openai_base_url=settings.openai_base_url,
+        whisper=whisper_settings(settings),
     )
 
 
-async def preload_local_model() -> None:
-    """Load Whisper now (a few seconds, in a thread) so the first menu is not answered late."""
-    from app.speech.whisper_local import WhisperRecognizer, WhisperSettings
+def whisper_settings(settings: Settings):
+    from app.speech.whisper_local import WhisperSettings
 
-    await asyncio.to_thread(WhisperRecognizer.shared(WhisperSettings()).load)
+    return WhisperSettings(model_size=settings.whisper_model_size, model_path=settings.whisper_model_path)
+
+
+async def preload_local_model(settings: Settings) -> None:
+    """Load Whisper now (a few seconds, in a thread) so the first menu is not answered late."""
+    from app.speech.whisper_local import WhisperRecognizer
+
+    await asyncio.to_thread(WhisperRecognizer.shared(whisper_settings(settings)).load)
 
 
 class CallListener:
     """Owns one call's STT stream: frames in, final transcripts (with call times) out."""
 
-    def __init__(self, stt: SpeechToText, on_transcript: Callable[[Transcript], None]) -> None:
+    def __init__(
+        self, stt: SpeechToText, on_transcript: Callable[[Transcript], None], settings: Settings | None = None
+    ) -> None:
         self._stt = stt
         self._on_transcript = on_transcript
         self.finals: list[Transcript] = []
         self.error: SttError | None = None
         self._reader = asyncio.create_task(self._read(), name=f"stt-{stt.provider}-reader")
         self._warm_up = (
-            asyncio.create_task(preload_local_model(), name="stt-preload") if stt.provider == "local" else None
+            asyncio.create_task(preload_local_model(settings or Settings()), name="stt-preload")
+            if stt.provider == "local"
+            else None
         )
 
     @classmethod
     async def open(cls, settings: Settings, on_transcript: Callable[[Transcript], None]) -> CallListener:
         # Building the local recogniser creates the VAD session: keep that off the event loop.
         stt = await asyncio.to_thread(stt_for_call, settings)
-        return cls(stt, on_transcript)
+        return cls(stt, on_transcript, settings)
 
     @property
     def provider(self) -> str:
