@@ -6,6 +6,8 @@ After every call the simulator must hold no channels and no bridges.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -83,24 +85,30 @@ def events_of(call: dict, type_: str) -> list[dict]:
     return [e["data"] for e in call["events"] if e["type"] == type_]
 
 
-@pytest.fixture
-async def stack(tmp_path: Path, corpus, http, request):
-    user_phones = {
-        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello"),
-        DEAD_PHONE: UserPhoneConfig(answer_after=None),
-    }
-    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))
+@asynccontextmanager
+async def running_stack(
+    tmp_path: Path, http, corpus, *, scenarios=None, user_phones=None, flows_dir: Path = REPO / "flows", **overrides
+) -> AsyncIterator[Stack]:
+    """A simulated PBX, the app against it (SQLite file in ``tmp_path``) and its REST API."""
+    pbx = SimulatedPBX(
+        SimConfig(
+            scenarios=scenarios if scenarios is not None else load_scenarios(),
+            user_phones=user_phones or {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")},
+            corpus=corpus,
+        )
+    )
     await pbx.start()
-    overrides = getattr(request, "param", {})
     settings = Settings(
-        ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=REPO / "flows",
-        user_devices={"sip_phone": USER_PHONE, "dead_phone": DEAD_PHONE},
-        dial_timeout=5,
-        user_answer_timeout=3.0,
-        **overrides,
+        **{
+            "ari_url": pbx.ari_url,
+            "database_url": f"sqlite:///{tmp_path / 'calls.db'}",
+            "recordings_dir": tmp_path / "recordings",
+            "flows_dir": flows_dir,
+            "user_devices": {"sip_phone": USER_PHONE},
+            "dial_timeout": 5,
+            "user_answer_timeout": 3.0,
+            **overrides,
+        }
     )
     holdslayer = HoldSlayer(settings)
     api = ApiServer(create_api(holdslayer))
@@ -112,6 +120,18 @@ async def stack(tmp_path: Path, corpus, http, request):
         await api.stop()
         await holdslayer.stop()
         await pbx.stop()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, corpus, http, request):
+    user_phones = {
+        USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello"),
+        DEAD_PHONE: UserPhoneConfig(answer_after=None),
+    }
+    overrides = dict(getattr(request, "param", {}))
+    overrides.setdefault("user_devices", {"sip_phone": USER_PHONE, "dead_phone": DEAD_PHONE})
+    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, **overrides) as running:
+        yield running
 
 
 async def test_success_through_a_two_level_menu(stack: Stack):

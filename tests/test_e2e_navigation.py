@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.api.app import create_api
 from app.calls.listening import flow_needs_listener
-from app.config import Settings
 from app.ivr.flow import CallFlow
-from app.runtime import HoldSlayer
-from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
-from tests.conftest import REPO, ApiServer
-from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of
+from app.sim import UserPhoneConfig, load_scenarios
+from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -56,29 +52,11 @@ def short_hold_scenarios() -> dict:
 @pytest.fixture
 async def stack(tmp_path: Path, corpus, http):
     user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")}
-    pbx = SimulatedPBX(SimConfig(scenarios=short_hold_scenarios(), user_phones=user_phones, corpus=corpus))
-    await pbx.start()
-    settings = Settings(
-        ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=REPO / "flows",
-        user_devices={"sip_phone": USER_PHONE},
-        dial_timeout=5,
-        user_answer_timeout=3.0,
-        navigator="offline",
-        stt_provider="local",
-    )
-    holdslayer = HoldSlayer(settings)
-    api = ApiServer(create_api(holdslayer))
-    await holdslayer.start()
-    await api.start()
-    try:
-        yield Stack(pbx, holdslayer, api, http)
-    finally:
-        await api.stop()
-        await holdslayer.stop()
-        await pbx.stop()
+    async with running_stack(
+        tmp_path, http, corpus, scenarios=short_hold_scenarios(), user_phones=user_phones,
+        navigator="offline", stt_provider="local",
+    ) as running:  # fmt: skip
+        yield running
 
 
 def test_only_flows_with_an_open_listen_step_need_speech_to_text():

@@ -14,12 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.api.app import create_api
-from app.config import Settings
-from app.runtime import HoldSlayer
-from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
-from tests.conftest import ApiServer
-from tests.test_e2e_calls import USER_PHONE, Stack, events_of
+from app.sim import UserPhoneConfig
+from tests.test_e2e_calls import USER_PHONE, Stack, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -32,30 +28,10 @@ DESTINATION = "hold_cards"
 @pytest.fixture
 async def stack(tmp_path: Path, corpus, http):
     user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="prompt:hello")}
-    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user_phones, corpus=corpus))
-    await pbx.start()
-    flows = tmp_path / "flows"
+    flows = tmp_path / "flows"  # no flow: the bank's menus are explored
     flows.mkdir()
-    settings = Settings(
-        ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=flows,
-        user_devices={"sip_phone": USER_PHONE},
-        dial_timeout=5,
-        user_answer_timeout=3.0,
-        navigator="offline",
-    )
-    holdslayer = HoldSlayer(settings)
-    api = ApiServer(create_api(holdslayer))
-    await holdslayer.start()
-    await api.start()
-    try:
-        yield Stack(pbx, holdslayer, api, http)
-    finally:
-        await api.stop()
-        await holdslayer.stop()
-        await pbx.stop()
+    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, flows_dir=flows, navigator="offline") as running:
+        yield running
 
 
 async def wait_for_event(stack: Stack, call_id: str, type_: str, timeout: float) -> dict:
