@@ -158,3 +158,55 @@ def test_speech_islands_start_at_the_first_loud_frame_and_ignore_clicks_and_brea
     t = np.arange(8000) / RATE
     pcm[12000:20000] += 6000.0 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 4 * t)) / 2  # speech-like
     assert speech_islands(pcm) == [(12000, 20000)]
+
+
+@pytest.fixture(scope="module")
+def train_holds(corpus):
+    return [render(spec, corpus) for spec in session_specs(0, split="train") if spec.kind == "pure_hold"]
+
+
+def _after(session, segment):
+    return session.segments[session.segments.index(segment) + 1]
+
+
+def test_hold_variety_chains_prompts_with_gaps(corpus, train_holds):
+    """A multi-prompt announcement may pause between its files: its segment is the prompts plus
+    the gaps, and played on its own each gap is quiet (digital silence, or the hold channel's
+    faint floor; over music, the bed goes on under it)."""
+    chained = [
+        (session, played) for session in train_holds for played in session.meta["announcements"] if "chain_gaps_s" in played
+    ]
+    assert chained
+    for session, played in chained:
+        prompts = SPLITS["train"].announcement(played["name"]).prompts
+        lengths = [len(load_audio(corpus.resolve(f"prompt:{p}"))) for p in prompts]
+        segment = next(s for s in session.segments if s.label == AudioClass.IVR_PROMPT and s.t_start == pytest.approx(played["t"], abs=1e-3))
+        assert segment.t_end - segment.t_start == pytest.approx((sum(lengths) / RATE) + sum(played["chain_gaps_s"]), abs=0.01)
+        start = int(round(segment.t_start * RATE)) + lengths[0]
+        gap = session.pcm[start + 80 : start + int(played["chain_gaps_s"][0] * RATE) - 80]
+        if len(gap) and played["style"] != "bed":
+            assert frame_levels_dbov(gap, 160).max() < -60.0, session.id
+
+
+def test_hold_variety_resumes_the_music_after_seconds_of_digital_silence_or_fading_in(train_holds):
+    slow = [(s, p) for s in train_holds for p in s.meta["announcements"] if p.get("resume_gap_s", 0.0) >= 1.5]
+    fading = [(s, p) for s in train_holds for p in s.meta["announcements"] if "music_fades_in_s" in p]
+    assert slow and fading
+    for session, played in slow:
+        prompt = next(s for s in session.segments if s.label == AudioClass.IVR_PROMPT and s.t_start == pytest.approx(played["t"], abs=1e-3))
+        gap = _after(session, prompt)
+        assert (gap.label, gap.source) == (AudioClass.SILENCE, "hold-gap")
+        assert gap.t_end - gap.t_start == pytest.approx(played["resume_gap_s"], abs=0.01)
+    checked = 0
+    for session, played in fading:
+        prompt = next(s for s in session.segments if s.label == AudioClass.IVR_PROMPT and s.t_start == pytest.approx(played["t"], abs=1e-3))
+        music = next(s for s in session.segments[session.segments.index(prompt) :] if s.label == AudioClass.MUSIC)
+        if music.t_end - music.t_start < played["music_fades_in_s"]:
+            continue  # a silence gap of the hold cut the fade short
+        start = int(round(music.t_start * RATE))
+        ramp = frame_levels_dbov(session.pcm[start : start + int(played["music_fades_in_s"] * RATE)], 160)
+        if ramp[-10:].max() < -50.0:
+            continue  # the track itself is silent there
+        assert ramp[:3].max() < ramp[-10:].max() - 10.0, session.id
+        checked += 1
+    assert checked

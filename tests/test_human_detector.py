@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.audio.features import band_flatness, frame_features
+from app.audio.features import frame_features, tonality_db
 from app.audio.fingerprint import RecordingMemory, landmarks
 from app.audio.human import HumanDetector, HumanSettings, ProbeRequest
 from app.audio.types import AudioClass
@@ -27,12 +27,10 @@ def at_dbov(samples: np.ndarray, dbov: float) -> np.ndarray:
 def feed(detector: HumanDetector, pcm: np.ndarray, probs: np.ndarray, t0: float = 0.0):
     """Frames of ``pcm`` with a given speech probability per frame; returns the decisions."""
     features = frame_features(pcm)
-    flatness = band_flatness(features.spectrum)
     decisions = []
     for i in range(len(features)):
         decision = detector.push_frame(
-            t0 + i * 0.02, float(features.level_db[i]), float(flatness[i]), float(probs[i]),
-            features.spectrum[i], float(features.zcr[i]),
+            t0 + i * 0.02, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
         )
         if decision is not None:
             decisions.append(decision)
@@ -57,6 +55,15 @@ def music(seconds: float, dbov: float = -22.0) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     chord = sum(np.sin(2 * np.pi * f * t) for f in (262.0, 330.0, 392.0, 523.0))
     return at_dbov(chord, dbov)
+
+
+def melody(seconds: float, dbov: float) -> np.ndarray:
+    """Notes of 100 ms (a note and its octave), never the same twice in a row: tonal, but no
+    steady chord for the music-bed veto to hold on to."""
+    t = np.arange(int(0.1 * RATE)) / RATE
+    leaps = (262.0, 392.0, 294.0, 440.0, 330.0, 494.0, 349.0, 523.0)  # each note far from the last
+    notes = [np.sin(2 * np.pi * f * t) + 0.5 * np.sin(4 * np.pi * f * t) for f in np.resize(leaps, int(seconds * 10))]
+    return at_dbov(np.concatenate(notes), dbov)
 
 
 def frames_of(seconds: float) -> int:
@@ -103,14 +110,50 @@ def test_noise_suppressed_line_is_found_by_its_gate_closing_to_digital_silence()
     assert decisions[0].t <= 5.3 + 1.0
 
 
-def test_a_short_utterance_then_a_pause_and_more_words_is_a_turn():
+def on_line(words: np.ndarray, floor_dbov: float, rng: np.random.Generator) -> np.ndarray:
+    """Words on a line whose noise floor is under them too."""
+    return words + noise(len(words) / RATE, floor_dbov, rng)
+
+
+def test_a_short_utterance_then_a_pause_on_the_talkers_line_and_more_words_is_a_turn():
+    """The words follow the music with no lead-in (no channel change to see), but the pause after
+    them sits on an open line's noise floor, and more words come: a person taking turns."""
     rng = np.random.default_rng(4)
-    # A faint PBX-like floor (no channel change, no gate): only the turn tells.
-    pcm = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.5, rng), noise(1.0, -75.0, rng), voiced(1.0, rng)]))
-    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
+    words = on_line(np.concatenate([voiced(1.5, rng), np.zeros(RATE), voiced(1.0, rng)]), -56.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), words]))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
     decisions = feed(HumanDetector(), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["turn_taking"]
-    assert decisions[0].t >= 5.3 + 2.5
+    assert decisions[0].t >= 5.0 + 2.5 + 0.3  # the reply proves itself speech first
+
+
+def test_a_pause_on_the_pbx_faint_floor_between_two_prompts_is_no_turn():
+    """The same timing on a faint PBX-like floor (-75 dBov): the pause is no one's open line."""
+    rng = np.random.default_rng(4)
+    pcm = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.5, rng), noise(1.0, -75.0, rng), voiced(1.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_digital_gap_between_two_prompts_is_no_turn():
+    """A chain of prompts: the first fades out, the PBX's digital silence, the next one."""
+    rng = np.random.default_rng(4)
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), fade_out(voiced(1.5, rng), 0.2), np.zeros(RATE), voiced(1.5, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.5))])
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_music_coming_back_after_a_pause_is_no_reply():
+    """Silero calls the first 200 ms of the returning music speech; a reply must hold 300 ms."""
+    rng = np.random.default_rng(9)
+    words = on_line(np.concatenate([voiced(1.5, rng), np.zeros(RATE)]), -56.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), words, music(3.0)]))
+    probs = np.concatenate(
+        [np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(10), np.zeros(frames_of(3.0) - 10)]
+    )
+    detector = HumanDetector()
+    assert feed(detector, pcm, probs) == []
+    assert detector.announcements == 1
 
 
 def test_recording_phrases_in_the_transcript_veto_and_human_phrases_decide():
@@ -223,15 +266,52 @@ def test_digital_silence_after_a_fading_recording_is_not_a_person_waiting():
     assert feed(HumanDetector(), pcm, probs) == []
 
 
+def gated_words(seconds: float, rng: np.random.Generator, pauses: tuple[float, ...]) -> np.ndarray:
+    """Words whose pauses a noise gate cuts to exact zero (from speech level, within a frame)."""
+    words = voiced(seconds, rng)
+    for start in pauses:
+        words[int(start * RATE) : int((start + 0.2) * RATE)] = 0.0
+    return words
+
+
 def test_a_gated_line_waiting_after_its_words_is_a_person():
-    """The same words cut to digital silence by a gate (no fade): the line waits for an answer."""
+    """A gate that closed between the words closes after them too: the line waits for an answer."""
     rng = np.random.default_rng(8)
     lead = noise(0.5, -75.0, rng)  # the PBX's faint floor: no channel change, no gated lead
-    pcm = telephone(np.concatenate([music(5.0), lead, voiced(2.0, rng), np.zeros(3 * RATE)]))
+    pcm = telephone(np.concatenate([music(5.0), lead, gated_words(2.0, rng, (0.9,)), np.zeros(3 * RATE)]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
     decisions = feed(HumanDetector(), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
     assert decisions[0].t <= 7.5 + 2.0
+
+
+def test_one_cut_to_digital_silence_after_the_words_proves_no_gate():
+    """A PBX stopping a file (or the music bed cutting to silence) looks like one closure with
+    nothing after it: neither a gated line nor one waiting for a reply."""
+    rng = np.random.default_rng(8)
+    for lead in (noise(0.5, -75.0, rng), np.zeros(int(0.5 * RATE))):
+        pcm = telephone(np.concatenate([music(5.0), lead, voiced(2.0, rng), np.zeros(3 * RATE)]))
+        probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
+        assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_an_open_line_floor_after_the_words_is_waiting():
+    rng = np.random.default_rng(10)
+    pcm = telephone(np.concatenate([music(5.0), on_line(np.concatenate([voiced(1.5, rng), np.zeros(3 * RATE)]), -56.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(3.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
+    assert 6.5 + 1.8 <= decisions[0].t <= 6.5 + 2.2
+
+
+def test_soft_music_after_the_words_is_no_line_waiting():
+    """After an announcement the music comes back softly (-50 dBov, under the quiet threshold),
+    straight away or after the PBX's digital gap: tonal, and not one floor with the gap."""
+    rng = np.random.default_rng(10)
+    for gap in (0.0, 0.6):
+        pcm = telephone(np.concatenate([music(5.0), voiced(1.5, rng), np.zeros(int(gap * RATE)), melody(4.0, -50.0)]))
+        probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(gap + 4.0))])
+        assert feed(HumanDetector(), pcm, probs) == [], gap
 
 
 def test_a_gate_closing_inside_a_frame_is_still_a_closure():
@@ -249,3 +329,157 @@ def test_a_gate_closing_inside_a_frame_is_still_a_closure():
     decisions = feed(HumanDetector(), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
     assert decisions[0].t <= 5.3 + 1.0
+
+
+# -- what a line floor is ----------------------------------------------------------------------
+
+
+def test_noise_of_any_colour_is_flat_and_soft_music_is_tonal():
+    """The mean spectrum of a quarter second of noise keeps no peaks, white or pink, loud or faint;
+    a soft melody keeps its notes' (tonality_db x sqrt(frames), the detector's measure)."""
+    rng = np.random.default_rng(11)
+    frames = 12
+    white = rng.normal(size=frames * 160)
+    pink = np.fft.irfft(np.fft.rfft(rng.normal(size=frames * 160)) / np.sqrt(np.arange(frames * 80 + 1) + 1.0), frames * 160)
+    for floor in (white, pink):
+        for dbov in (-62.0, -45.0):
+            spectrum = frame_features(telephone(at_dbov(floor, dbov))).spectrum
+            assert tonality_db(spectrum) * np.sqrt(frames) < HumanSettings().floor_max_tonality
+    spectrum = frame_features(telephone(melody(frames * 0.02, -58.0))).spectrum
+    assert tonality_db(spectrum) * np.sqrt(frames) > 2 * HumanSettings().floor_max_tonality
+
+
+def test_a_lull_in_the_music_before_an_announcement_is_no_line_opening():
+    """Soft notes at -58 dBov over the hold channel's noise (-64 dBov) before the words: steady in
+    level, and frame by frame about as flat as a line's floor, but their mean spectrum keeps the
+    notes. The same timing on noise is a line opening (first test); on the music it is not."""
+    rng = np.random.default_rng(12)
+    hold = np.concatenate([music(5.0), melody(0.4, -58.0), voiced(2.0, rng) + melody(2.0, -58.0)])
+    pcm = telephone(hold + noise(len(hold) / RATE, -64.0, rng))
+    probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_floor_the_music_faded_into_is_no_line_opening():
+    """The music fades out over a second into the hold channel's own noise (-62 dBov), then an
+    announcement: a line opening is a step (a cut, a click, a gap), not a fade."""
+    rng = np.random.default_rng(13)
+    fading = music(1.0) * np.linspace(1.0, 0.0, RATE) ** 3
+    hold = np.concatenate([music(4.0), fading, np.zeros(int(0.4 * RATE)), voiced(2.0, rng)])
+    pcm = telephone(hold + noise(len(hold) / RATE, -62.0, rng))
+    probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+    cut = np.concatenate([music(5.0), np.zeros(int(0.4 * RATE)), voiced(2.0, rng)])
+    pcm = telephone(cut + np.concatenate([np.zeros(5 * RATE), noise(2.4, -62.0, rng)]))
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+
+
+def test_a_word_silero_hears_late_keeps_its_lead_in():
+    """Silero calls the first word 300 ms late, after a 40 ms dip inside it: the word still starts
+    at its first loud frame, and the line floor before it is its lead-in."""
+    rng = np.random.default_rng(14)
+    words = voiced(2.0, rng)
+    words[int(0.12 * RATE) : int(0.16 * RATE)] *= 0.01
+    pcm = telephone(np.concatenate([music(5.0), on_line(np.concatenate([np.zeros(int(0.4 * RATE)), words]), -56.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.4) + 15), np.ones(frames_of(2.0) - 15)])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["speech_onset_t"] == pytest.approx(5.4, abs=0.03)
+    assert decisions[0].t <= 5.4 + 1.0
+
+
+def test_a_noisy_line_at_minus_40_dbov_is_still_a_floor():
+    """A loud voice (-14 dBov) on a noisy line (-40.5 dBov): its floor's frames cross -40 dBov now
+    and then, and are still quiet next to the voice (quiet is relative to the voice)."""
+    rng = np.random.default_rng(15)
+    line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), voiced(2.0, rng, dbov=-14.0)]), -40.5, rng)
+    pcm = telephone(np.concatenate([music(5.0), line]))
+    probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-40.5, abs=1.0)
+
+
+def test_a_person_after_a_prompt_that_paused_on_digital_silence_starts_a_run_of_their_own():
+    """The prompt's pauses are digital silence and its words decay through -55..-65 dBov into
+    them: those decays are no floor, so the person's line floor (-59 dBov) is a new channel."""
+    rng = np.random.default_rng(16)
+    prompt = np.concatenate([fade_out(voiced(1.0, rng), 0.15), np.zeros(int(0.3 * RATE)), fade_out(voiced(1.0, rng), 0.15)])
+    person = np.concatenate([noise(0.4, -59.0, rng), on_line(voiced(2.0, rng), -59.0, rng)])
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), prompt, np.zeros(int(0.3 * RATE)), person]))
+    onset = 5.3 + 2.3 + 0.3 + 0.4
+    probs = np.concatenate(
+        [np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(0.3)), np.ones(frames_of(1.0)),
+         np.zeros(frames_of(0.7)), np.ones(frames_of(2.0))]
+    )
+    detector = HumanDetector()
+    split = frames_of(7.0)
+    assert feed(detector, pcm[: split * 160], probs[:split]) == []
+    detector.on_transcript("your call is important to us", 5.3, 7.0)
+    decisions = feed(detector, pcm[split * 160 :], probs[split:], t0=7.0)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["new_talker_after_pause"]
+    assert onset < decisions[0].t <= onset + 1.0
+
+
+def test_one_hard_cut_among_a_recordings_faded_digital_pauses_is_no_gate():
+    """A prompt edited to digital silence fades into its pauses, and one of them was cut hard:
+    a gate cuts into every pause, so one closure among several silences is no gated line."""
+    rng = np.random.default_rng(17)
+    gap = np.zeros(int(0.24 * RATE))
+    prompt = np.concatenate(
+        [fade_out(voiced(0.8, rng), 0.3), gap, voiced(0.8, rng), gap, fade_out(voiced(0.8, rng), 0.3), gap,
+         fade_out(voiced(0.8, rng), 0.3)]
+    )
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), prompt, music(2.0)]))
+    speaking = np.ones(frames_of(0.8))
+    quiet = np.zeros(frames_of(0.24))
+    probs = np.concatenate([np.zeros(frames_of(5.3)), speaking, quiet, speaking, quiet, speaking, quiet, speaking, np.zeros(frames_of(2.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+    # The same words with every pause cut hard (a gate) are a person.
+    gated = np.concatenate([voiced(0.8, rng), gap, voiced(0.8, rng), gap, voiced(0.8, rng), gap, voiced(0.8, rng)])
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), gated, np.zeros(2 * RATE)]))
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
+
+
+def test_a_digital_pause_left_through_the_recordings_own_noise_is_no_gate():
+    """An edited prompt: cut hard into digital silence, but the next phrase comes in on the
+    file's own faint noise (-70 dBov) before its word. A gate opens at speech level."""
+    rng = np.random.default_rng(18)
+    phrase = lambda: np.concatenate([noise(0.06, -70.0, rng), voiced(0.8, rng)])  # noqa: E731
+    prompt = np.concatenate([voiced(0.8, rng), np.zeros(int(0.24 * RATE)), phrase(), np.zeros(int(0.24 * RATE)), phrase()])
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), prompt, music(2.0)]))
+    probs = np.concatenate(
+        [np.zeros(frames_of(5.3)), np.ones(frames_of(0.8)), np.zeros(frames_of(0.24)), np.ones(frames_of(0.86)),
+         np.zeros(frames_of(0.24)), np.ones(frames_of(0.86)), np.zeros(frames_of(2.0))]
+    )
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_chain_of_prompts_each_opening_on_its_own_noise_is_no_open_line():
+    """A PBX plays the files of an announcement one after the other with digital silence between
+    them, and each file begins with 120 ms of its own recording noise (-48 dBov): a steady,
+    noise-like floor before the words, again and again. An open microphone's floor fills every
+    pause; this one falls to digital silence after the first words."""
+    rng = np.random.default_rng(19)
+    part = lambda: np.concatenate([noise(0.12, -48.0, rng), voiced(0.8, rng)])  # noqa: E731
+    gap = np.zeros(int(0.6 * RATE))
+    pcm = telephone(np.concatenate([music(5.0), gap, part(), gap, part(), gap, part(), music(2.0)]))
+    speaking = np.concatenate([np.zeros(frames_of(0.12)), np.ones(frames_of(0.8))])
+    silent = np.zeros(frames_of(0.6))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), silent, speaking, silent, speaking, silent, speaking, np.zeros(frames_of(2.0))])
+    assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_quiet_is_judged_against_the_voice_heard_lately():
+    """A loud voice (-8 dBov) hands over without a pause to a soft one (-36 dBov) on the same
+    line: 2 s later the soft voice's own frames are no longer 'quiet', so its pause on the line
+    floor is measured as the pause it is, and the reply after it is a turn."""
+    rng = np.random.default_rng(20)
+    words = np.concatenate([voiced(1.5, rng, dbov=-8.0), voiced(2.5, rng, dbov=-36.0), np.zeros(RATE), voiced(1.0, rng, dbov=-36.0)])
+    pcm = telephone(np.concatenate([music(5.0), on_line(words, -60.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(4.0)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["turn_taking"]

@@ -9,7 +9,7 @@ from app.audio.pipeline import AudioPipeline
 from app.corpus import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.audio.types import Classification, HoldDetected, HumanDetected
-from bench.detection.dataset import render, session_specs
+from bench.detection.dataset import render, session_specs, speech_islands
 
 RATE = 8000
 
@@ -96,3 +96,25 @@ def test_silero_rests_on_steady_hold_music_and_wakes_for_a_voice(corpus):
     runs_before = silero.model_runs
     pipeline.push(pcm[30 * RATE :], 30.0)
     assert silero.model_runs - runs_before >= 0.8 * len(line) / 256  # awake for the line and the voice
+
+
+@pytest.mark.corpus
+def test_silero_wakes_for_a_voice_that_cuts_in_louder_than_a_soft_passage(corpus):
+    """The music plays softly (about -45 dBov) and a voice cuts straight in at speech level, with
+    no gap and no quieter line floor before it: nothing drops below the music, but the voice
+    stands far above its loud frames, so Silero must wake (resting, it would call nothing speech
+    and the windows would stay MUSIC)."""
+    music = load_audio(corpus.resolve("moh:macroform-cold_day"))[: 30 * RATE].astype(np.float64)
+    music *= 10 ** (-45.0 / 20) * 32768.0 / np.sqrt(np.mean(music**2))
+    speech = load_audio(corpus.resolve("speech:kristoff.raw")).astype(np.float64)
+    first_word = speech_islands(speech)[0][0]
+    voice = speech[first_word : first_word + RATE // 2]
+    voice *= 10 ** (-20.0 / 20) * 32768.0 / np.sqrt(np.mean(voice**2))
+    pcm = ulaw_decode(ulaw_encode(np.clip(np.concatenate([music, voice]), -32768, 32767).astype(np.int16)))
+    pipeline = AudioPipeline()
+    run(pipeline, pcm[: 30 * RATE], 160)
+    silero = pipeline._vad.silero
+    assert silero.model_runs < 0.5 * silero.steps  # resting through the soft music
+    runs_before = silero.model_runs
+    pipeline.push(pcm[30 * RATE :], 30.0)
+    assert silero.model_runs - runs_before >= 0.8 * len(voice) / 256

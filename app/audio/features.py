@@ -164,6 +164,20 @@ def band_flatness(spectrum: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
     return np.exp(np.mean(np.log(band_spectrum), axis=1)) / np.mean(band_spectrum, axis=1)
 
 
+def tonality_db(spectrum: np.ndarray, sample_rate: int = 8000) -> float:
+    """How tonal a stretch of frames is: the spread (dB) of the fine structure (log spectrum minus
+    its smooth envelope, as in ``harmonic_steadiness``) of their mean power spectrum in the speech band.
+
+    Averaging frames smooths a noise floor towards its envelope, whatever its colour (white, pink,
+    brown, a headset's hiss): about 3.5 / sqrt(frames) dB of spread is left (under 5 / sqrt(frames)
+    in 99.5% of stretches, through mu-law, -64..-35 dBov). Music, even faint and through mu-law,
+    keeps the peaks of its held notes and chords, and so do mains hum's harmonics."""
+    _, band = _band(sample_rate)
+    mean_spectrum = np.mean(spectrum[:, band], axis=0, keepdims=True) + 1e-9
+    _, fine = _log_spectra(mean_spectrum)
+    return float(np.std(fine) * 10.0 / np.log(10.0))
+
+
 def floor_masks(frames: FrameFeatures, peak_dbov: float, sample_rate: int = 8000) -> FloorMasks:
     """Which frames of a window belong to an open-microphone noise floor or to clean silence."""
     level = frames.level_db

@@ -1,29 +1,50 @@
 """Is the speech on the line a recording or a live person? Independent cues, one decision.
 
-Pure and streaming: the pipeline feeds one observation per 20 ms frame (level, flatness,
-Silero probability, spectrum) and one per analysis window (its class); ``HumanDetected`` comes
+Pure and streaming: the pipeline feeds one observation per 20 ms frame (level, Silero
+probability, spectrum) and one per analysis window (its class); ``HumanDetected`` comes
 out once, with the evidence of every cue.
 
 Why this is hard: on real holds the first speech after music is far more often an announcement
-than a person, and the decision is revoked never, so it must be right. What tells them apart,
-early:
+than a person, and the decision is revoked never, so it must be right. What tells them apart is
+the *line* the words come on and how the talker behaves; every cue rests on a property of a
+telephone line or of a conversation, not on the level or timing of a particular file.
+
+Line floors. A person's line, when it is quiet, sits on a **line floor**: steady, noise-like
+(the mean spectrum of its frames has no tonal peaks: hiss, room and line noise of any colour
+average out to their smooth envelope, ~3.5 dB x sqrt(frames) of spread left,
+``features.tonality_db``; the held notes and chords of soft music keep theirs), audible (an
+open microphone is louder than a PBX's digital path, ``live_floor_min_dbov``, and than the
+floor learned in the hold's own gaps) and well under the voice. Or the line is **gated**: a
+noise suppressor switches it to exact digital silence and back at speech level, within a frame
+each way; a recording edited to digital silence fades into most of its pauses and comes out of
+all of them through its own faint noise (210 digital pauses of the train prompts at three
+levels and four frame offsets: 13 entered hard, none left hard).
+
+The cues:
 
 - **Channel change** (``live_floor``). An announcement comes from the same PBX path as the
-  music: a clean or faint digital floor, and the file's own pauses. A person's headset line
-  opens on its own noise floor *before the first word* and that same floor fills their pauses.
-  The cue needs both: a steady, noise-like floor in the lead-in between the end of the music
-  and the first word, louder than anything the hold channel carried (``live_floor_min_dbov``
-  and the floor learned in the hold's own gaps), and pauses after the first word on that floor
-  (a recording with a noisy floor of its own pauses on *its* floor, not on the gap's).
-- **Noise-suppressed line** (``gated_line``). A line whose noise suppressor gates it opens on
-  digital silence, and its pauses between words drop from speech level to exact zero within
-  one 20 ms frame. Recordings fade: no corpus prompt has one such closure (measured through
-  mu-law at two levels).
-- **Turn-taking** (``turn_taking``). A person says something short and waits for an answer: a
-  pause of ``turn_pause_seconds`` (prompts' inner pauses are <= 0.52 s in the whole corpus)
-  and more words, or a silence of ``waiting_seconds`` with no music coming back: one steady
-  floor, an open microphone's (louder than the hold channel's) or a gate's digital silence
-  right after a closure (recordings fade out; music may come back digitally silent).
+  music. A person's headset line opens on its own line floor *before the first word*. The
+  run's lead-in must settle on a line floor entered by a *step* (the hold's sound cut, a click,
+  digital silence, or a quieter floor before it): a floor the levels slide down into is the
+  hold's own sound dying away. It must have lasted ``long_lead_frames``, or come back in the
+  pauses after the first word (``pause_floor_frames`` of them, noise-like by themselves: a few
+  frames' tonality says little, and the dips of a voice or soft music under an announcement's
+  pauses may reach the same level). An open microphone's floor fills every pause: a run that
+  has fallen to digital silence since its first word is a gate's or a PBX's chain of files.
+- **Noise-suppressed line** (``gated_line``). The line opened on digital silence and its gate
+  then switched off and on between words (``gate_closures``), in most of its digital pauses.
+  A cut to silence after which nothing comes back proves nothing: a PBX stopping a file or
+  music cutting out looks the same. A run that opened otherwise needs its newest pause to be
+  digital silence and ``gate_closures_after_pause``.
+- **Turn-taking** (``turn_taking``). One unbroken pause of ``turn_pause_seconds`` *on the
+  talker's line* (a line floor, or a gate's silence entered by a closure: the PBX's digital gap
+  or faint floor between two prompts of a chain is no one's line) after ``min_speech_seconds``
+  of words, and then a reply that Silero holds for ``reply_min_speech_seconds`` (music coming
+  back may pass for speech for a few steps).
+- **Waiting for a reply** (``waiting_for_reply``): after a short utterance, a silence of
+  ``waiting_seconds`` or more that is one line floor from its start (not soft music, not digital
+  silence turning into music, not music sliding away), or a gate's silence on a line that has
+  shown its gate between words too.
 - **Transcript** (``transcript``), when speech-to-text is on: "hi, this is ...", "how can I
   help" speak for a person; "your call is important", "press 1", "estimated wait" for a
   recording (a veto).
@@ -31,18 +52,25 @@ early:
   ask the session to say a short question; speech starting soon after it ends is contingent on
   it, which no recording is.
 
-Runs: a run is a stretch of speech with its pauses. When speech resumes after a pause whose
-floor differs from the run's earlier pauses (another noise floor, or a gate's digital silence
-after an audible floor) a new talker has the line: the utterance starts a run of its own, so
-that the vetoes of an announcement do not carry over to the person who speaks right after it.
+Runs: a run is a stretch of speech with its pauses. "Quiet" is relative to the voice heard in
+the last 2 s (``PAUSE_BELOW_PEAK_DB`` under its loudest frame, and always under
+``QUIET_MAX_DBOV``), so a noisy line's floor is a floor. Silero is late on some voices (up to
+``SILERO_LAG_FRAMES``) and may miss a first syllable and the dip after it, so a word starts
+after the newest long enough pause that little enough sound follows; its verdict also trails a
+word into the quiet after it and may flicker on in a pause, so pauses are measured from the last
+loud frame of a word. When speech resumes after a pause whose floor differs from the run's
+earlier pauses (another line floor, or digital silence after pauses that never reached it) a new
+talker has the line: the utterance starts a run of its own, so that the vetoes of an
+announcement do not carry over to the person who speaks right after it.
 
-Vetoes, any one of which blocks a decision for the run: **music under the speech** (a bed:
-steady harmonic structure in the quieter frames), **music resuming** right after it (the run was
-an announcement: its fingerprint is kept), **repetition** (the run's landmark hashes match a
-recording heard earlier in the call, ``app.audio.fingerprint``) and **recording phrases** in the
-transcript.
+Vetoes, any one of which blocks a decision: **music under the speech** (a bed: steady harmonic
+structure in the quieter frames), **music resuming** (``music_resume_seconds`` of loud sound
+that Silero does not call speech since the last word: the run was an announcement, its
+fingerprint is kept), **repetition** (the newest ``fingerprint_seconds`` match a recording heard
+earlier in the call, ``app.audio.fingerprint``) and **recording phrases** in the transcript. The
+bed and repetition describe what the line carries now: they are judged on the newest stretch
+every ``check_every_frames`` (half as often while one holds) and at every new utterance.
 """
-
 from __future__ import annotations
 
 import re
@@ -53,43 +81,56 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.features import FrameFeatures, analyse_window
+from app.audio.features import PAUSE_BELOW_PEAK_DB, FrameFeatures, analyse_window, tonality_db
 from app.audio.fingerprint import Match, RecordingMemory, landmarks
 from app.audio.types import AudioClass, HumanDetected
 
 FRAME_SECONDS = 0.02
 SPEECH_PROB = 0.5  # a Silero step at or above this is speech
 ZERO_DBOV = -90.0  # digital silence (mu-law's smallest step is about -78 dBov)
-# A lead-in or pause frame this quiet belongs to a floor, not to the voice.
+# A frame this quiet belongs to a floor, not to a voice, however soft the voice; louder floors
+# count as quiet when they lie PAUSE_BELOW_PEAK_DB under the voice, up to LOUD_MIN_DBOV.
 QUIET_MAX_DBOV = -40.0
+LOUD_MIN_DBOV = -30.0
 # The hold channel's own floor shows in gaps this quiet (music's soft passages are louder).
 HOLD_GAP_MAX_DBOV = -58.0
-# Silero's verdict trails a new word's first loud frames by at most this many frames.
-SILERO_LAG_FRAMES = 6
+# Silero's verdict trails a new word's first loud frames by up to this many frames (a soft or
+# noisy onset, a voice right after music); more sound than this before it is no word onset.
+SILERO_LAG_FRAMES = 25
 # A voice frame above this falling straight to digital silence is a noise gate closing.
 GATE_FROM_DBOV = -56.0
+# Frames kept before a run: its lead-in, and the frames before it (a step or a fade).
+HISTORY_FRAMES = 100
+LEAD_MAX_FRAMES = 90
+# The newest frames of a floor that its tonality is measured on.
+TONALITY_FRAMES = 25
+# What is quiet is judged against the loudest frame of the last 2 s.
+VOICE_MEMORY_FRAMES = 100
 
 
 @dataclass(frozen=True)
 class HumanSettings:
     live_floor_min_dbov: float = -64.0  # an open microphone's floor; a PBX's digital path is quieter
     live_floor_max_dbov: float = -40.0
-    floor_steady_db: float = 4.0  # lead-in frames within this of their median are one floor
-    floor_min_flatness: float = 0.08  # noise-like, not a tonal tail of music
-    lead_floor_frames: int = 5  # 100 ms of floor before the first word
+    floor_steady_db: float = 4.0  # floor frames lie within this of their median
+    floor_steady_share: float = 0.8  # of a pause's frames (the last word's decay may take the rest)
+    floor_max_trend_db: float = 2.0  # between the first and last thirds of a floor
+    floor_max_tonality: float = 5.0  # tonality_db x sqrt(frames): noise of any colour gives 3.5, 99.5% under 5
+    fade_max_above_floor_db: float = 12.0  # levels sliding down through this band above a floor fade into it
+    lead_floor_frames: int = 5  # 100 ms of floor: a pause that shows a new line
+    short_lead_frames: int = 3  # the least floor before a first word, if the pauses confirm it
     long_lead_frames: int = 10  # a lead this long needs no pause to confirm it
-    pause_floor_frames: int = 2  # pauses after the first word on the lead's floor
-    pause_match_db: float = 6.0
+    pause_floor_frames: int = 5  # frames of the words' pauses on a shorter lead's floor
     above_hold_floor_db: float = 3.0
-    gate_closures: int = 1  # after music and digital silence
-    gate_closures_after_pause: int = 2  # inside a run: a recording's own digital gap is rarer than one
+    gate_closures: int = 1  # between words, on a line that opened on digital silence
+    gate_closures_after_pause: int = 2  # on a line that opened otherwise and fell to digital silence since
     min_decision_seconds: float = 0.4  # after the first word
     min_speech_seconds: float = 0.3
     turn_pause_seconds: float = 0.8
+    reply_min_speech_seconds: float = 0.3
     waiting_seconds: float = 1.8
-    floor_spread_db: float = 10.0  # a waiting line's quiet frames stay within this of their median
     max_waiting_run_seconds: float = 10.0  # a short utterance waits; an announcement runs on
-    music_resume_seconds: float = 0.6  # loud non-speech this long ends a run: music is back
+    music_resume_seconds: float = 0.6  # loud non-speech this long since the last word: music is back
     run_end_quiet_seconds: float = 6.0
     bed_min_steadiness: float = 0.15
     check_every_frames: int = 25  # bed and fingerprint checks (the costly ones)
@@ -122,24 +163,44 @@ class ProbeRequest:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Lead:
+    """The quiet before an utterance's first loud frame."""
+
+    levels: np.ndarray
+    spectra: np.ndarray  # rows aligned with ``levels``
+
+
+@dataclass
+class _Reply:
+    """Words after a long pause, waiting to prove they are speech (not music coming back)."""
+
+    speech_frames_at_start: int
+    turn: bool  # the pause was on the talker's line
+    after_probe: bool  # they began soon after the probe question
+
+
 @dataclass
 class _Run:
     """One stretch of speech (pauses allowed) and what is known about its source."""
 
     onset_t: float
-    lead_levels: np.ndarray
-    lead_flatness: np.ndarray
+    lead: _Lead  # of the newest utterance
+    first_lead: _Lead  # the run's own: how its line opened
+    first_lead_shape: dict[str, Any] | None = None  # its floor, once measured ({} for none)
     levels: list[float] = field(default_factory=list)
-    flatness: list[float] = field(default_factory=list)
     spectra: list[np.ndarray] = field(default_factory=list)
     zcr: list[float] = field(default_factory=list)
     peak_dbov: float = -120.0
     speech_frames: int = 0
     last_speech_t: float = 0.0
     quiet_since: float | None = None
-    loud_other_frames: int = 0  # consecutive loud frames Silero does not call speech
-    closures: int = 0
+    loud_since_speech: int = 0  # loud frames Silero does not call speech since the last word
+    silences: list[int] = field(default_factory=list)  # indices in ``levels`` where digital silence began
+    closures: list[int] = field(default_factory=list)  # those of them entered from speech level
+    reopened: set[int] = field(default_factory=set)  # those of them left to speech level
     turns: int = 0
+    reply: _Reply | None = None
     bed: bool = False
     bed_steadiness: float = 0.0
     repeat: Match | None = None
@@ -151,17 +212,127 @@ class _Run:
     frames_seen: int = 0
     utterance_start: int = 0  # index in ``levels`` of the newest utterance (after a pause)
     last_speech_index: int | None = None  # index in ``levels`` of the newest speech frame
-    prior_floor_dbov: float | None = None  # the run's pause floor before the newest utterance
+    last_word_index: int = -1  # index of the newest loud speech frame (Silero's hangover is not a word)
+    prior_floor_dbov: float | None = None  # the floor of the earlier run's pauses it split from
     split_from_run: bool = False  # began as a new channel after a pause in an earlier run
 
-    def add(self, level: float, flatness: float, spectrum: np.ndarray, zcr: float) -> None:
+    def add(self, level: float, spectrum: np.ndarray, zcr: float) -> None:
         self.levels.append(level)
-        self.flatness.append(flatness)
         self.spectra.append(spectrum)
         self.zcr.append(zcr)
 
     def age(self, t: float) -> float:
         return t - self.onset_t
+
+    @property
+    def quiet_max_dbov(self) -> float:
+        """Quiet next to the voice heard lately (an announcement earlier in the run may have been
+        louder than the person speaking now)."""
+        return quiet_max_dbov(max(self.levels[-VOICE_MEMORY_FRAMES:], default=-120.0))
+
+    def inner_closures(self) -> int:
+        """Pauses between words that a gate made: digital silence entered *and* left at speech
+        level within a frame (a gate switches the line off and on with the voice), if the line
+        behaves as gated: a gate cuts into every pause, where a recording edited to digital
+        silence fades into most of its own and out of all of them (through its own faint noise)."""
+        closures = sum(1 for c in self.closures if c < self.last_word_index and c in self.reopened)
+        silences = sum(1 for c in self.silences if c < self.last_word_index)
+        return closures if 2 * closures > silences else 0
+
+    def silence_start(self, end: int) -> int:
+        """Where the digital silence that runs up to frame ``end`` began (``end`` if none does)."""
+        start = end
+        while start > 0 and self.levels[start - 1] < ZERO_DBOV:
+            start -= 1
+        return start
+
+
+def quiet_max_dbov(voice_peak_dbov: float) -> float:
+    """The loudest level of a pause or floor next to a voice whose loud frames reach this peak."""
+    return max(QUIET_MAX_DBOV, min(voice_peak_dbov - PAUSE_BELOW_PEAK_DB, LOUD_MIN_DBOV))
+
+
+def word_onset(levels: np.ndarray, quiet_max: float, min_pause: int, rise_db: float) -> tuple[int, int] | None:
+    """(first quiet frame, first loud frame) of the pause before the word whose newest frame ends
+    ``levels``. Silero may miss a word's first syllable and the dip after it, so the pause is the
+    newest stretch of at least ``min_pause`` quiet frames that no more than SILERO_LAG_FRAMES
+    loud frames follow (failing that, the longest shorter one); None when there is none (music,
+    or a word Silero has been hearing all along), or when the newest frame is no word at all:
+    quiet, and not rising ``rise_db`` out of the frames before it (Silero's verdict flickering
+    on in a pause)."""
+    newest = levels[-1]
+    if newest < quiet_max and (len(levels) < 2 or newest <= np.median(levels[-6:-1]) + rise_db):
+        return None
+    shorter: tuple[int, int] | None = None
+    # The newest frame is the word's, loud or not: Silero has just called it speech.
+    i = len(levels) - 1
+    loud = 1
+    while i > 0:
+        if levels[i - 1] >= quiet_max:
+            loud += 1
+            if loud > SILERO_LAG_FRAMES:
+                break
+            i -= 1
+            continue
+        j = i
+        while j > 0 and levels[j - 1] < quiet_max:
+            j -= 1
+        if i - j >= min_pause:
+            return j, i
+        if shorter is None or i - j > shorter[1] - shorter[0]:
+            shorter = (j, i)
+        i = j
+    return shorter
+
+
+def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int:
+    """Where a lead-in proper ends: the word's soft first frames may lie under the quiet
+    threshold, rising out of the floor, or coming through a gate right after digital silence
+    (too few frames for a floor)."""
+    count = len(levels)
+    stretch = count
+    while stretch > 0 and levels[stretch - 1] >= ZERO_DBOV:
+        stretch -= 1
+    if stretch == count:
+        return count
+    if count - stretch < min_floor_frames:
+        return stretch if stretch > 0 else count
+    end = count
+    while end > stretch + 1 and levels[end - 1] > np.median(levels[max(stretch, end - 6) : end - 1]) + steady_db:
+        end -= 1  # rising above the frames before it: the word has begun
+    return end
+
+
+def gate_opened(lead: np.ndarray) -> tuple[bool, int]:
+    """Whether a lead-in ends in digital silence (bar the word's first, partly gated frame),
+    and how many frames of it."""
+    zero = lead < ZERO_DBOV
+    if not zero.any():
+        return False, 0
+    last_zero = int(np.flatnonzero(zero)[-1])
+    zeros = 0
+    while last_zero - zeros >= 0 and zero[last_zero - zeros]:
+        zeros += 1
+    return zeros >= 2 and len(lead) - 1 - last_zero <= 1, zeros
+
+
+def floor_start(levels: np.ndarray, steady_db: float) -> int:
+    """Where the newest stretch of frames within ``steady_db`` of its level begins (one stray
+    frame, a click or a breath, does not end it)."""
+    if len(levels) == 0:
+        return 0
+    level = float(np.median(levels[-5:]))
+    i = len(levels)
+    while i > 0:
+        if abs(levels[i - 1] - level) <= steady_db:
+            i -= 1
+        elif i >= 2 and abs(levels[i - 2] - level) <= steady_db:
+            i -= 2
+        else:
+            break
+    while i < len(levels) and abs(levels[i] - level) > steady_db:
+        i += 1  # a stray frame at the very start is not part of it
+    return i
 
 
 class HumanDetector:
@@ -178,7 +349,7 @@ class HumanDetector:
         self.sample_rate = sample_rate
         self._probe = probe
         self.recordings = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)
-        self._recent: deque[tuple[float, float, np.ndarray, float]] = deque(maxlen=75)  # the last 1.5 s of frames
+        self._recent: deque[tuple[float, np.ndarray, float]] = deque(maxlen=HISTORY_FRAMES)
         self._hold_floor: deque[float] = deque(maxlen=500)  # quiet frames of the hold's own gaps
         self._pending_gap: list[float] = []  # quiet frames not yet known to belong to the hold
         self._loud_after_gap = 0
@@ -199,7 +370,7 @@ class HumanDetector:
     # -- inputs ---------------------------------------------------------------------------
 
     def push_frame(
-        self, t: float, level: float, flatness: float, speech_prob: float, spectrum: np.ndarray, zcr: float
+        self, t: float, level: float, speech_prob: float, spectrum: np.ndarray, zcr: float
     ) -> HumanDetected | None:
         s = self.settings
         speech = speech_prob >= SPEECH_PROB
@@ -207,41 +378,32 @@ class HumanDetector:
         if run is None:
             if not speech:
                 self._observe_gap(level)
-                self._recent.append((level, flatness, spectrum, zcr))
+                self._recent.append((level, spectrum, zcr))
                 return None
-            run = self.run = self._start_run(t)
-        run.add(level, flatness, spectrum, zcr)
-        self._recent.append((level, flatness, spectrum, zcr))
+            run = self.run = self._start_run(t, level)
+        run.add(level, spectrum, zcr)
+        self._recent.append((level, spectrum, zcr))
         run.frames_seen += 1
-        if level < ZERO_DBOV and len(run.levels) >= 2 and run.levels[-2] >= ZERO_DBOV:
-            # The gate's frames are not ours: it may close inside the frame before this one.
+        newest = len(run.levels) - 1
+        # The gate's frames are not ours: it may close inside the frame before the silence, and
+        # open inside the frame after it.
+        if level < ZERO_DBOV and newest >= 1 and run.levels[-2] >= ZERO_DBOV:
+            run.silences.append(newest)
             if max(run.levels[-3:-1]) >= GATE_FROM_DBOV:
-                run.closures += 1
+                run.closures.append(newest)
+        elif level >= GATE_FROM_DBOV and newest >= 1 and min(run.levels[-3:-1]) < ZERO_DBOV:
+            last_zero = newest - 1 if run.levels[-2] < ZERO_DBOV else newest - 2
+            run.reopened.add(run.silence_start(last_zero + 1))
         if speech:
-            # Silero is a step or two late on a new word, so the pause is counted in quiet frames
-            # since the last speech frame (its loud first frames are not "music coming back").
-            pause = self._pause_seconds(run)
-            if pause >= s.utterance_pause_seconds:
-                run = self._new_utterance(run, t)
-            if pause >= s.turn_pause_seconds and not run.bed and run.speech_frames:
-                run.turns += 1
-                if run.probe_t_end is not None and 0.0 <= t - run.probe_t_end <= s.probe_reply_seconds:
-                    run.probe_reply = True
-            run.speech_frames += 1
-            run.last_speech_index = len(run.levels) - 1
-            run.last_speech_t = t + FRAME_SECONDS
-            run.peak_dbov = max(run.peak_dbov, level)
-            run.quiet_since = None
-            run.loud_other_frames = 0
+            run = self._on_speech(run, t, level)
         else:
-            # Loud without speech is music (or noise) coming back; it may dip between notes.
-            loud = level >= QUIET_MAX_DBOV
-            run.loud_other_frames = run.loud_other_frames + 1 if loud else max(0, run.loud_other_frames - 1)
-            if not loud and run.quiet_since is None:
-                run.quiet_since = t
+            loud = level >= run.quiet_max_dbov
             if loud:
+                run.loud_since_speech += 1
                 run.quiet_since = None
-            if run.loud_other_frames * FRAME_SECONDS >= s.music_resume_seconds:
+            elif run.quiet_since is None:
+                run.quiet_since = t
+            if run.loud_since_speech * FRAME_SECONDS >= s.music_resume_seconds:
                 self._announcement_over(t)
                 return None
             if run.quiet_since is not None and t - run.quiet_since >= s.run_end_quiet_seconds:
@@ -250,7 +412,10 @@ class HumanDetector:
         if self.decided:
             return None
         if run.frames_seen % s.check_every_frames == 0:
-            self._check_recording(run)
+            # A veto that holds is checked again at half the pace: it is released only when the
+            # line has gone on to something else for a while.
+            held = run.repeat is not None or run.bed
+            self._check_recording(run, recheck=not held or run.frames_seen % (2 * s.check_every_frames) == 0)
         self._maybe_probe(run, t)
         if run.frames_seen % s.decide_every_frames:
             return None
@@ -293,99 +458,163 @@ class HumanDetector:
 
     # -- runs -----------------------------------------------------------------------------
 
-    def _start_run(self, t: float) -> _Run:
-        """Speech began (this frame, which is in ``_recent`` next): find its first loud frame
-        and the quiet lead-in before it."""
+    def _start_run(self, t: float, level: float) -> _Run:
+        """Speech began (this frame, which is added next): find the word's first loud frame and
+        the quiet lead-in before it."""
         history = list(self._recent)
-        levels = np.array([h[0] for h in history]) if history else np.zeros(0)
-        flatness = np.array([h[1] for h in history]) if history else np.zeros(0)
-        # Silero is a step or few late: the voice began at the start of the loud frames before now.
-        start = len(levels)
-        while start > 0 and len(levels) - start < 25 and levels[start - 1] >= QUIET_MAX_DBOV:
-            start -= 1
-        lead_start = start
-        while lead_start > 0 and start - lead_start < 50 and levels[lead_start - 1] < QUIET_MAX_DBOV:
-            lead_start -= 1
+        levels = np.array([h[0] for h in history] + [level])
+        quiet_max = quiet_max_dbov(float(np.max(levels[-SILERO_LAG_FRAMES:])))
+        s = self.settings
+        # Silero may call speech in the gap after a first syllable: the word is the sound before.
+        recent = max(0, len(levels) - SILERO_LAG_FRAMES)
+        loud = np.flatnonzero(levels[recent:] >= quiet_max)
+        end = recent + int(loud[-1]) + 1 if len(loud) else len(levels)
+        onset = word_onset(levels[: max(end, 1)], quiet_max, s.lead_floor_frames, s.floor_steady_db)
+        if onset is None:
+            start = lead_start = max(0, end - 1 - SILERO_LAG_FRAMES)  # sound all along: no lead-in
+        else:
+            lead_start, start = max(onset[0], onset[1] - LEAD_MAX_FRAMES), onset[1]
+        start = lead_start + lead_end(levels[lead_start:start], s.floor_steady_db, s.lead_floor_frames)
+        spectra = np.array([h[1] for h in history[lead_start:start]]) if start > lead_start else np.zeros((0, 0))
         run = _Run(
-            onset_t=t - (len(levels) - start) * FRAME_SECONDS,
-            lead_levels=levels[lead_start:start],
-            lead_flatness=flatness[lead_start:start],
+            onset_t=t - (len(history) - start) * FRAME_SECONDS,
+            lead=_Lead(levels[lead_start:start], spectra),
+            first_lead=_Lead(levels[lead_start:start], spectra),
         )
         # The loud frames already heard belong to the run.
-        for level, flat, spectrum, zcr in history[start:]:
-            run.add(level, flat, spectrum, zcr)
-            run.peak_dbov = max(run.peak_dbov, level)
+        for level_, spectrum, zcr in history[start:]:
+            run.add(level_, spectrum, zcr)
+            run.peak_dbov = max(run.peak_dbov, level_)
         self._pending_gap.clear()
         self._loud_after_gap = 0
         return run
 
-    @staticmethod
-    def _pause_seconds(run: _Run) -> float:
-        if run.last_speech_index is None:
-            return 0.0
-        quiet = np.array(run.levels[run.last_speech_index + 1 : -1]) < QUIET_MAX_DBOV
-        loud_before_word = len(quiet) - (int(np.flatnonzero(quiet)[-1]) + 1) if quiet.any() else len(quiet)
-        if loud_before_word > SILERO_LAG_FRAMES:
-            # Sound that Silero did not call speech came first (music coming back): no new word.
-            return 0.0
-        return float(np.count_nonzero(quiet)) * FRAME_SECONDS
+    def _on_speech(self, run: _Run, t: float, level: float) -> _Run:
+        s = self.settings
+        run.peak_dbov = max(run.peak_dbov, level)
+        word = self._pause_before_word(run, level)
+        if word is not None:
+            pause_start, voice_start = word
+            pause = (voice_start - pause_start) * FRAME_SECONDS
+            if pause >= s.utterance_pause_seconds:
+                spoke_enough = run.speech_frames * FRAME_SECONDS >= s.min_speech_seconds
+                turn = (
+                    pause >= s.turn_pause_seconds
+                    and spoke_enough
+                    and not run.bed
+                    and self._talker_pause(run, pause_start, voice_start)
+                )
+                after_probe = (
+                    pause >= s.turn_pause_seconds
+                    and run.probe_t_end is not None
+                    and 0.0 <= t - run.probe_t_end <= s.probe_reply_seconds
+                )
+                talker = run
+                run = self._new_utterance(run, t, pause_start, voice_start)
+                turn = turn and run is talker  # a new line's first words answer no one on it
+                if turn or after_probe:
+                    run.reply = _Reply(run.speech_frames, turn=turn, after_probe=after_probe)
+        run.speech_frames += 1
+        run.last_speech_index = len(run.levels) - 1
+        if level >= run.quiet_max_dbov:
+            run.last_word_index = run.last_speech_index
+        run.last_speech_t = t + FRAME_SECONDS
+        run.quiet_since = None
+        run.loud_since_speech = 0
+        reply = run.reply
+        replied = reply is not None and run.speech_frames - reply.speech_frames_at_start
+        if reply is not None and replied * FRAME_SECONDS >= s.reply_min_speech_seconds:
+            run.turns += int(reply.turn)
+            run.probe_reply = run.probe_reply or reply.after_probe
+            run.reply = None
+        return run
 
-    def _new_utterance(self, run: _Run, t: float) -> _Run:
+    def _pause_before_word(self, run: _Run, level: float) -> tuple[int, int] | None:
+        """(first quiet frame, first loud frame) of the pause this speech frame ends, if it is a
+        loud frame that ends one. The pause is measured from the last loud frame of a word:
+        Silero's verdict trails a word into the quiet after it, and may flicker on in a pause;
+        and it is late on a new word, whose first loud frames come before it."""
+        quiet_max = run.quiet_max_dbov
+        stop = run.last_word_index + 1
+        if level < quiet_max or stop == 0 or stop >= len(run.levels) - 1:
+            return None
+        pause_frames = int(round(self.settings.utterance_pause_seconds / FRAME_SECONDS))
+        pause = word_onset(np.array(run.levels[stop:]), quiet_max, pause_frames, self.settings.floor_steady_db)
+        return None if pause is None else (stop + pause[0], stop + pause[1])
+
+    def _new_utterance(self, run: _Run, t: float, pause_start: int, voice_start: int) -> _Run:
         """Speech again after a pause: the pause is the new utterance's lead-in. A person who
         picks up right after an announcement speaks on a new channel; the cue compares the
         pause with the floor of the run's earlier pauses (the same channel gives the same floor).
         On such a change the utterance starts a run of its own: what was known about the
         earlier speech (a replay, a music bed) says nothing about the new talker."""
         levels = np.array(run.levels)
-        assert run.last_speech_index is not None
-        lead_start = run.last_speech_index + 1
-        # The new word's loud first frames came before Silero's verdict: they are not lead-in.
-        voice_start = len(levels) - 1
-        while (
-            voice_start > lead_start
-            and len(levels) - voice_start <= SILERO_LAG_FRAMES
-            and levels[voice_start - 1] >= QUIET_MAX_DBOV
-        ):
-            voice_start -= 1
-        earlier = levels[run.utterance_start : lead_start]
-        quiet = earlier[(earlier < run.peak_dbov - 20.0) & (earlier >= ZERO_DBOV)]
-        prior_floor = float(np.median(quiet)) if len(quiet) >= self.settings.lead_floor_frames else None
-        lead_levels = levels[lead_start:voice_start]
-        lead_flatness = np.array(run.flatness[lead_start:voice_start])
-        if self._channel_changed(lead_levels, prior_floor, earlier):
-            self._end_run(remember=not self.decided)
+        s = self.settings
+        voice_start = pause_start + lead_end(levels[pause_start:voice_start], s.floor_steady_db, s.lead_floor_frames)
+        earlier = levels[run.utterance_start : pause_start]
+        prior_floor = self._pause_floor(run, pause_start)
+        lead = _Lead(levels[pause_start:voice_start], np.array(run.spectra[pause_start:voice_start]))
+        if self._channel_changed(lead, prior_floor, earlier, run.peak_dbov):
             onset = t - (len(levels) - voice_start) * FRAME_SECONDS
-            new = _Run(onset_t=onset, lead_levels=lead_levels, lead_flatness=lead_flatness)
+            new = _Run(onset_t=onset, lead=lead, first_lead=lead)
             for i in range(voice_start, len(levels)):
-                new.add(run.levels[i], run.flatness[i], run.spectra[i], run.zcr[i])
+                new.add(run.levels[i], run.spectra[i], run.zcr[i])
                 new.peak_dbov = max(new.peak_dbov, run.levels[i])
+            del run.spectra[pause_start:]  # the earlier talker's recording ends before the pause
+            self._end_run(remember=not self.decided)
             new.prior_floor_dbov = prior_floor
             new.split_from_run = True
             new.probe_t_end = run.probe_t_end
             self.run = new
             return new
-        run.prior_floor_dbov = prior_floor
-        run.lead_levels = lead_levels
-        run.lead_flatness = lead_flatness
+        run.lead = lead
         run.utterance_start = voice_start
-        run.closures = 0
+        self._check_recording(run)  # a new utterance: the vetoes are judged afresh
         return run
 
-    def _channel_changed(self, lead: np.ndarray, prior_floor: float | None, earlier: np.ndarray) -> bool:
-        """The pause before this utterance sits on another floor than the run's earlier pauses."""
+    def _pause_floor(self, run: _Run, stop: int) -> float | None:
+        """The level the run's audible pauses before frame ``stop`` settle on: the quietest of
+        their steady, noise-like stretches (the decays of words, a breath, a hum are no floor, and
+        a hiss of a consonant lies above it). None when they went to digital silence or had none."""
         s = self.settings
-        audible = lead[(lead >= ZERO_DBOV) & (lead < QUIET_MAX_DBOV)]
-        if len(audible) >= s.lead_floor_frames:
-            floor = float(np.median(audible))
-            steady = np.count_nonzero(np.abs(audible - floor) <= s.floor_steady_db) >= 0.7 * len(audible)
-            if not steady or floor < s.live_floor_min_dbov:
+        earlier = np.array(run.levels[run.utterance_start : stop])
+        quiet = (earlier < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (earlier >= ZERO_DBOV)
+        if not quiet.any():
+            return None
+        quietest = float(np.percentile(earlier[quiet], 5))
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+        settled: list[float] = []
+        for begin, end in zip(edges[::2], edges[1::2]):
+            if end - begin >= s.lead_floor_frames:
+                first = begin + floor_start(earlier[begin:end], s.floor_steady_db)
+                if end - first < s.lead_floor_frames:
+                    continue
+                level = float(np.median(earlier[first:end]))
+                spectra = np.array(run.spectra[run.utterance_start + first : run.utterance_start + end])
+                if level <= quietest + s.floor_steady_db and self._noise_like(spectra)[0]:
+                    settled.append(level)
+        return min(settled) if settled else None
+
+    def _channel_changed(self, lead: _Lead, prior_floor: float | None, earlier: np.ndarray, peak_dbov: float) -> bool:
+        """The pause before this utterance sits on another line than the run's earlier pauses."""
+        s = self.settings
+        floor = self._lead_shape(lead, s.lead_floor_frames)
+        if floor is not None:
+            if not self._line_lead(floor, peak_dbov):
                 return False
             if prior_floor is None:
-                # The earlier speech paused on digital silence (or not at all): a noisy line is new.
-                return bool(np.count_nonzero(earlier < ZERO_DBOV) >= 2)
-            return abs(floor - prior_floor) >= s.above_hold_floor_db
-        # A gated line's digital silence after pauses on an audible floor.
-        return prior_floor is not None and np.count_nonzero(lead < ZERO_DBOV) >= s.lead_floor_frames
+                # No audible pause before: the line is new if the sound before it, this pause's
+                # start included, went quieter than it (digital silence, the PBX's faint floor, a
+                # fade to below it): that floor was not there then.
+                before = np.concatenate([earlier, lead.levels[: floor["floor_start"]]])
+                return bool(np.count_nonzero(before < floor["floor_dbov"] - s.above_hold_floor_db) >= 2)
+            return abs(floor["floor_dbov"] - prior_floor) >= s.above_hold_floor_db
+        if np.count_nonzero(lead.levels < ZERO_DBOV) < s.lead_floor_frames:
+            return False
+        # A gated line's digital silence after pauses on an audible floor, or after pauses that a
+        # music bed filled (quiet, yet never digital silence).
+        paused = np.count_nonzero((earlier < quiet_max_dbov(peak_dbov)) & (earlier >= ZERO_DBOV)) >= s.lead_floor_frames
+        return prior_floor is not None or (paused and not np.any(earlier < ZERO_DBOV))
 
     def _observe_gap(self, level: float) -> None:
         """Learn the hold channel's floor from its gaps: a steady quiet stretch that the hold's
@@ -414,123 +643,206 @@ class HumanDetector:
 
     def _end_run(self, *, remember: bool) -> None:
         run = self.run
-        if run is not None and remember and len(run.spectra) > 10:
+        # A run of a few Silero steps in the music is no recording: its landmarks would be the
+        # music's, and match whatever plays over it later.
+        spoke = run is not None and run.speech_frames * FRAME_SECONDS >= self.settings.min_speech_seconds
+        if run is not None and remember and spoke and len(run.spectra) > 10:
             self.recordings.remember(landmarks(np.array(run.spectra[-1500:]), self.sample_rate))
         self.run = None
 
-    def _check_recording(self, run: _Run) -> None:
+    def _check_recording(self, run: _Run, *, recheck: bool = True) -> None:
+        """The vetoes from the run's newest ``fingerprint_seconds``: they describe what the line
+        carries now, so a person who speaks on right after an announcement (on no line its pause
+        could tell apart) is not vetoed by it for good. ``recheck=False`` keeps a veto found."""
         s = self.settings
-        if len(run.spectra) < 25:
+        if len(run.spectra) < 25 or not recheck:
             return
         spectra = np.array(run.spectra[-int(s.fingerprint_seconds / FRAME_SECONDS) :])
-        if run.repeat is None and len(self.recordings):
-            run.repeat = self.recordings.matches(landmarks(spectra, self.sample_rate))
-        if not run.bed:
-            count = len(spectra)
-            frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
-            features, _ = analyse_window(frames, self.sample_rate)
-            run.bed_steadiness = features.pause_steadiness
-            run.bed = features.pause_steadiness >= s.bed_min_steadiness
+        run.repeat = self.recordings.matches(landmarks(spectra, self.sample_rate)) if len(self.recordings) else None
+        count = len(spectra)
+        frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
+        features, _ = analyse_window(frames, self.sample_rate)
+        run.bed_steadiness = features.pause_steadiness
+        run.bed = features.pause_steadiness >= s.bed_min_steadiness
 
-    # -- cues -----------------------------------------------------------------------------
+    # -- floors ---------------------------------------------------------------------------
 
     def _hold_floor_dbov(self) -> float | None:
         return float(np.median(self._hold_floor)) if len(self._hold_floor) >= 10 else None
 
+    def _noise_like(self, spectra: np.ndarray) -> tuple[bool, float]:
+        """No tonal peaks in the mean spectrum of these floor frames (a line, not soft music)."""
+        newest = spectra[-TONALITY_FRAMES:]
+        tonality = tonality_db(newest, self.sample_rate) * np.sqrt(len(newest))
+        return bool(tonality <= self.settings.floor_max_tonality), float(tonality)
+
+    def _audible_line_level(self, floor: float, peak_dbov: float) -> bool:
+        """Loud enough for an open microphone (and louder than the hold channel), under the voice."""
+        s = self.settings
+        hold_floor = self._hold_floor_dbov()
+        return (
+            s.live_floor_min_dbov <= floor <= min(s.live_floor_max_dbov, peak_dbov - PAUSE_BELOW_PEAK_DB)
+            and (hold_floor is None or floor >= hold_floor + s.above_hold_floor_db)
+        )
+
+    def _lead_shape(self, lead: _Lead, min_frames: int) -> dict[str, Any] | None:
+        """The floor the newest audible quiet of a lead-in settles on: its level, length,
+        tonality and whether it was faded into; None when it is shorter than ``min_frames``."""
+        s = self.settings
+        levels = lead.levels
+        # The newest unbroken stretch of audible quiet: the line the words came on (before it:
+        # the tail of what played, a click, a gap of digital silence).
+        audible = levels >= ZERO_DBOV
+        stretch = len(levels)
+        while stretch > 0 and audible[stretch - 1]:
+            stretch -= 1
+        if len(levels) - stretch < min_frames:
+            return None
+        first = stretch + floor_start(levels[stretch:], s.floor_steady_db)
+        on_floor = levels[first:]
+        if len(on_floor) < min_frames:
+            return None
+        floor = float(np.median(on_floor))
+        # A fade slides down into the floor through the levels just above it; a cut leaves at
+        # most one frame part sound, part floor, and soft music before a cut hovers, not slides.
+        sliding: list[float] = []
+        for value in levels[max(0, first - 10) : first][::-1]:
+            if not floor + s.floor_steady_db < value <= floor + s.fade_max_above_floor_db:
+                break
+            sliding.append(value)
+        noise_like, tonality = self._noise_like(lead.spectra[first:])
+        return {
+            "floor_dbov": round(floor, 1),
+            "floor_start": first,
+            "lead_floor_frames": len(on_floor),
+            "lead_tonality": round(tonality, 2),
+            "noise_like": noise_like,
+            "entered_by_fade": bool(len(sliding) >= 2 and sliding[-1] - sliding[0] >= s.floor_steady_db),
+        }
+
+    def _line_lead(self, shape: dict[str, Any], peak_dbov: float) -> bool:
+        """A lead-in's floor is an open line's: noise-like, stepped into, at a line's level."""
+        stepped_in = shape["noise_like"] and not shape["entered_by_fade"]
+        return stepped_in and self._audible_line_level(shape["floor_dbov"], peak_dbov)
+
+    def _line_floor(self, levels: np.ndarray, spectra: np.ndarray, peak_dbov: float) -> bool:
+        """These quiet frames are one line floor: no digital silence, steady and without a trend
+        (music fading away slides down), noise-like, audible."""
+        s = self.settings
+        if len(levels) < s.lead_floor_frames or np.any(levels < ZERO_DBOV):
+            return False
+        floor = float(np.median(levels))
+        on_floor = np.abs(levels - floor) <= s.floor_steady_db
+        if np.count_nonzero(on_floor) < s.floor_steady_share * len(levels):
+            return False
+        third = max(1, len(levels) // 3)
+        if abs(float(np.median(levels[-third:])) - float(np.median(levels[:third]))) > s.floor_max_trend_db:
+            return False
+        return self._noise_like(spectra[on_floor])[0] and self._audible_line_level(floor, peak_dbov)
+
+    def _gate_silence(self, run: _Run, start: int, end: int) -> bool:
+        """Frames ``start:end`` of the run are a gate's digital silence that began with a closure
+        (a frame or two at either edge may hold the rest of the words the gate cut, and Silero's
+        verdict may have trailed into the silence before ``start``)."""
+        last = end
+        while last > start and end - last < 2 and run.levels[last - 1] >= ZERO_DBOV:
+            last -= 1
+        if last == start or run.levels[last - 1] >= ZERO_DBOV:
+            return False
+        began = run.silence_start(last)
+        return began <= start + 2 and began in run.closures
+
+    def _talker_pause(self, run: _Run, start: int, end: int) -> bool:
+        """The pause ``start:end`` of the run sits on the talker's line: a line floor or a gate's
+        silence, not the PBX's digital gap or faint floor between two prompts."""
+        levels = np.array(run.levels[start:end])
+        if self._gate_silence(run, start, end):
+            return True
+        return self._line_floor(levels, np.array(run.spectra[start:end]), run.peak_dbov)
+
+    # -- cues -----------------------------------------------------------------------------
+
     def _live_floor(self, run: _Run) -> tuple[bool, dict[str, Any]]:
         s = self.settings
-        # The lead's newest unbroken stretch of audible quiet: the line the words came on
-        # (before it: the tail of what played, a click, a gap of digital silence).
-        lead = run.lead_levels
-        audible = (lead >= ZERO_DBOV) & (lead < QUIET_MAX_DBOV)
-        broken = np.flatnonzero(~audible)
-        if len(broken):
-            audible[: broken[-1] + 1] = False
-        if np.count_nonzero(audible) < s.lead_floor_frames:
-            return False, {"lead_floor_frames": int(np.count_nonzero(audible))}
-        floor = float(np.median(lead[audible]))
-        steady = np.abs(lead[audible] - floor) <= s.floor_steady_db
-        steady_frames = int(np.count_nonzero(steady))
-        flat = float(np.median(run.lead_flatness[audible]))
+        # The run's own lead-in (its later pauses are the same talker's: a new one splits it),
+        # measured once.
+        if run.first_lead_shape is None:
+            run.first_lead_shape = self._lead_shape(run.first_lead, s.short_lead_frames) or {}
+        floor = run.first_lead_shape
+        if not floor:
+            return False, {"lead_floor_frames": int(np.count_nonzero(run.first_lead.levels >= ZERO_DBOV))}
         hold_floor = self._hold_floor_dbov()
-        pauses = np.array(run.levels[run.utterance_start :])
-        pauses = pauses[(pauses < run.peak_dbov - 20.0) & (pauses >= ZERO_DBOV)]
-        matching = int(np.count_nonzero(np.abs(pauses - floor) <= s.pause_match_db))
+        level = floor["floor_dbov"]
+        # An open microphone's floor fills every pause: a line that has fallen to digital silence
+        # since its first word is a gate's, or a PBX playing files one after the other.
+        line = (
+            self._line_lead(floor, run.peak_dbov)
+            and (run.prior_floor_dbov is None or abs(level - run.prior_floor_dbov) >= s.above_hold_floor_db)
+            and not run.silences
+        )
         evidence = {
-            "floor_dbov": round(floor, 1),
-            "lead_floor_frames": steady_frames,
-            "lead_flatness": round(flat, 3),
-            "pause_frames_on_floor": matching,
+            **{key: value for key, value in floor.items() if key not in ("floor_start", "noise_like")},
+            "line_floor": line,
             "hold_floor_dbov": None if hold_floor is None else round(hold_floor, 1),
             "prior_floor_dbov": None if run.prior_floor_dbov is None else round(run.prior_floor_dbov, 1),
         }
-        ok = (
-            steady_frames >= s.lead_floor_frames
-            and steady_frames >= 0.7 * np.count_nonzero(audible)
-            and s.live_floor_min_dbov <= floor <= s.live_floor_max_dbov
-            and floor <= run.peak_dbov - 20.0
-            and flat >= s.floor_min_flatness
-            and (hold_floor is None or floor >= hold_floor + s.above_hold_floor_db)
-            and (run.prior_floor_dbov is None or abs(floor - run.prior_floor_dbov) >= s.above_hold_floor_db)
-            and (matching >= s.pause_floor_frames or steady_frames >= s.long_lead_frames)
-        )
-        return ok, evidence
-
-    def _quiet_is_a_floor(self, run: _Run, seconds: float) -> bool:
-        """The last ``seconds`` are one steady floor (a line waiting for an answer), not soft
-        music fading back in after an announcement: no frame stands out of the floor."""
-        s = self.settings
-        quiet = np.array(run.levels[-int(round(seconds / FRAME_SECONDS)) :])
-        floor = float(np.median(quiet))
-        if np.max(quiet) > floor + s.floor_spread_db:
-            return False
-        if floor < ZERO_DBOV:
-            # Digital silence is the PBX's as much as a gated line's: only a gate closing on
-            # the last word (recordings fade out) makes it a line.
-            return run.closures > 0
-        # An open microphone's floor, not the quieter floor of the hold channel.
-        hold_floor = self._hold_floor_dbov()
-        return floor >= s.live_floor_min_dbov and (hold_floor is None or floor >= hold_floor + s.above_hold_floor_db)
+        if not line or floor["lead_floor_frames"] >= s.long_lead_frames:
+            return line, evidence
+        # A short lead-in's tonality says little: its floor must come back in the pauses, and be
+        # a line's there too (soft music under an announcement's pauses is not, nor are the dips
+        # of a voice that happen to reach its level).
+        levels = np.array(run.levels)
+        pauses = (levels < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (levels >= ZERO_DBOV)
+        on_floor = np.flatnonzero(pauses & (np.abs(levels - level) <= s.floor_steady_db))
+        evidence["pause_frames_on_floor"] = len(on_floor)
+        newest = on_floor[-TONALITY_FRAMES:]
+        if len(on_floor) < s.pause_floor_frames:
+            return False, evidence
+        return self._noise_like(np.array([run.spectra[i] for i in newest]))[0], evidence
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
-        # The line opened on digital silence: the lead ends in zeros (bar the word's first,
-        # partly gated frame); before them may be anything (the end of an announcement).
-        lead = run.lead_levels
-        zero = lead < ZERO_DBOV
-        last_zero = int(np.flatnonzero(zero)[-1]) if zero.any() else -1
-        lead_audible = len(lead) - 1 - last_zero if last_zero >= 0 else len(lead)
-        lead_zero = 0
-        while last_zero - lead_zero >= 0 and zero[last_zero - lead_zero]:
-            lead_zero += 1
-        needed = self.settings.gate_closures if run.utterance_start == 0 else self.settings.gate_closures_after_pause
-        ok = lead_zero >= 2 and lead_audible <= 1 and run.closures >= needed
-        return ok, {"lead_zero_frames": lead_zero, "gate_closures": run.closures}
+        """The line opened on digital silence (the run's lead-in ends in zeros, bar the word's
+        first, partly gated frame; before them may be anything: the end of an announcement) and
+        its gate closed between words. A run that opened otherwise needs its newest pause to be
+        digital silence and one closure more: a recording's own digital gap is rarer than one."""
+        s = self.settings
+        opened, lead_zero = gate_opened(run.first_lead.levels)
+        needed = s.gate_closures
+        if not opened:
+            opened, lead_zero = gate_opened(run.lead.levels)
+            needed = s.gate_closures_after_pause
+        closures = run.inner_closures()  # the run is one talker's: a new one would have split it
+        return opened and closures >= needed, {"lead_zero_frames": lead_zero, "gate_closures": closures}
+
+    def _waiting(self, run: _Run, quiet_for: float) -> bool:
+        """Silent since a short utterance, on the talker's line (see the module docstring)."""
+        s = self.settings
+        if (
+            quiet_for < s.waiting_seconds
+            or run.last_speech_t - run.onset_t > s.max_waiting_run_seconds
+            or run.speech_frames * FRAME_SECONDS < s.min_speech_seconds
+        ):
+            return False
+        # The whole silence since the words is one floor: the person's line, from the start.
+        start = max(0, len(run.levels) - int(round(quiet_for / FRAME_SECONDS)))
+        if run.inner_closures() >= 1 and self._gate_silence(run, start, len(run.levels)):
+            return True  # a gate that closed between words too has closed after the last one
+        return self._line_floor(np.array(run.levels[start:]), np.array(run.spectra[start:]), run.peak_dbov)
 
     def _decide(self, run: _Run, t: float) -> HumanDetected | None:
         s = self.settings
-        vetoes = {
-            "music_bed": run.bed,
-            "repeat": run.repeat is not None,
-            "recording_phrase": run.recording_phrase,
-        }
-        if any(vetoes.values()):
+        if run.bed or run.repeat is not None or run.recording_phrase:
             return None
         speech_seconds = run.speech_frames * FRAME_SECONDS
         old_enough = run.age(t) >= s.min_decision_seconds and speech_seconds >= s.min_speech_seconds
         live, live_evidence = self._live_floor(run)
         gated, gated_evidence = self._gated(run)
         quiet_for = 0.0 if run.quiet_since is None else t - run.quiet_since
-        waiting = (
-            quiet_for >= s.waiting_seconds
-            and self._quiet_is_a_floor(run, s.waiting_seconds)
-            and run.last_speech_t - run.onset_t <= s.max_waiting_run_seconds
-            and speech_seconds >= s.min_speech_seconds
-        )
         cues = {
             "live_floor": old_enough and live,
             "gated_line": old_enough and gated,
-            "turn_taking": run.turns > 0 and speech_seconds >= s.min_speech_seconds,
-            "waiting_for_reply": waiting,
+            "turn_taking": run.turns > 0,
+            "waiting_for_reply": self._waiting(run, quiet_for),
             "transcript": run.human_phrase is not None,
             "probe_reply": run.probe_reply,
         }
@@ -573,4 +885,3 @@ class HumanDetector:
             return
         run.probe_requested = True
         self._probe(ProbeRequest(t=t, reason="speech stopped without music coming back"))
-

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from app.audio.classifier import ClassifierSettings, ToneState, classify_window
-from app.audio.features import FrameFeatures, analyse_window, band_flatness, frame_features, frame_samples
+from app.audio.features import FrameFeatures, analyse_window, frame_features, frame_samples
 from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings, ProbeRequest
 from app.audio.tones import ToneDetector, ToneEvent
 from app.audio.stream_clock import StreamClock
@@ -43,8 +43,11 @@ _BATCH_FRAMES = 4
 # Silero rests while the hold plays steady music (it calls ~0% of music speech): speech over music
 # is an announcement's bed, never the person, who comes on a line of their own after the music
 # stops. A frame this far under the music's median level (a gap, a line opening, a pause in
-# a voice) wakes it for ``_LISTEN_SECONDS``.
+# a voice), or this far over its loud frames (a new, louder source: a voice cutting in on a soft
+# passage), wakes it for ``_LISTEN_SECONDS``. Without the second, a voice over a soft passage
+# would never be heard: its windows stay MUSIC because Silero, resting, calls nothing speech.
 _LISTEN_DROP_DB = 12.0
+_LISTEN_RISE_DB = 10.0
 _LISTEN_SECONDS = 3.0
 
 
@@ -95,6 +98,7 @@ class AudioPipeline:
         self._music_windows = 0
         self._first_music_t: float | None = None
         self._steady_music_dbov: float | None = None  # the music's median level while Silero rests
+        self._music_peak_dbov = 0.0  # and the level of its loud frames (90th percentile)
         self._listen_until = -np.inf
 
     # -- the detector interface -----------------------------------------------------------
@@ -146,7 +150,6 @@ class AudioPipeline:
             self._on_tone(event)
             outputs.append(event)  # the session acts on SIT / busy / DTMF itself
         features = frame_features(buffered[:whole], self.sample_rate)
-        flatness = band_flatness(features.spectrum, self.sample_rate)
         probs = np.empty(count)
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
@@ -157,12 +160,7 @@ class AudioPipeline:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
                 probs[i] = 0.0
             decision = self.human.push_frame(
-                frame_t,
-                float(features.level_db[i]),
-                float(flatness[i]),
-                float(probs[i]),
-                features.spectrum[i],
-                float(features.zcr[i]),
+                frame_t, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
             )
             if decision is not None and not self.human_detected:
                 self.human_detected = True
@@ -191,7 +189,7 @@ class AudioPipeline:
         """Does this frame need Silero? Always, except inside steady music."""
         if self._steady_music_dbov is None or self.human.run is not None:
             return True
-        if level < self._steady_music_dbov - _LISTEN_DROP_DB:
+        if level < self._steady_music_dbov - _LISTEN_DROP_DB or level > self._music_peak_dbov + _LISTEN_RISE_DB:
             self._listen_until = t + _LISTEN_SECONDS
         return t < self._listen_until
 
@@ -218,6 +216,7 @@ class AudioPipeline:
         audio_class, confidence = classify_window(features, speech_share, tones, self._classifier)
         self.human.on_window(audio_class)
         self._steady_music_dbov = float(np.median(frames.level_db)) if audio_class == AudioClass.MUSIC else None
+        self._music_peak_dbov = features.peak_dbov
         if audio_class == AudioClass.SPEECH:
             audio_class = AudioClass.LIVE_HUMAN if self.human_detected else self.human.source_class()
         if audio_class == AudioClass.MUSIC:

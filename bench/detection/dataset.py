@@ -6,11 +6,12 @@ Every session is 8 kHz int16 mixed from real recordings and then passed through 
 ``pickup``
     Hold for 30-120 s (music; announcements every 20-60 s, played alone with short silences
     around them, cut straight in, or over the music at 0, 6 or 12 dB SNR; occasional gaps of
-    silence), then a person picks up: the music (or a last announcement) stops - abruptly,
-    with a click and a short silence, or after 0.2-1 s of silence - their line opens on its
-    own noise floor (or a noise-suppressed, gated line), they talk for 1.5-6 s, pause as if
-    waiting for an answer, and may talk again. ``human_onset`` is the first sample of their
-    first word, found in the speech file by an energy threshold.
+    silence; see *Hold variety* for what real PBXs add), then a person picks up: the music
+    (or a last announcement) stops - abruptly, with a click and a short silence, or after
+    0.2-1 s of silence - their line opens on its own noise floor (or a noise-suppressed, gated
+    line), they talk for 1.5-6 s, pause as if waiting for an answer, and may talk again.
+    ``human_onset`` is the first sample of their first word, found in the speech file by an
+    energy threshold.
 ``pure_hold``
     3-10 minutes of hold and no person: any human decision is a false transfer. Together
     they cover every announcement of their split.
@@ -29,6 +30,15 @@ people, music and announcements no threshold was tuned on:
   test macroform-the_simplicity, reno_project-system.
 - announcements (one or more prompts played back to back; no prompt file in both splits):
   see ``SPLITS``.
+
+Hold variety (what real PBXs do that a plain playlist does not), drawn from a random stream of
+its own (``VARIETY_STREAM``) so that every other draw of a session is what it was before:
+
+- an announcement made of several prompt files may pause between them (the PBX plays the
+  files one after the other): ``CHAIN_GAP_*``;
+- after an announcement played alone, the music may take seconds to come back, in digital
+  silence (the PBX restarting the music-on-hold source): ``SILENT_RESUME_*``;
+- the music may come back fading in: ``FADE_IN_*``.
 
 Everything is deterministic: a session depends only on the global seed and its own index,
 so any one session can be rendered alone (``render``), and ``iter_sessions`` renders them
@@ -87,6 +97,14 @@ FIRST_UTTERANCE_SECONDS = (1.5, 6.0)
 SECOND_UTTERANCE_SECONDS = (1.0, 4.0)
 SECOND_UTTERANCE_CHANCE = 0.6
 REPLY_PAUSE_SECONDS = (0.8, 2.5)
+# Hold variety (see the module docstring), drawn from its own random stream.
+VARIETY_STREAM = 7
+CHAIN_GAP_CHANCE = 0.5
+CHAIN_GAP_SECONDS = (0.3, 1.2)
+SILENT_RESUME_CHANCE = 0.25
+SILENT_RESUME_SECONDS = (1.5, 5.0)
+FADE_IN_CHANCE = 0.3
+FADE_IN_SECONDS = (0.5, 2.0)
 AFTER_ONSET_SECONDS = 10.0  # every pickup session runs at least this long after the onset
 
 # Levels in dBov: music RMS, speech level over its active frames (ITU nominal speech is about
@@ -473,6 +491,7 @@ class _Hold:
         self.sources = sources
         self.library = library
         self.rng = rng
+        self.variety = np.random.default_rng([*spec.seed, VARIETY_STREAM])
         self.track_ref = f"moh:{spec.track}"
         track = library.audio(self.track_ref)
         self.music_position = int(rng.integers(0, len(track)))
@@ -498,7 +517,10 @@ class _Hold:
             else:
                 self.announce_alone(timeline, name, resume_gap=style == "alone", lead_gap=style == "alone")
             between = self.rng.uniform(*BETWEEN_ANNOUNCEMENTS_SECONDS)
-            self.music_with_gaps(timeline, max(min(between, seconds - timeline.seconds), 3.0))
+            fade_in = self.variety.uniform(*FADE_IN_SECONDS) if self.variety.random() < FADE_IN_CHANCE else 0.0
+            self.music_with_gaps(timeline, max(min(between, seconds - timeline.seconds), 3.0), fade_in=fade_in)
+            if fade_in:
+                self.played[-1]["music_fades_in_s"] = round(fade_in, 2)
         return timeline
 
     def pick_announcement(self) -> str:
@@ -514,49 +536,74 @@ class _Hold:
         self.music_position = int((self.music_position + count) % len(track))
         return track[index]
 
-    def music(self, timeline: _Timeline, seconds: float) -> None:
-        timeline.add(self.music_segment(seconds) * self.music_gain, AudioClass.MUSIC, self.track_ref)
+    def music(self, timeline: _Timeline, seconds: float, fade_in: float = 0.0) -> None:
+        music = self.music_segment(seconds) * self.music_gain
+        ramp = min(_samples(fade_in), len(music))
+        music[:ramp] *= np.linspace(0.0, 1.0, ramp) ** 2
+        timeline.add(music, AudioClass.MUSIC, self.track_ref)
 
-    def music_with_gaps(self, timeline: _Timeline, seconds: float) -> None:
+    def music_with_gaps(self, timeline: _Timeline, seconds: float, fade_in: float = 0.0) -> None:
         if self.rng.random() >= SILENCE_GAP_CHANCE:
-            self.music(timeline, seconds)
+            self.music(timeline, seconds, fade_in)
             return
         gap = self.rng.uniform(*SILENCE_GAP_SECONDS)
         before = self.rng.uniform(0.0, seconds)
-        self.music(timeline, before)
+        self.music(timeline, before, fade_in)
         timeline.add(np.zeros(_samples(gap)), AudioClass.SILENCE, "hold-gap")
         self.music(timeline, max(seconds - before, 1.0))
 
-    def announcement_audio(self, name: str) -> tuple[np.ndarray, float]:
+    def announcement_audio(self, name: str) -> tuple[np.ndarray, float, list[float]]:
+        """The prompts at the announcement's level, and the gaps the PBX left between them."""
         announcement = self.sources.announcement(name)
-        speech = np.concatenate([self.library.audio(f"prompt:{p}") for p in announcement.prompts])
+        prompts = [self.library.audio(f"prompt:{p}") for p in announcement.prompts]
         level = self.rng.uniform(*ANNOUNCEMENT_DBOV)
-        return speech * _gain(active_level_dbov(speech), level), level
+        gain = _gain(active_level_dbov(np.concatenate(prompts)), level)
+        gaps = [self._chain_gap() for _ in prompts[1:]]
+        parts = [prompts[0]]
+        for gap, prompt in zip(gaps, prompts[1:]):
+            parts += [np.zeros(_samples(gap)), prompt]
+        return np.concatenate(parts) * gain, level, gaps
+
+    def _chain_gap(self) -> float:
+        if self.variety.random() >= CHAIN_GAP_CHANCE:
+            return 0.0
+        return round(float(self.variety.uniform(*CHAIN_GAP_SECONDS)), 2)
 
     def announce_alone(self, timeline: _Timeline, name: str, *, resume_gap: bool, lead_gap: bool = True) -> None:
         """Music stops (after a short silence or not), the announcement plays on its own."""
-        speech, level = self.announcement_audio(name)
+        speech, level, chain_gaps = self.announcement_audio(name)
         if lead_gap:
             self.gap(timeline)
         start = timeline.seconds
         timeline.add(speech, AudioClass.IVR_PROMPT, name)
+        played: dict[str, Any] = {"name": name, "t": round(start, 3), "style": "alone" if lead_gap else "cut"}
         if resume_gap:
-            self.gap(timeline)
-        style = "alone" if lead_gap else "cut"
-        self.played.append({"name": name, "t": round(start, 3), "style": style, "dbov": round(level, 1)})
+            seconds = self.gap(timeline, silent_resume=True)
+            played["resume_gap_s"] = round(seconds, 2)
+        self.played.append({**played, "dbov": round(level, 1), **_chain_meta(chain_gaps)})
 
-    def gap(self, timeline: _Timeline) -> None:
-        """The short silence of a PBX switching between music and an announcement."""
-        timeline.add(np.zeros(_samples(self.rng.uniform(*ANNOUNCEMENT_GAP_SECONDS))), AudioClass.SILENCE, "hold-gap")
+    def gap(self, timeline: _Timeline, *, silent_resume: bool = False) -> float:
+        """The short silence of a PBX switching between music and an announcement; after one,
+        now and then the long one of a music source restarting."""
+        seconds = self.rng.uniform(*ANNOUNCEMENT_GAP_SECONDS)
+        if silent_resume and self.variety.random() < SILENT_RESUME_CHANCE:
+            seconds = self.variety.uniform(*SILENT_RESUME_SECONDS)
+        timeline.add(np.zeros(_samples(seconds)), AudioClass.SILENCE, "hold-gap")
+        return seconds
 
     def announce_over_music(self, timeline: _Timeline, name: str) -> None:
-        speech, level = self.announcement_audio(name)
+        speech, level, chain_gaps = self.announcement_audio(name)
         snr = float(self.rng.choice(BED_SNRS_DB))
         bed = self.music_segment(len(speech) / RATE)
         bed *= _gain(_dbov(bed), level - snr)
         start = timeline.seconds
         timeline.add(speech + bed, AudioClass.IVR_PROMPT, name)
-        self.played.append({"name": name, "t": round(start, 3), "style": "bed", "snr_db": snr, "dbov": round(level, 1)})
+        played = {"name": name, "t": round(start, 3), "style": "bed", "snr_db": snr, "dbov": round(level, 1)}
+        self.played.append({**played, **_chain_meta(chain_gaps)})
+
+
+def _chain_meta(gaps: list[float]) -> dict[str, Any]:
+    return {"chain_gaps_s": gaps} if any(gaps) else {}
 
 
 def _render_person(voice: Voice, library: _Library, rng: np.random.Generator) -> tuple[_Timeline, int, dict[str, Any]]:
