@@ -483,3 +483,14 @@ def test_quiet_is_judged_against_the_voice_heard_lately():
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(4.0)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
     decisions = feed(HumanDetector(), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["turn_taking"]
+
+
+def test_a_silence_that_was_music_at_first_is_no_line_waiting():
+    """After the words the music comes back softly and then slides away into a faint hiss: its
+    last 1.8 s alone look like a floor (steady within 4 dB, noise-like), but the silence a person
+    leaves after their words is one floor from its start, and has no trend."""
+    rng = np.random.default_rng(21)
+    hiss = noise(2.5, -58.0, rng) * np.linspace(1.0, 10 ** (-5.0 / 20), int(2.5 * RATE))  # -58 -> -63 dBov
+    pcm = telephone(np.concatenate([music(5.0), voiced(1.5, rng), melody(2.0, -45.0), hiss]))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(4.5))])
+    assert feed(HumanDetector(), pcm, probs) == []

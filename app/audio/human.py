@@ -27,10 +27,11 @@ The cues:
   run's lead-in must settle on a line floor entered by a *step* (the hold's sound cut, a click,
   digital silence, or a quieter floor before it): a floor the levels slide down into is the
   hold's own sound dying away. It must have lasted ``long_lead_frames``, or come back in the
-  pauses after the first word (``pause_floor_frames`` of them, noise-like by themselves: a few
-  frames' tonality says little, and the dips of a voice or soft music under an announcement's
-  pauses may reach the same level). An open microphone's floor fills every pause: a run that
-  has fallen to digital silence since its first word is a gate's or a PBX's chain of files.
+  pauses after the first word: ``pause_floor_frames`` of them, noise-like by themselves (the
+  dips of a voice or soft music under an announcement's pauses may reach the same level) and,
+  with the lead, as many frames as a long lead that are noise-like together (a few frames'
+  tonality says little). An open microphone's floor fills every pause: a run that has fallen
+  to digital silence since its first word is a gate's or a PBX's chain of files.
 - **Noise-suppressed line** (``gated_line``). The line opened on digital silence and its gate
   then switched off and on between words (``gate_closures``), in most of its digital pauses.
   A cut to silence after which nothing comes back proves nothing: a PBX stopping a file or
@@ -790,15 +791,18 @@ class HumanDetector:
             return line, evidence
         # A short lead-in's tonality says little: its floor must come back in the pauses, and be
         # a line's there too (soft music under an announcement's pauses is not, nor are the dips
-        # of a voice that happen to reach its level).
+        # of a voice that happen to reach its level); and lead and pauses together, as many
+        # frames as a long lead, must be one noise-like floor.
         levels = np.array(run.levels)
         pauses = (levels < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (levels >= ZERO_DBOV)
         on_floor = np.flatnonzero(pauses & (np.abs(levels - level) <= s.floor_steady_db))
         evidence["pause_frames_on_floor"] = len(on_floor)
-        newest = on_floor[-TONALITY_FRAMES:]
-        if len(on_floor) < s.pause_floor_frames:
+        lead = run.first_lead.spectra[floor["floor_start"] :]
+        if len(on_floor) < s.pause_floor_frames or len(lead) + len(on_floor) < s.long_lead_frames:
             return False, evidence
-        return self._noise_like(np.array([run.spectra[i] for i in newest]))[0], evidence
+        pause_spectra = np.array([run.spectra[i] for i in on_floor[-TONALITY_FRAMES:]])
+        together = np.concatenate([lead, pause_spectra])
+        return self._noise_like(pause_spectra)[0] and self._noise_like(together)[0], evidence
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
         """The line opened on digital silence (the run's lead-in ends in zeros, bar the word's
