@@ -46,6 +46,12 @@ async def wait_for_event(stack: Stack, call_id: str, type_: str, timeout: float)
     raise AssertionError(f"no {type_} within {timeout} s")
 
 
+def navigation_journal(call: dict) -> list[tuple[str, dict]]:
+    """What the call heard and did in the menus: the explanation when it went the wrong way."""
+    wanted = {"IVR_MENU_DETECTED", "IVR_DTMF_SENT", "IVR_SPEECH_SENT", "IVR_STUCK", "IVR_STEP"}
+    return [(e["type"], e["data"]) for e in call["events"] if e["type"] in wanted]
+
+
 def bank_call(stack: Stack):
     return next(c for c in reversed(stack.pbx.company_calls) if c.number == BANK)
 
@@ -60,7 +66,7 @@ async def test_an_account_number_from_the_vault_is_keyed_and_never_shown(stack: 
 
     bank = bank_call(stack)
     assert bank.entered.get("account") == ACCOUNT, bank.entered
-    assert bank.reached(DESTINATION), bank.path
+    assert bank.reached(DESTINATION), (bank.path, navigation_journal(call))
     entries = [d for d in events_of(call, "IVR_DTMF_SENT") if d.get("purpose") == "user_data"]
     assert len(entries) == 1 and entries[0]["field"] == "account_number"
     assert entries[0]["digits"] == "*" * len(ACCOUNT + "#"), "the value never reaches the journal"
@@ -94,7 +100,7 @@ async def test_a_missing_account_number_is_asked_for_and_the_call_goes_on(stack:
 
     bank = bank_call(stack)
     assert bank.entered.get("account") == ACCOUNT, bank.entered
-    assert bank.reached(DESTINATION), bank.path
+    assert bank.reached(DESTINATION), (bank.path, navigation_journal(call))
     types = [e["type"] for e in call["events"]]
     assert types.index("USER_DATA_REQUESTED") < types.index("USER_DATA_RECEIVED") < types.index("HOLD_DETECTED")
     assert ACCOUNT not in str(call["events"])

@@ -494,3 +494,52 @@ def test_a_silence_that_was_music_at_first_is_no_line_waiting():
     pcm = telephone(np.concatenate([music(5.0), voiced(1.5, rng), melody(2.0, -45.0), hiss]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(4.5))])
     assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_loud_call_centre_line_is_still_a_line():
+    """A busy room or a cheap headset: the floor (-35 dBov) only 21 dB under the voice. Quiet is
+    relative to the voice, so it is still a floor, and a line's."""
+    rng = np.random.default_rng(21)
+    line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), voiced(2.0, rng, dbov=-14.0)]), -35.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), line]))
+    probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-35.0, abs=1.0)
+    assert decisions[0].t <= 5.4 + 1.0
+
+
+def test_a_word_that_begins_on_a_soft_breath_keeps_the_floor_before_it():
+    """80 ms of breath (-42 dBov) a step over the line floor (-56 dBov), then the voice: the
+    breath is the word's beginning, too short to be a floor; the lead-in is the floor before it."""
+    rng = np.random.default_rng(22)
+    breath = noise(0.08, -42.0, rng)
+    line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), breath, voiced(2.0, rng)]), -56.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), line]))
+    probs = np.concatenate([np.zeros(frames_of(5.48)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-56.0, abs=1.5)
+    assert decisions[0].evidence["speech_onset_t"] == pytest.approx(5.4, abs=0.05)
+
+
+def words_with_pauses(rng: np.random.Generator, pause_fill) -> tuple[np.ndarray, np.ndarray]:
+    """Three phrases of 0.6 s with 0.3 s pauses filled by ``pause_fill(seconds)``; Silero's verdicts."""
+    parts, probs = [], []
+    for i in range(3):
+        parts.append(voiced(0.6, rng))
+        probs.append(np.ones(frames_of(0.6)))
+        if i < 2:
+            parts.append(pause_fill(0.3))
+            probs.append(np.zeros(frames_of(0.3)))
+    return np.concatenate(parts), np.concatenate(probs)
+
+
+def test_a_prompt_after_a_digital_gap_whose_pauses_hold_soft_music_is_no_line():
+    """Music, a digital gap, then phrases whose pauses are soft music (tonal): a prompt played
+    over the music, not a line that opened with its first word."""
+    rng = np.random.default_rng(24)
+    words, speaking = words_with_pauses(rng, lambda seconds: music(seconds, -50.0))
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), words, music(3.0)]))
+    probs = np.concatenate([np.zeros(frames_of(5.5)), speaking, np.zeros(frames_of(3.0))])
+    assert feed(HumanDetector(), pcm, probs) == []

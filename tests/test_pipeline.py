@@ -54,13 +54,11 @@ def test_interface_matches_the_simple_detector(pickup):
 
 @pytest.mark.corpus
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 targets are not met yet (bench/results/detection.md); strict, so this fails once they are",
-)
-def test_held_out_pickups_and_hold_meet_the_targets(corpus):
-    """One short pickup per held-out voice and a 2-minute pure hold; the full benchmark is
-    ``python -m bench.detection --split test``."""
+def test_a_held_out_sample_is_picked_up_fast_and_its_hold_never(corpus):
+    """A sample of the held-out split, one short pickup per voice none of the tuning heard and
+    a 2-minute pure hold: each person is found within 5 s of the first word (median <= 1 s),
+    never before it, and the hold never passes for a person. The acceptance figures come from
+    the whole split: ``python -m bench.detection --split test``."""
     specs = session_specs(0, split="test")
     pickups = []
     for voice in ("vk5qi", "g3plx", "hts2", "morig", "big_dog", "mmt1"):

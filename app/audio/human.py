@@ -103,6 +103,8 @@ GATE_FROM_DBOV = -56.0
 # Frames kept before a run: its lead-in, and the frames before it (a step or a fade).
 HISTORY_FRAMES = 100
 LEAD_MAX_FRAMES = 90
+# A word's soft first frames lie this far over the floor they rise from, at least.
+SOFT_ONSET_STEP_DB = 8.0
 # The newest frames of a floor that its tonality is measured on.
 TONALITY_FRAMES = 25
 # What is quiet is judged against the loudest frame of the last 2 s.
@@ -112,7 +114,7 @@ VOICE_MEMORY_FRAMES = 100
 @dataclass(frozen=True)
 class HumanSettings:
     live_floor_min_dbov: float = -64.0  # an open microphone's floor; a PBX's digital path is quieter
-    live_floor_max_dbov: float = -40.0
+    live_floor_max_dbov: float = -30.0
     floor_steady_db: float = 4.0  # floor frames lie within this of their median
     floor_steady_share: float = 0.8  # of a pause's frames (the last word's decay may take the rest)
     floor_max_trend_db: float = 2.0  # between the first and last thirds of a floor
@@ -301,6 +303,13 @@ def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int
     end = count
     while end > stretch + 1 and levels[end - 1] > np.median(levels[max(stretch, end - 6) : end - 1]) + steady_db:
         end -= 1  # rising above the frames before it: the word has begun
+    # A word may also begin on a soft plateau (a breath, an "h") a step above the floor, too
+    # short to be a floor itself: the floor is the one it stepped up from.
+    plateau = stretch + floor_start(levels[stretch:end], steady_db)
+    if end - plateau < min_floor_frames and plateau - stretch >= min_floor_frames:
+        before = float(np.median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau]))
+        if np.median(levels[plateau:end]) > before + SOFT_ONSET_STEP_DB:
+            end = plateau
     return end
 
 

@@ -38,7 +38,9 @@ its own (``VARIETY_STREAM``) so that every other draw of a session is what it wa
   files one after the other): ``CHAIN_GAP_*``;
 - after an announcement played alone, the music may take seconds to come back, in digital
   silence (the PBX restarting the music-on-hold source): ``SILENT_RESUME_*``;
-- the music may come back fading in: ``FADE_IN_*``.
+- the music may come back fading in: ``FADE_IN_*``;
+- the person's line may be a loud one (a busy call centre, a cheap headset): its floor only
+  ``LOUD_LINE_SNR_DB`` under the voice, ``LOUD_LINE_*``.
 
 Everything is deterministic: a session depends only on the global seed and its own index,
 so any one session can be rendered alone (``render``), and ``iter_sessions`` renders them
@@ -105,6 +107,8 @@ SILENT_RESUME_CHANCE = 0.25
 SILENT_RESUME_SECONDS = (1.5, 5.0)
 FADE_IN_CHANCE = 0.3
 FADE_IN_SECONDS = (0.5, 2.0)
+LOUD_LINE_CHANCE = 0.15  # of the noisy lines
+LOUD_LINE_SNR_DB = (15.0, 22.0)
 AFTER_ONSET_SECONDS = 10.0  # every pickup session runs at least this long after the onset
 
 # Levels in dBov: music RMS, speech level over its active frames (ITU nominal speech is about
@@ -468,7 +472,7 @@ def _render_pickup(
         timeline.add(np.zeros(_samples(rng.uniform(*PICKUP_GAP_SECONDS))), AudioClass.SILENCE, "pickup-gap")
 
     voice = next(v for v in sources.voices if v.name == spec.voice)
-    person, onset_in_person, person_meta = _render_person(voice, library, rng)
+    person, onset_in_person, person_meta = _render_person(voice, library, rng, hold.variety)
     line_open = timeline.length
     timeline.extend(person)
     meta = {
@@ -606,7 +610,9 @@ def _chain_meta(gaps: list[float]) -> dict[str, Any]:
     return {"chain_gaps_s": gaps} if any(gaps) else {}
 
 
-def _render_person(voice: Voice, library: _Library, rng: np.random.Generator) -> tuple[_Timeline, int, dict[str, Any]]:
+def _render_person(
+    voice: Voice, library: _Library, rng: np.random.Generator, variety: np.random.Generator
+) -> tuple[_Timeline, int, dict[str, Any]]:
     """The line opening on the person's channel, their words and pauses; and the onset in it (samples)."""
     person = _Timeline()
     gain_db = rng.uniform(*VOICE_DBOV)
@@ -635,9 +641,10 @@ def _render_person(voice: Voice, library: _Library, rng: np.random.Generator) ->
         person.map_samples(lambda samples: _gated(samples, gate, onset))
         floor_meta: dict[str, Any] = {"human_line": "gated", "gate_dbov": round(gate, 1)}
     else:
-        level = max(floor_choice, own_floor)
+        loud = gain_db - variety.uniform(*LOUD_LINE_SNR_DB) if variety.random() < LOUD_LINE_CHANCE else None
+        level = max(floor_choice if loud is None else loud, own_floor)
         person.map_samples(lambda samples: samples + line_noise(len(samples), level, rng))
-        floor_meta = {"human_line": "noisy", "human_floor_dbov": round(level, 1)}
+        floor_meta = {"human_line": "noisy" if loud is None else "loud", "human_floor_dbov": round(level, 1)}
     meta = {
         "utterances": [{"file": u.ref, "from_sample": u.start, "to_sample": u.end} for u in utterances],
         "voice_dbov": round(gain_db, 1),
