@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -55,3 +58,41 @@ class ApiServer:
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+ApiCall = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+@asynccontextmanager
+async def api_without_calls(tmp_path: Path, http, corpus) -> AsyncIterator[tuple[ApiCall, Any]]:
+    """The app and its REST API on a real socket and a real SQLite file, its PBX with no
+    company to call: ``(call(method, path, json=None) -> (status, body), holdslayer)``."""
+    from app.api.app import create_api
+    from app.config import Settings
+    from app.runtime import HoldSlayer
+    from app.sim import SimConfig, SimulatedPBX
+
+    pbx = SimulatedPBX(SimConfig(scenarios={}, corpus=corpus))
+    await pbx.start()
+    settings = Settings(
+        ari_url=pbx.ari_url,
+        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        recordings_dir=tmp_path / "rec",
+        flows_dir=REPO / "flows",
+    )
+    holdslayer = HoldSlayer(settings)
+    server = ApiServer(create_api(holdslayer))
+    await holdslayer.start()
+    await server.start()
+
+    async def call(method: str, path: str, json=None):
+        async with http.request(method, server.base_url + path, json=json) as resp:
+            body = await resp.json() if resp.content_type == "application/json" else None
+            return resp.status, body
+
+    try:
+        yield call, holdslayer
+    finally:
+        await server.stop()
+        await holdslayer.stop()
+        await pbx.stop()

@@ -6,39 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from app.api.app import create_api
-from app.config import Settings
-from app.runtime import HoldSlayer
-from app.sim import SimConfig, SimulatedPBX, load_scenarios
-from tests.conftest import REPO, ApiServer
+from tests.conftest import api_without_calls
 
 
 @pytest.fixture
 async def api(tmp_path: Path, corpus, http):
-    pbx = SimulatedPBX(SimConfig(scenarios={}, corpus=corpus))
-    await pbx.start()
-    settings = Settings(
-        ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'flows.db'}",
-        recordings_dir=tmp_path / "rec",
-        flows_dir=REPO / "flows",
-    )
-    holdslayer = HoldSlayer(settings)
-    server = ApiServer(create_api(holdslayer))
-    await holdslayer.start()
-    await server.start()
-
-    async def call(method: str, path: str, json=None):
-        async with http.request(method, server.base_url + path, json=json) as resp:
-            body = await resp.json() if resp.content_type == "application/json" else None
-            return resp.status, body
-
-    try:
+    async with api_without_calls(tmp_path, http, corpus) as (call, _):
         yield call
-    finally:
-        await server.stop()
-        await holdslayer.stop()
-        await pbx.stop()
 
 
 FLOW = {

@@ -12,15 +12,11 @@ from typing import Any
 
 import pytest
 
-from app.api.app import create_api
 from app.calls.events import CallEvent, EventType
 from app.calls.models import CallRequest
-from app.config import Settings
 from app.ivr.flow import CallFlow
-from app.runtime import HoldSlayer
-from app.sim import SimConfig, SimulatedPBX
 from app.store import Store
-from tests.conftest import REPO, ApiServer
+from tests.conftest import api_without_calls
 from tests.test_learner import ADVOCATE_MENU, MAIN_MENU, MAIN_MENU_AGAIN, MAIN_MENU_REORDERED, Journal
 
 NUMBER = "18005550199"  # no shipped flow has it
@@ -34,30 +30,8 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path, corpus, http):
-    pbx = SimulatedPBX(SimConfig(scenarios={}, corpus=corpus))
-    await pbx.start()
-    settings = Settings(
-        ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'learn.db'}",
-        recordings_dir=tmp_path / "rec",
-        flows_dir=REPO / "flows",
-    )
-    holdslayer = HoldSlayer(settings)
-    server = ApiServer(create_api(holdslayer))
-    await holdslayer.start()
-    await server.start()
-
-    async def call(method: str, path: str, json=None):
-        async with http.request(method, server.base_url + path, json=json) as resp:
-            body = await resp.json() if resp.content_type == "application/json" else None
-            return resp.status, body
-
-    try:
+    async with api_without_calls(tmp_path, http, corpus) as (call, holdslayer):
         yield Api(call, holdslayer.store)
-    finally:
-        await server.stop()
-        await holdslayer.stop()
-        await pbx.stop()
 
 
 def record_call(store: Store, call_id: str, journal: Journal, status: str = "completed", company: str | None = "Globex") -> None:

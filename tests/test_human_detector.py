@@ -543,3 +543,14 @@ def test_a_prompt_after_a_digital_gap_whose_pauses_hold_soft_music_is_no_line():
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), words, music(3.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), speaking, np.zeros(frames_of(3.0))])
     assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_recording_that_ends_on_the_floor_it_began_with_is_no_line():
+    """Music cut to a prompt file: 80 ms of its own recording noise (-60 dBov) before the words,
+    250 ms of the same after them, then the music. The short lead-in is confirmed only by pauses
+    between words; the quiet after the last one is the file's tail."""
+    rng = np.random.default_rng(25)
+    prompt = np.concatenate([noise(0.08, -60.0, rng), voiced(1.5, rng), noise(0.25, -60.0, rng)])
+    pcm = telephone(np.concatenate([music(5.0), prompt, music(2.0)]))
+    probs = np.concatenate([np.zeros(frames_of(5.08)), np.ones(frames_of(1.5)), np.zeros(frames_of(2.25))])
+    assert feed(HumanDetector(), pcm, probs) == []

@@ -27,7 +27,9 @@ The cues:
   run's lead-in must settle on a line floor entered by a *step* (the hold's sound cut, a click,
   digital silence, or a quieter floor before it): a floor the levels slide down into is the
   hold's own sound dying away. It must have lasted ``long_lead_frames``, or come back in the
-  pauses after the first word: ``pause_floor_frames`` of them, noise-like by themselves (the
+  pauses between the words that follow: ``pause_floor_frames`` of them (the quiet after the
+  last word counts once it has lasted ``tail_is_line_seconds``: before, it may be a recording's
+  tail, on the floor its file began with), noise-like by themselves (the
   dips of a voice or soft music under an announcement's pauses may reach the same level) and,
   with the lead, as many frames as a long lead that are noise-like together (a few frames'
   tonality says little). An open microphone's floor fills every pause: a run that has fallen
@@ -124,6 +126,7 @@ class HumanSettings:
     short_lead_frames: int = 3  # the least floor before a first word, if the pauses confirm it
     long_lead_frames: int = 10  # a lead this long needs no pause to confirm it
     pause_floor_frames: int = 5  # frames of the words' pauses on a shorter lead's floor
+    tail_is_line_seconds: float = 0.5  # quiet after the last word this long is no recording's tail
     above_hold_floor_db: float = 3.0
     gate_closures: int = 1  # between words, on a line that opened on digital silence
     gate_closures_after_pause: int = 2  # on a line that opened otherwise and fell to digital silence since
@@ -802,7 +805,13 @@ class HumanDetector:
         # a line's there too (soft music under an announcement's pauses is not, nor are the dips
         # of a voice that happen to reach its level); and lead and pauses together, as many
         # frames as a long lead, must be one noise-like floor.
-        levels = np.array(run.levels)
+        # The pauses between words: a recording file ends on the same floor it began with, so the
+        # quiet after the last word counts only once it has lasted longer than a file's tail
+        # before the music returns.
+        tail = np.array(run.levels[run.last_word_index + 1 :])
+        quiet_tail = len(tail) * FRAME_SECONDS >= s.tail_is_line_seconds and bool(np.all(tail < run.quiet_max_dbov))
+        counted = len(run.levels) if quiet_tail else max(run.last_word_index, 0)
+        levels = np.array(run.levels[:counted])
         pauses = (levels < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (levels >= ZERO_DBOV)
         on_floor = np.flatnonzero(pauses & (np.abs(levels - level) <= s.floor_steady_db))
         evidence["pause_frames_on_floor"] = len(on_floor)
