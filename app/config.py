@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_hold_time: float = Field(7200.0, gt=0, description="Give up after this many seconds on hold")
     hold_check_interval: float = Field(2.0, gt=0, description="Seconds between hold progress checks")
     classifier_window_seconds: float = Field(3.0, gt=0.2, le=30.0)
+    # Active probe: when speech on hold stops without a verdict, say this (TTS) and listen for a
+    # reply that follows it, which no recording does. Off by default: it speaks into the call.
+    human_probe: bool = False
+    human_probe_text: str = Field("Hello, are you there?", min_length=1, max_length=200)
 
     # --- menu navigation (LLM providers are optional; with no key the offline navigator decides) ---
     navigator: Literal["auto", "offline", "openai", "anthropic"] = "auto"

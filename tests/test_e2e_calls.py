@@ -87,7 +87,15 @@ def events_of(call: dict, type_: str) -> list[dict]:
 
 @asynccontextmanager
 async def running_stack(
-    tmp_path: Path, http, corpus, *, scenarios=None, user_phones=None, flows_dir: Path = REPO / "flows", **overrides
+    tmp_path: Path,
+    http,
+    corpus,
+    *,
+    scenarios=None,
+    user_phones=None,
+    flows_dir: Path = REPO / "flows",
+    detector_factory=None,
+    **overrides,
 ) -> AsyncIterator[Stack]:
     """A simulated PBX, the app against it (SQLite file in ``tmp_path``) and its REST API."""
     pbx = SimulatedPBX(
@@ -110,7 +118,7 @@ async def running_stack(
             **overrides,
         }
     )
-    holdslayer = HoldSlayer(settings)
+    holdslayer = HoldSlayer(settings, detector_factory=detector_factory)
     api = ApiServer(create_api(holdslayer))
     await holdslayer.start()
     await api.start()

@@ -554,3 +554,18 @@ def test_a_recording_that_ends_on_the_floor_it_began_with_is_no_line():
     pcm = telephone(np.concatenate([music(5.0), prompt, music(2.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.08)), np.ones(frames_of(1.5)), np.zeros(frames_of(2.25))])
     assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_loud_line_under_a_soft_first_syllable_is_found_once_the_voice_is_loud():
+    """The line floor (-38 dBov) is loud next to the first syllable (-24 dBov) but quiet next to
+    the words after it (-12 dBov): the lead-in is cut again once the voice is known."""
+    rng = np.random.default_rng(26)
+    words = np.concatenate([voiced(0.2, rng, dbov=-24.0), voiced(1.8, rng, dbov=-12.0)])
+    line = on_line(np.concatenate([np.zeros(int(0.5 * RATE)), words]), -38.0, rng)
+    pcm = telephone(np.concatenate([music(5.0), line]))
+    probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
+    assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-38.0, abs=1.0)
+    assert decisions[0].evidence["live_floor"]["lead_floor_frames"] >= HumanSettings().long_lead_frames
+    assert decisions[0].t <= 5.5 + 1.0

@@ -27,13 +27,17 @@ The cues:
   run's lead-in must settle on a line floor entered by a *step* (the hold's sound cut, a click,
   digital silence, or a quieter floor before it): a floor the levels slide down into is the
   hold's own sound dying away. It must have lasted ``long_lead_frames``, or come back in the
-  pauses between the words that follow: ``pause_floor_frames`` of them (the quiet after the
-  last word counts once it has lasted ``tail_is_line_seconds``: before, it may be a recording's
-  tail, on the floor its file began with), noise-like by themselves (the
+  pauses between the words that follow: ``pause_floor_frames`` of them, in pauses of
+  ``pause_min_frames`` or more (a voice's dips are shorter), before a word of
+  ``word_min_seconds`` (music's first frames may pass for one) or in a quiet after the last word
+  that has lasted ``tail_is_line_seconds`` (before, it may be a recording's tail, on the floor
+  its file began with), noise-like by themselves (the
   dips of a voice or soft music under an announcement's pauses may reach the same level) and,
   with the lead, as many frames as a long lead that are noise-like together (a few frames'
   tonality says little). An open microphone's floor fills every pause: a run that has fallen
-  to digital silence since its first word is a gate's or a PBX's chain of files.
+  to digital silence since its first word is a gate's or a PBX's chain of files. A loud line's
+  floor may be loud next to a soft first syllable: once the voice is known to be louder, the
+  lead-in is cut again against it.
 - **Noise-suppressed line** (``gated_line``). The line opened on digital silence and its gate
   then switched off and on between words (``gate_closures``), in most of its digital pauses.
   A cut to silence after which nothing comes back proves nothing: a PBX stopping a file or
@@ -127,6 +131,8 @@ class HumanSettings:
     long_lead_frames: int = 10  # a lead this long needs no pause to confirm it
     pause_floor_frames: int = 5  # frames of the words' pauses on a shorter lead's floor
     tail_is_line_seconds: float = 0.5  # quiet after the last word this long is no recording's tail
+    word_min_seconds: float = 0.3  # of loud sound after a pause, before it counts as one between words
+    pause_min_frames: int = 3  # a pause between words; a voice's dips to the floor are shorter
     above_hold_floor_db: float = 3.0
     gate_closures: int = 1  # between words, on a line that opened on digital silence
     gate_closures_after_pause: int = 2  # on a line that opened otherwise and fell to digital silence since
@@ -194,6 +200,10 @@ class _Run:
     lead: _Lead  # of the newest utterance
     first_lead: _Lead  # the run's own: how its line opened
     first_lead_shape: dict[str, Any] | None = None  # its floor, once measured ({} for none)
+    # The frames before the first word and the quiet threshold the lead-in was cut with: a voice
+    # louder than its first syllables makes a loud line's floor quiet after all (``_relead``).
+    before: _Lead | None = None
+    lead_quiet_max: float = QUIET_MAX_DBOV
     levels: list[float] = field(default_factory=list)
     spectra: list[np.ndarray] = field(default_factory=list)
     zcr: list[float] = field(default_factory=list)
@@ -329,6 +339,13 @@ def gate_opened(lead: np.ndarray) -> tuple[bool, int]:
     return zeros >= 2 and len(lead) - 1 - last_zero <= 1, zeros
 
 
+def _in_stretches(mask: np.ndarray, min_frames: int) -> np.ndarray:
+    """Indices of the True frames of ``mask`` that lie in runs of at least ``min_frames``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    kept = [np.arange(begin, end) for begin, end in zip(edges[::2], edges[1::2]) if end - begin >= min_frames]
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
 def floor_start(levels: np.ndarray, steady_db: float) -> int:
     """Where the newest stretch of frames within ``steady_db`` of its level begins (one stray
     frame, a click or a breath, does not end it)."""
@@ -450,6 +467,9 @@ class HumanDetector:
         if human:
             run.human_phrase = human.group(0)
 
+    def set_probe(self, probe: Callable[[ProbeRequest], None] | None) -> None:
+        self._probe = probe
+
     def probe_played(self, t_start: float, t_end: float) -> None:
         """The session said the probe question between these stream times."""
         if self.run is not None:
@@ -493,6 +513,8 @@ class HumanDetector:
             onset_t=t - (len(history) - start) * FRAME_SECONDS,
             lead=_Lead(levels[lead_start:start], spectra),
             first_lead=_Lead(levels[lead_start:start], spectra),
+            before=_Lead(levels[:start], np.array([h[1] for h in history[:start]])),
+            lead_quiet_max=quiet_max,
         )
         # The loud frames already heard belong to the run.
         for level_, spectrum, zcr in history[start:]:
@@ -781,6 +803,8 @@ class HumanDetector:
         # measured once.
         if run.first_lead_shape is None:
             run.first_lead_shape = self._lead_shape(run.first_lead, s.short_lead_frames) or {}
+        if run.first_lead_shape.get("lead_floor_frames", 0) < s.long_lead_frames:
+            self._relead(run)
         floor = run.first_lead_shape
         if not floor:
             return False, {"lead_floor_frames": int(np.count_nonzero(run.first_lead.levels >= ZERO_DBOV))}
@@ -805,15 +829,9 @@ class HumanDetector:
         # a line's there too (soft music under an announcement's pauses is not, nor are the dips
         # of a voice that happen to reach its level); and lead and pauses together, as many
         # frames as a long lead, must be one noise-like floor.
-        # The pauses between words: a recording file ends on the same floor it began with, so the
-        # quiet after the last word counts only once it has lasted longer than a file's tail
-        # before the music returns.
-        tail = np.array(run.levels[run.last_word_index + 1 :])
-        quiet_tail = len(tail) * FRAME_SECONDS >= s.tail_is_line_seconds and bool(np.all(tail < run.quiet_max_dbov))
-        counted = len(run.levels) if quiet_tail else max(run.last_word_index, 0)
-        levels = np.array(run.levels[:counted])
+        levels = np.array(run.levels[: self._words_end(run)])
         pauses = (levels < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (levels >= ZERO_DBOV)
-        on_floor = np.flatnonzero(pauses & (np.abs(levels - level) <= s.floor_steady_db))
+        on_floor = _in_stretches(pauses & (np.abs(levels - level) <= s.floor_steady_db), s.pause_min_frames)
         evidence["pause_frames_on_floor"] = len(on_floor)
         lead = run.first_lead.spectra[floor["floor_start"] :]
         if len(on_floor) < s.pause_floor_frames or len(lead) + len(on_floor) < s.long_lead_frames:
@@ -821,6 +839,53 @@ class HumanDetector:
         pause_spectra = np.array([run.spectra[i] for i in on_floor[-TONALITY_FRAMES:]])
         together = np.concatenate([lead, pause_spectra])
         return self._noise_like(pause_spectra)[0] and self._noise_like(together)[0], evidence
+
+    def _words_end(self, run: _Run) -> int:
+        """Where the run's pauses *between words* end. A recording file ends on the same floor
+        it began with, so the quiet after the last word counts only once it has lasted longer
+        than a file's tail before the music returns (``tail_is_line_seconds``); and the music's
+        first frames may pass for a word with Silero, so a newest "word" shorter than
+        ``word_min_seconds`` does not yet make the quiet before it a pause between words."""
+        s = self.settings
+        levels = run.levels
+        quiet_max = run.quiet_max_dbov
+        last = run.last_word_index
+        tail = levels[last + 1 :]
+        if len(tail) * FRAME_SECONDS >= s.tail_is_line_seconds and max(tail, default=-120.0) < quiet_max:
+            return len(levels)
+        first = last
+        while first > 0 and levels[first - 1] >= quiet_max:
+            first -= 1
+        if (last - first + 1) * FRAME_SECONDS >= s.word_min_seconds:
+            return max(last, 0)
+        while first > 0 and levels[first - 1] < quiet_max:
+            first -= 1
+        return first
+
+    def _relead(self, run: _Run) -> None:
+        """Cut the run's lead-in again if its voice has turned out louder than its first
+        syllables: quiet is judged against the voice, and a loud line's floor (-40 dBov under a
+        -15 dBov voice) is loud next to a soft first syllable. A longer floor replaces the old."""
+        s = self.settings
+        quiet_max = run.quiet_max_dbov
+        if run.before is None or quiet_max <= run.lead_quiet_max + 1.0:
+            return
+        run.lead_quiet_max = quiet_max
+        # The run may have begun on the floor itself (loud next to the first syllable): its
+        # frames up to the first one loud next to the voice belong to the lead-in.
+        opening = np.array(run.levels[: SILERO_LAG_FRAMES + 1])
+        loud = np.flatnonzero(opening >= quiet_max)
+        words_at = int(loud[0]) if len(loud) else 0
+        levels = np.concatenate([run.before.levels, opening[:words_at]])
+        spectra = list(run.before.spectra) + run.spectra[:words_at]
+        end = begin = len(levels)
+        while begin > 0 and end - begin < LEAD_MAX_FRAMES and ZERO_DBOV <= levels[begin - 1] < quiet_max:
+            begin -= 1
+        stop = begin + lead_end(levels[begin:end], s.floor_steady_db, s.lead_floor_frames)
+        lead = _Lead(levels[begin:stop], np.array(spectra[begin:stop]))
+        shape = self._lead_shape(lead, s.short_lead_frames)
+        if shape and shape["lead_floor_frames"] > run.first_lead_shape.get("lead_floor_frames", 0):
+            run.first_lead, run.first_lead_shape = lead, shape
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
         """The line opened on digital silence (the run's lead-in ends in zeros, bar the word's

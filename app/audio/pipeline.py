@@ -126,6 +126,10 @@ class AudioPipeline:
         """A speech-to-text result for the far end's audio between these stream times."""
         self.human.on_transcript(text, t_start, t_end)
 
+    def set_probe(self, probe: Callable[[ProbeRequest], None] | None) -> None:
+        """Who is asked to say the probe question (None: never probe)."""
+        self.human.set_probe(probe)
+
     def probe_played(self, t_start: float, t_end: float) -> None:
         """The session said the probe question (see ``ProbeRequest``) between these stream times."""
         self.human.probe_played(t_start, t_end)

@@ -42,6 +42,7 @@ class EventType(str, Enum):
     AUDIO_CLASSIFIED = "AUDIO_CLASSIFIED"
     HOLD_DETECTED = "HOLD_DETECTED"
     HUMAN_DETECTED = "HUMAN_DETECTED"
+    HUMAN_PROBE = "HUMAN_PROBE"  # speech on hold stopped undecided: we asked a short question (TTS)
     HOLD_PROGRESS = "HOLD_PROGRESS"  # periodic: seconds on hold
     TONE_DETECTED = "TONE_DETECTED"  # ringback, busy, reorder, SIT (with its cause), DTMF
     # handoff

@@ -31,6 +31,7 @@ from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.audio.activity import ActivityTracker
+from app.audio.human import ProbeRequest
 from app.audio.pipeline import AudioPipeline
 from app.audio.tones import ToneEvent
 from app.audio.types import Classification, HoldDetected, HumanDetected
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
 DTMF_DURATION_MS = 100
+MAX_PROBES_PER_CALL = 3  # an active probe is a question into the call: a few, never a stream
 DTMF_BETWEEN_MS = 100
 PROMPT_END_QUIET_SECONDS = 1.0  # a menu counts as finished after this much quiet
 DEFAULT_LISTEN_TIMEOUT = 30.0
@@ -240,6 +242,10 @@ class CallSession:
         self._sit: ToneEvent | None = None
         factory = deps.detector_factory or _default_detector
         self._detector = factory(self.settings)
+        self.probes = 0
+        self._probing = False
+        if self.settings.human_probe:
+            self._detector.set_probe(self._probe_requested)
         self._in_hold = False
         self._hold_started_at: float | None = None
         self._human: HumanDetected | None = None
@@ -636,6 +642,36 @@ class CallSession:
 
     def emit(self, type_: EventType, **data: Any) -> None:
         self._emit(type_, **data)
+
+    def _probe_requested(self, request: ProbeRequest) -> None:
+        """The detector heard speech on hold stop without a verdict: ask the short question.
+        Only while waiting on hold (a menu could take the words as an answer), one at a time."""
+        if not (self._in_hold and self._hold_heard) or self._human is not None or self._probing:
+            return
+        if self.probes >= MAX_PROBES_PER_CALL or "hold" not in self._endpoints:
+            return
+        self.probes += 1
+        self._probing = True
+        self._tasks.append(asyncio.create_task(self._say_probe(request), name=f"{self.call_id}-probe"))
+
+    async def _say_probe(self, request: ProbeRequest) -> None:
+        text = self.settings.human_probe_text
+        try:
+            tts = self.deps.tts
+            if tts is None:
+                from app.speech import tts_from_settings
+
+                tts = tts_from_settings("piper")
+            pcm = await tts.synthesize_async(text, cache=True)
+            started = self.media_time
+            self._emit(EventType.HUMAN_PROBE, text=text, t=round(started, 3), reason=request.reason, probe=self.probes)
+            await self._endpoints["hold"].play(pcm)
+            # The detector's clock is the received stream's: the question ended where it stands now.
+            self._detector.probe_played(started, max(self.media_time, started + len(pcm) / SAMPLE_RATE))
+        except Exception:  # noqa: BLE001 - a probe that cannot be said leaves the other cues to decide
+            log.warning("call %s: the probe question could not be said", self.call_id, exc_info=True)
+        finally:
+            self._probing = False
 
     def _input_sent(self) -> None:
         """Whatever played before our input says nothing about where it led."""
