@@ -185,17 +185,26 @@ def floor_masks(frames: FrameFeatures, peak_dbov: float, sample_rate: int = 8000
     clean = np.zeros(len(level), dtype=bool)
     if len(level) >= _FLOOR_STRETCH_FRAMES:
         stretch = sliding_window_view(level, _FLOOR_STRETCH_FRAMES)
-        median = np.median(stretch, axis=1)
-        position = np.arange(_FLOOR_STRETCH_FRAMES) - (_FLOOR_STRETCH_FRAMES - 1) / 2
-        slope = (stretch - np.mean(stretch, axis=1, keepdims=True)) @ position / np.sum(position**2)
-        flatness = sliding_window_view(band_flatness(frames.spectrum, sample_rate), _FLOOR_STRETCH_FRAMES)
-        steady = (
-            (np.max(stretch, axis=1) - np.min(stretch, axis=1) <= _FLOOR_TOLERANCE_DB)
-            & (median >= NOISE_FLOOR_MIN_DBOV)
-            & (median <= min(NOISE_FLOOR_MAX_DBOV, peak_dbov - PAUSE_BELOW_PEAK_DB))
-            & (np.abs(slope) <= _FLOOR_MAX_SLOPE_DB)
-            & (np.median(flatness, axis=1) >= _NOISE_FLOOR_MIN_FLATNESS)
+        highest, lowest = np.max(stretch, axis=1), np.min(stretch, axis=1)
+        top = min(NOISE_FLOOR_MAX_DBOV, peak_dbov - PAUSE_BELOW_PEAK_DB)
+        # The median lies between the extremes: most stretches (music, speech) fail on those
+        # alone, and the costly statistics are computed for the rest only.
+        candidate = np.flatnonzero(
+            (highest - lowest <= _FLOOR_TOLERANCE_DB) & (highest >= NOISE_FLOOR_MIN_DBOV) & (lowest <= top)
         )
+        steady = np.zeros(len(stretch), dtype=bool)
+        if len(candidate):
+            rows = stretch[candidate]
+            median = np.median(rows, axis=1)
+            position = np.arange(_FLOOR_STRETCH_FRAMES) - (_FLOOR_STRETCH_FRAMES - 1) / 2
+            slope = (rows - np.mean(rows, axis=1, keepdims=True)) @ position / np.sum(position**2)
+            flatness = sliding_window_view(band_flatness(frames.spectrum, sample_rate), _FLOOR_STRETCH_FRAMES)[candidate]
+            steady[candidate] = (
+                (median >= NOISE_FLOOR_MIN_DBOV)
+                & (median <= top)
+                & (np.abs(slope) <= _FLOOR_MAX_SLOPE_DB)
+                & (np.median(flatness, axis=1) >= _NOISE_FLOOR_MIN_FLATNESS)
+            )
         noise_floor = _spread(steady, _FLOOR_STRETCH_FRAMES, len(level))
     if len(level) >= _CLEAN_STRETCH_FRAMES:
         silent = sliding_window_view(level < CLEAN_MAX_DBOV, _CLEAN_STRETCH_FRAMES).all(axis=1)

@@ -100,7 +100,9 @@ class RecordingMemory:
 
     def remember(self, marks: Landmarks) -> None:
         if len(marks) >= self.min_votes:
-            self._recordings.append(marks)
+            # Sorted by hash once here, not on every lookup (hundreds per call).
+            order = np.argsort(marks.hashes, kind="stable")
+            self._recordings.append(Landmarks(marks.hashes[order], marks.frames[order]))
             del self._recordings[: -self._capacity]
 
     def best_match(self, query: Landmarks) -> Match | None:
@@ -123,10 +125,9 @@ class RecordingMemory:
 
 
 def _align(known: Landmarks, query: Landmarks, index: int) -> Match | None:
-    order = np.argsort(known.hashes, kind="stable")
-    sorted_hashes = known.hashes[order]
-    left = np.searchsorted(sorted_hashes, query.hashes, side="left")
-    right = np.searchsorted(sorted_hashes, query.hashes, side="right")
+    """``known`` is sorted by hash (``RecordingMemory.remember``)."""
+    left = np.searchsorted(known.hashes, query.hashes, side="left")
+    right = np.searchsorted(known.hashes, query.hashes, side="right")
     counts = right - left
     if not counts.any():
         return None
@@ -134,7 +135,7 @@ def _align(known: Landmarks, query: Landmarks, index: int) -> Match | None:
     query_index = np.repeat(np.arange(len(query)), counts)
     starts = np.repeat(left, counts)
     within = np.arange(len(query_index)) - np.repeat(np.cumsum(counts) - counts, counts)
-    offsets = known.frames[order[starts + within]] - query.frames[query_index]
+    offsets = known.frames[starts + within] - query.frames[query_index]
     low = int(offsets.min())
     histogram = np.bincount(offsets - low)
     tolerance = _OFFSET_TOLERANCE_FRAMES
