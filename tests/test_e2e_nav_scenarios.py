@@ -34,7 +34,7 @@ async def test_offline_navigation_learned_flows_and_a_changed_menu(corpus):
             if not first.reached:
                 continue
             again = next(c for c in suite.result.of("replay") if c.number == first.number)
-            assert again.reached and again.path == first.path, (again.company, again.path, first.path)
+            assert again.reached and again.route == first.route, (again.company, again.path, first.path)
             assert again.navigator_decisions == 0 and not again.mismatch, (again.company, again.detail)
 
         # The menu changed under its flow: the call notices, explores, arrives, and re-learns.

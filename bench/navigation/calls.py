@@ -72,6 +72,14 @@ class CallResult:
     def wrong_inputs(self) -> int:
         return max(0, self.selections - self.needed)
 
+    @property
+    def route(self) -> list[str]:
+        """The path up to the destination: what navigation chose. What follows it (a short queue
+        ending in an agent before the call is hung up) depends on how fast hold was heard."""
+        if self.destination not in self.path:
+            return self.path
+        return self.path[: self.path.index(self.destination) + 1]
+
 
 @dataclass
 class SuiteResult:
