@@ -128,7 +128,7 @@ class HumanSettings:
     fade_max_above_floor_db: float = 12.0  # levels sliding down through this band above a floor fade into it
     lead_floor_frames: int = 5  # 100 ms of floor: a pause that shows a new line
     short_lead_frames: int = 3  # the least floor before a first word, if the pauses confirm it
-    long_lead_frames: int = 10  # a lead this long needs no pause to confirm it
+    long_lead_frames: int = 10  # a lead this long needs no pause to confirm it (train lets a prompt through at 6, held-out at 8)
     pause_floor_frames: int = 5  # frames of the words' pauses on a shorter lead's floor
     tail_is_line_seconds: float = 0.5  # quiet after the last word this long is no recording's tail
     word_min_seconds: float = 0.3  # of loud sound after a pause, before it counts as one between words
@@ -200,6 +200,9 @@ class _Run:
     lead: _Lead  # of the newest utterance
     first_lead: _Lead  # the run's own: how its line opened
     first_lead_shape: dict[str, Any] | None = None  # its floor, once measured ({} for none)
+    # The lead-in as first cut, once a louder voice has cut it again: a line that opened on a
+    # gate's digital silence did so whatever the floor its first soft frames now count as.
+    opening_lead: _Lead | None = None
     # The frames before the first word and the quiet threshold the lead-in was cut with: a voice
     # louder than its first syllables makes a loud line's floor quiet after all (``_relead``).
     before: _Lead | None = None
@@ -319,7 +322,7 @@ def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int
     # A word may also begin on a soft plateau (a breath, an "h") a step above the floor, too
     # short to be a floor itself: the floor is the one it stepped up from.
     plateau = stretch + floor_start(levels[stretch:end], steady_db)
-    if end - plateau < min_floor_frames and plateau - stretch >= min_floor_frames:
+    if 0 < end - plateau < min_floor_frames and plateau - stretch >= min_floor_frames:
         before = float(np.median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau]))
         if np.median(levels[plateau:end]) > before + SOFT_ONSET_STEP_DB:
             end = plateau
@@ -873,7 +876,7 @@ class HumanDetector:
         run.lead_quiet_max = quiet_max
         # The run may have begun on the floor itself (loud next to the first syllable): its
         # frames up to the first one loud next to the voice belong to the lead-in.
-        opening = np.array(run.levels[: SILERO_LAG_FRAMES + 1])
+        opening = np.array(run.levels[:LEAD_MAX_FRAMES])
         loud = np.flatnonzero(opening >= quiet_max)
         words_at = int(loud[0]) if len(loud) else 0
         levels = np.concatenate([run.before.levels, opening[:words_at]])
@@ -885,6 +888,7 @@ class HumanDetector:
         lead = _Lead(levels[begin:stop], np.array(spectra[begin:stop]))
         shape = self._lead_shape(lead, s.short_lead_frames)
         if shape and shape["lead_floor_frames"] > run.first_lead_shape.get("lead_floor_frames", 0):
+            run.opening_lead = run.opening_lead or run.first_lead
             run.first_lead, run.first_lead_shape = lead, shape
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
@@ -894,6 +898,8 @@ class HumanDetector:
         digital silence and one closure more: a recording's own digital gap is rarer than one."""
         s = self.settings
         opened, lead_zero = gate_opened(run.first_lead.levels)
+        if not opened and run.opening_lead is not None:
+            opened, lead_zero = gate_opened(run.opening_lead.levels)
         needed = s.gate_closures
         if not opened:
             opened, lead_zero = gate_opened(run.lead.levels)
