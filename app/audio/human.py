@@ -200,9 +200,6 @@ class _Run:
     lead: _Lead  # of the newest utterance
     first_lead: _Lead  # the run's own: how its line opened
     first_lead_shape: dict[str, Any] | None = None  # its floor, once measured ({} for none)
-    # The lead-in as first cut, once a louder voice has cut it again: a line that opened on a
-    # gate's digital silence did so whatever the floor its first soft frames now count as.
-    opening_lead: _Lead | None = None
     # The frames before the first word and the quiet threshold the lead-in was cut with: a voice
     # louder than its first syllables makes a loud line's floor quiet after all (``_relead``).
     before: _Lead | None = None
@@ -888,7 +885,6 @@ class HumanDetector:
         lead = _Lead(levels[begin:stop], np.array(spectra[begin:stop]))
         shape = self._lead_shape(lead, s.short_lead_frames)
         if shape and shape["lead_floor_frames"] > run.first_lead_shape.get("lead_floor_frames", 0):
-            run.opening_lead = run.opening_lead or run.first_lead
             run.first_lead, run.first_lead_shape = lead, shape
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
@@ -898,8 +894,6 @@ class HumanDetector:
         digital silence and one closure more: a recording's own digital gap is rarer than one."""
         s = self.settings
         opened, lead_zero = gate_opened(run.first_lead.levels)
-        if not opened and run.opening_lead is not None:
-            opened, lead_zero = gate_opened(run.opening_lead.levels)
         needed = s.gate_closures
         if not opened:
             opened, lead_zero = gate_opened(run.lead.levels)
