@@ -626,14 +626,18 @@ class CallSession:
     async def send_dtmf(self, digits: str, step_id: str, **detail: Any) -> None:
         await self._send_dtmf(digits, step_id, **detail)
 
-    async def say_text(self, text: str, step_id: str, *, cache: bool = True, masked: bool = False, **detail: Any) -> None:
-        """Speak into the call (TTS through the hold bridge), paced in real time."""
+    async def _speech_of(self, text: str, *, cache: bool) -> np.ndarray:
+        """8 kHz speech for ``text``: the configured TTS, or the local Piper voice."""
         tts = self.deps.tts
         if tts is None:
             from app.speech import tts_from_settings
 
             tts = tts_from_settings("piper")
-        pcm = await tts.synthesize_async(text, cache=cache)
+        return await tts.synthesize_async(text, cache=cache)
+
+    async def say_text(self, text: str, step_id: str, *, cache: bool = True, masked: bool = False, **detail: Any) -> None:
+        """Speak into the call (TTS through the hold bridge), paced in real time."""
+        pcm = await self._speech_of(text, cache=cache)
         await self._endpoints["hold"].play(pcm)
         self._input_sent()
         shown = f"<{detail.get('field', 'value')}>" if masked else text
@@ -657,12 +661,7 @@ class CallSession:
     async def _say_probe(self, request: ProbeRequest) -> None:
         text = self.settings.human_probe_text
         try:
-            tts = self.deps.tts
-            if tts is None:
-                from app.speech import tts_from_settings
-
-                tts = tts_from_settings("piper")
-            pcm = await tts.synthesize_async(text, cache=True)
+            pcm = await self._speech_of(text, cache=True)
             started = self.media_time
             self._emit(EventType.HUMAN_PROBE, text=text, t=round(started, 3), reason=request.reason, probe=self.probes)
             await self._endpoints["hold"].play(pcm)
