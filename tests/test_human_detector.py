@@ -331,6 +331,22 @@ def test_a_gate_closing_inside_a_frame_is_still_a_closure():
     assert decisions[0].t <= 5.3 + 1.0
 
 
+def test_a_word_whose_soft_first_frames_come_through_the_gate_still_opened_the_line_on_it():
+    """The gate opens on the word's soft beginning (80 ms at -44 dBov, quiet next to the voice),
+    then the voice: the line still opened on digital silence, and one closure between the words
+    shows the gate."""
+    rng = np.random.default_rng(31)
+    soft_start = voiced(0.08, rng, dbov=-44.0)
+    words = gated_words(2.0, rng, (0.5,))
+    pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), soft_start, words]))
+    # Silero hears the voice, not its soft beginning.
+    probs = np.concatenate([np.zeros(frames_of(5.58)), np.ones(frames_of(2.0))])
+    decisions = feed(HumanDetector(), pcm, probs)
+    assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
+    assert decisions[0].evidence["gated_line"]["gate_closures"] == 1
+    assert decisions[0].t <= 5.5 + 1.0
+
+
 # -- what a line floor is ----------------------------------------------------------------------
 
 
@@ -554,6 +570,35 @@ def test_a_recording_that_ends_on_the_floor_it_began_with_is_no_line():
     pcm = telephone(np.concatenate([music(5.0), prompt, music(2.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.08)), np.ones(frames_of(1.5)), np.zeros(frames_of(2.25))])
     assert feed(HumanDetector(), pcm, probs) == []
+
+
+def test_a_short_lead_on_the_floor_of_an_announcement_heard_before_is_no_line():
+    """Prompts recorded in one studio share their noise floor. The first plays with no lead-in
+    (cut straight in from the music); once the music is back its pauses' floor is known, and a
+    second prompt whose short lead-in and pauses sit on that floor is no person's line. The same
+    second prompt heard first, or on a floor 6 dB louder, is one."""
+
+    def prompt(rng: np.random.Generator, floor_dbov: float, lead_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        words, speaking = words_with_pauses(rng, lambda seconds: np.zeros(int(seconds * RATE)))
+        lead = np.zeros(int(lead_seconds * RATE))
+        probs = np.concatenate([np.zeros(frames_of(lead_seconds)), speaking])
+        return on_line(np.concatenate([lead, words]), floor_dbov, rng), probs
+
+    def decisions(second_floor_dbov: float, *, first_played: bool) -> list:
+        rng = np.random.default_rng(27)
+        parts, probs = [music(5.0)], [np.zeros(frames_of(5.0))]
+        if first_played:
+            first, first_probs = prompt(rng, -62.0, 0.0)
+            parts += [first, music(3.0)]
+            probs += [first_probs, np.zeros(frames_of(3.0))]
+        second, second_probs = prompt(rng, second_floor_dbov, 0.08)
+        parts += [second, music(3.0)]
+        probs += [second_probs, np.zeros(frames_of(3.0))]
+        return feed(HumanDetector(), telephone(np.concatenate(parts)), np.concatenate(probs))
+
+    assert decisions(-62.0, first_played=True) == []
+    assert [d.evidence["rule"] for d in decisions(-62.0, first_played=False)] == ["live_floor"]
+    assert [d.evidence["rule"] for d in decisions(-56.0, first_played=True)] == ["live_floor"]
 
 
 def test_a_loud_line_under_a_soft_first_syllable_is_found_once_the_voice_is_loud():

@@ -37,9 +37,12 @@ The cues:
   tonality says little). An open microphone's floor fills every pause: a run that has fallen
   to digital silence since its first word is a gate's or a PBX's chain of files. A loud line's
   floor may be loud next to a soft first syllable: once the voice is known to be louder, the
-  lead-in is cut again against it.
+  lead-in is cut again against it. A floor within ``recording_floor_db`` of an announcement
+  already heard on this call (its lead-in's or its pauses', learned once the music came back
+  after it) is that studio's, not a line's: a short lead is measured with its pauses for this.
 - **Noise-suppressed line** (``gated_line``). The line opened on digital silence and its gate
-  then switched off and on between words (``gate_closures``), in most of its digital pauses.
+  then switched off and on between words (``gate_closures``), in most of its digital pauses;
+  the gate may open on the word's soft first frames, too few for a floor.
   A cut to silence after which nothing comes back proves nothing: a PBX stopping a file or
   music cutting out looks the same. A run that opened otherwise needs its newest pause to be
   digital silence and ``gate_closures_after_pause``.
@@ -115,6 +118,8 @@ SOFT_ONSET_STEP_DB = 8.0
 TONALITY_FRAMES = 25
 # What is quiet is judged against the loudest frame of the last 2 s.
 VOICE_MEMORY_FRAMES = 100
+# Floors of announcements remembered per call (two per announcement: its lead-in's, its pauses').
+RECORDING_FLOORS_KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class HumanSettings:
     word_min_seconds: float = 0.3  # of loud sound after a pause, before it counts as one between words
     pause_min_frames: int = 3  # a pause between words; a voice's dips to the floor are shorter
     above_hold_floor_db: float = 3.0
+    recording_floor_db: float = 2.0  # a floor this close to a known recording's is that recording's
     gate_closures: int = 1  # between words, on a line that opened on digital silence
     gate_closures_after_pause: int = 2  # on a line that opened otherwise and fell to digital silence since
     min_decision_seconds: float = 0.4  # after the first word
@@ -326,9 +332,10 @@ def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int
     return end
 
 
-def gate_opened(lead: np.ndarray) -> tuple[bool, int]:
-    """Whether a lead-in ends in digital silence (bar the word's first, partly gated frame),
-    and how many frames of it."""
+def gate_opened(lead: np.ndarray, min_floor_frames: int) -> tuple[bool, int]:
+    """Whether a lead-in ends in digital silence, and how many frames of it. The word's soft
+    first frames may follow it, quiet next to the voice yet through the gate: fewer than a
+    floor's ``min_floor_frames`` (the first of them partly gated)."""
     zero = lead < ZERO_DBOV
     if not zero.any():
         return False, 0
@@ -336,7 +343,7 @@ def gate_opened(lead: np.ndarray) -> tuple[bool, int]:
     zeros = 0
     while last_zero - zeros >= 0 and zero[last_zero - zeros]:
         zeros += 1
-    return zeros >= 2 and len(lead) - 1 - last_zero <= 1, zeros
+    return zeros >= 2 and len(lead) - 1 - last_zero < min_floor_frames, zeros
 
 
 def _in_stretches(mask: np.ndarray, min_frames: int) -> np.ndarray:
@@ -381,6 +388,9 @@ class HumanDetector:
         self.recordings = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)
         self._recent: deque[tuple[float, np.ndarray, float]] = deque(maxlen=HISTORY_FRAMES)
         self._hold_floor: deque[float] = deque(maxlen=500)  # quiet frames of the hold's own gaps
+        # The floors of announcements heard on this call (music came back after them): the PBX's
+        # recordings, often all from one studio, on the hold's own path.
+        self._recording_floors: deque[float] = deque(maxlen=RECORDING_FLOORS_KEPT)
         self._pending_gap: list[float] = []  # quiet frames not yet known to belong to the hold
         self._loud_after_gap = 0
         self.decided = False
@@ -607,12 +617,14 @@ class HumanDetector:
         self._check_recording(run)  # a new utterance: the vetoes are judged afresh
         return run
 
-    def _pause_floor(self, run: _Run, stop: int) -> float | None:
-        """The level the run's audible pauses before frame ``stop`` settle on: the quietest of
-        their steady, noise-like stretches (the decays of words, a breath, a hum are no floor, and
-        a hiss of a consonant lies above it). None when they went to digital silence or had none."""
+    def _pause_floor(self, run: _Run, stop: int, since: int | None = None) -> float | None:
+        """The level the run's audible pauses before frame ``stop`` (since its newest utterance,
+        or frame ``since``) settle on: the quietest of their steady, noise-like stretches (the
+        decays of words, a breath, a hum are no floor, and a hiss of a consonant lies above it).
+        None when they went to digital silence or had none."""
         s = self.settings
-        earlier = np.array(run.levels[run.utterance_start : stop])
+        since = run.utterance_start if since is None else since
+        earlier = np.array(run.levels[since:stop])
         quiet = (earlier < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (earlier >= ZERO_DBOV)
         if not quiet.any():
             return None
@@ -625,7 +637,7 @@ class HumanDetector:
                 if end - first < s.lead_floor_frames:
                     continue
                 level = float(np.median(earlier[first:end]))
-                spectra = np.array(run.spectra[run.utterance_start + first : run.utterance_start + end])
+                spectra = np.array(run.spectra[since + first : since + end])
                 if level <= quietest + s.floor_steady_db and self._noise_like(spectra)[0]:
                     settled.append(level)
         return min(settled) if settled else None
@@ -674,6 +686,16 @@ class HumanDetector:
 
     def _announcement_over(self, t: float) -> None:
         self.announcements += 1
+        run = self.run
+        if run is not None and run.speech_frames * FRAME_SECONDS >= self.settings.min_speech_seconds:
+            # The floors it might have passed off as a line's: its pauses', and its lead-in's if
+            # that was noise-like and stepped into (a few Silero steps in the music are no recording).
+            lead = run.first_lead_shape or {}
+            if lead.get("noise_like") and not lead.get("entered_by_fade"):
+                self._recording_floors.append(lead["floor_dbov"])
+            pauses = self._pause_floor(run, len(run.levels), since=0)
+            if pauses is not None:
+                self._recording_floors.append(pauses)
         self._end_run(remember=True)
 
     def _end_run(self, *, remember: bool) -> None:
@@ -823,8 +845,10 @@ class HumanDetector:
             "hold_floor_dbov": None if hold_floor is None else round(hold_floor, 1),
             "prior_floor_dbov": None if run.prior_floor_dbov is None else round(run.prior_floor_dbov, 1),
         }
-        if not line or floor["lead_floor_frames"] >= s.long_lead_frames:
-            return line, evidence
+        if not line:
+            return False, evidence
+        if floor["lead_floor_frames"] >= s.long_lead_frames:
+            return not self._known_recording_floor(level, evidence), evidence
         # A short lead-in's tonality says little: its floor must come back in the pauses, and be
         # a line's there too (soft music under an announcement's pauses is not, nor are the dips
         # of a voice that happen to reach its level); and lead and pauses together, as many
@@ -838,7 +862,19 @@ class HumanDetector:
             return False, evidence
         pause_spectra = np.array([run.spectra[i] for i in on_floor[-TONALITY_FRAMES:]])
         together = np.concatenate([lead, pause_spectra])
-        return self._noise_like(pause_spectra)[0] and self._noise_like(together)[0], evidence
+        if not (self._noise_like(pause_spectra)[0] and self._noise_like(together)[0]):
+            return False, evidence
+        # Measured on lead and pauses together: a short lead's few frames may read a dB or two high.
+        confirmed = float(np.median(np.concatenate([run.first_lead.levels[floor["floor_start"] :], levels[on_floor]])))
+        return not self._known_recording_floor(confirmed, evidence), evidence
+
+    def _known_recording_floor(self, floor: float, evidence: dict[str, Any]) -> bool:
+        """The floor of an announcement already heard on this call (its pauses' or its lead-in's):
+        the PBX's recordings, often all from one studio, reach us on one path."""
+        close = [known for known in self._recording_floors if abs(floor - known) < self.settings.recording_floor_db]
+        if close:
+            evidence["recording_floor_dbov"] = round(close[0], 1)
+        return bool(close)
 
     def _words_end(self, run: _Run) -> int:
         """Where the run's pauses *between words* end. A recording file ends on the same floor
@@ -882,6 +918,10 @@ class HumanDetector:
         while begin > 0 and end - begin < LEAD_MAX_FRAMES and ZERO_DBOV <= levels[begin - 1] < quiet_max:
             begin -= 1
         stop = begin + lead_end(levels[begin:end], s.floor_steady_db, s.lead_floor_frames)
+        # The digital silence it came out of stays in the lead-in: a few frames after it may be
+        # the word's soft beginning through a gate as well as a short floor (``gate_opened``).
+        while begin > 0 and stop - begin < LEAD_MAX_FRAMES and levels[begin - 1] < ZERO_DBOV:
+            begin -= 1
         lead = _Lead(levels[begin:stop], np.array(spectra[begin:stop]))
         shape = self._lead_shape(lead, s.short_lead_frames)
         if shape and shape["lead_floor_frames"] > run.first_lead_shape.get("lead_floor_frames", 0):
@@ -889,14 +929,14 @@ class HumanDetector:
 
     def _gated(self, run: _Run) -> tuple[bool, dict[str, Any]]:
         """The line opened on digital silence (the run's lead-in ends in zeros, bar the word's
-        first, partly gated frame; before them may be anything: the end of an announcement) and
+        soft first frames; before them may be anything: the end of an announcement) and
         its gate closed between words. A run that opened otherwise needs its newest pause to be
         digital silence and one closure more: a recording's own digital gap is rarer than one."""
         s = self.settings
-        opened, lead_zero = gate_opened(run.first_lead.levels)
+        opened, lead_zero = gate_opened(run.first_lead.levels, s.lead_floor_frames)
         needed = s.gate_closures
         if not opened:
-            opened, lead_zero = gate_opened(run.lead.levels)
+            opened, lead_zero = gate_opened(run.lead.levels, s.lead_floor_frames)
             needed = s.gate_closures_after_pause
         closures = run.inner_closures()  # the run is one talker's: a new one would have split it
         return opened and closures >= needed, {"lead_zero_frames": lead_zero, "gate_closures": closures}
