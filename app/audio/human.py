@@ -687,16 +687,29 @@ class HumanDetector:
     def _announcement_over(self, t: float) -> None:
         self.announcements += 1
         run = self.run
-        if run is not None and run.speech_frames * FRAME_SECONDS >= self.settings.min_speech_seconds:
-            # The floors it might have passed off as a line's: its pauses', and its lead-in's if
-            # that was noise-like and stepped into (a few Silero steps in the music are no recording).
-            lead = run.first_lead_shape or {}
-            if lead.get("noise_like") and not lead.get("entered_by_fade"):
-                self._recording_floors.append(lead["floor_dbov"])
-            pauses = self._pause_floor(run, len(run.levels), since=0)
-            if pauses is not None:
-                self._recording_floors.append(pauses)
+        if run is not None:
+            self._learn_recording_floors(run)
         self._end_run(remember=True)
+
+    def _learn_recording_floors(self, run: _Run) -> None:
+        """Remember the floors an announcement that has just ended might pass off as a line's:
+        its pauses', and its lead-in's if long enough to be measured well. Not from a few Silero
+        steps in the music, not from pauses a music bed filled, and not when the "music" that
+        ended it is a steady noise-like floor (a loud line's, in a long pause: that was a person)."""
+        s = self.settings
+        if run.speech_frames * FRAME_SECONDS < s.min_speech_seconds or run.bed:
+            return
+        resumed = max(1, run.loud_since_speech)
+        levels = np.array(run.levels[-resumed:])
+        if np.count_nonzero(np.abs(levels - np.median(levels)) <= s.floor_steady_db) >= s.floor_steady_share * len(levels):
+            if self._noise_like(np.array(run.spectra[-resumed:]))[0]:
+                return
+        lead = run.first_lead_shape or {}
+        if lead.get("noise_like") and not lead.get("entered_by_fade") and lead["lead_floor_frames"] >= s.long_lead_frames:
+            self._recording_floors.append(lead["floor_dbov"])
+        pauses = self._pause_floor(run, len(run.levels), since=0)
+        if pauses is not None:
+            self._recording_floors.append(pauses)
 
     def _end_run(self, *, remember: bool) -> None:
         run = self.run
