@@ -700,10 +700,8 @@ class HumanDetector:
         if run.speech_frames * FRAME_SECONDS < s.min_speech_seconds or run.bed:
             return
         resumed = max(1, run.loud_since_speech)
-        levels = np.array(run.levels[-resumed:])
-        if np.count_nonzero(np.abs(levels - np.median(levels)) <= s.floor_steady_db) >= s.floor_steady_share * len(levels):
-            if self._noise_like(np.array(run.spectra[-resumed:]))[0]:
-                return
+        if self._steady_noise(np.array(run.levels[-resumed:]), np.array(run.spectra[-resumed:])) is not None:
+            return
         lead = run.first_lead_shape or {}
         if lead.get("noise_like") and not lead.get("entered_by_fade") and lead["lead_floor_frames"] >= s.long_lead_frames:
             self._recording_floors.append(lead["floor_dbov"])
@@ -796,19 +794,24 @@ class HumanDetector:
         return stepped_in and self._audible_line_level(shape["floor_dbov"], peak_dbov)
 
     def _line_floor(self, levels: np.ndarray, spectra: np.ndarray, peak_dbov: float) -> bool:
-        """These quiet frames are one line floor: no digital silence, steady and without a trend
-        (music fading away slides down), noise-like, audible."""
+        """These quiet frames are one line floor: a steady noise, audible."""
+        floor = self._steady_noise(levels, spectra)
+        return floor is not None and self._audible_line_level(floor, peak_dbov)
+
+    def _steady_noise(self, levels: np.ndarray, spectra: np.ndarray) -> float | None:
+        """The level of these frames if they are one steady noise, whatever its level: no digital
+        silence, steady and without a trend (music fading away slides down), noise-like."""
         s = self.settings
         if len(levels) < s.lead_floor_frames or np.any(levels < ZERO_DBOV):
-            return False
+            return None
         floor = float(np.median(levels))
         on_floor = np.abs(levels - floor) <= s.floor_steady_db
         if np.count_nonzero(on_floor) < s.floor_steady_share * len(levels):
-            return False
+            return None
         third = max(1, len(levels) // 3)
         if abs(float(np.median(levels[-third:])) - float(np.median(levels[:third]))) > s.floor_max_trend_db:
-            return False
-        return self._noise_like(spectra[on_floor])[0] and self._audible_line_level(floor, peak_dbov)
+            return None
+        return floor if self._noise_like(spectra[on_floor])[0] else None
 
     def _gate_silence(self, run: _Run, start: int, end: int) -> bool:
         """Frames ``start:end`` of the run are a gate's digital silence that began with a closure
