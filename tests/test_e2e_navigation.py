@@ -69,14 +69,16 @@ def test_only_flows_with_an_open_listen_step_need_speech_to_text():
     assert not flow_needs_listener(None)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(170)
 async def test_the_navigator_answers_the_menus_from_their_transcripts(stack: Stack):
     status, body = await stack.post("/api/call-flows", NAVIGATED_FLOW)
     assert status == 201, body
 
     status, body = await stack.post("/api/calls", {"number": ACME, "intent": INTENT, "flow_id": NAVIGATED_FLOW["id"]})
     assert status == 201, body
-    call = await stack.wait_final(body["call_id"], timeout=80.0)
+    # The call runs in real time (~65 s: two menus read in full, hold, the agent's greeting and
+    # the pause after it); a loaded 2-core CI machine transcribes the menus slower.
+    call = await stack.wait_final(body["call_id"], timeout=150.0)
 
     heard = [(e["type"], e["data"]) for e in call["events"] if e["type"].startswith("IVR_")]
     assert (call["status"], call["reason"]) == ("completed", "bridged"), (call["detail"], heard)
