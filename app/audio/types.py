@@ -1,4 +1,9 @@
-"""What the audio detectors emit: one classification per window and the two call decisions."""
+"""What the audio detectors emit: one classification per window and the call decisions.
+
+The live person is decided in two stages. ``HumanSuspected`` is fast and cheap when wrong: the
+session speaks to the possible person at once. ``HumanDetected`` is sure and rings the user.
+``HumanRetracted`` withdraws a suspicion (music came back, the audio proved to be a recording).
+"""
 
 from __future__ import annotations
 
@@ -48,4 +53,24 @@ class HumanDetected:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-DetectorOutput = Classification | HoldDetected | HumanDetected
+@dataclass(frozen=True)
+class HumanSuspected:
+    """Speech on hold that may be a person: greet them now (harmless if it is a recording)."""
+
+    t: float
+    confidence: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HumanRetracted:
+    """The suspicion raised at ``suspected_t`` was wrong: back to hold."""
+
+    t: float
+    confidence: float
+    suspected_t: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+Decision = HoldDetected | HumanSuspected | HumanRetracted | HumanDetected
+DetectorOutput = Classification | Decision
