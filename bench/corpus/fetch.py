@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,11 +129,14 @@ def ensure_wide_corpus(
         versions: dict[str, str] = {}
         for deb in debs:
             name, version = deb.name.split("_")[:2]
-            target = staging / "pkgs" / name
-            target.mkdir(parents=True)
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
-            unpacked[name] = target
-            versions[name] = version
+            unpacked[name] = staging / "pkgs" / name
+            unpacked[name].mkdir(parents=True)
+            versions[name] = urllib.parse.unquote(version)  # an epoch is "%3a" in the file name
+        with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
+            # the biggest first: xz unpacking is the slow part, one core per package
+            order = sorted(debs, key=lambda deb: -deb.stat().st_size)
+            list(pool.map(lambda deb: subprocess.run(
+                ["dpkg-deb", "-x", str(deb), str(unpacked[deb.name.split("_")[0]])], check=True), order))
         renderer = _Renderer(tier, partial, staging / "work", unpacked, corpus.root, log)
         items = renderer.run(workers or max(1, os.cpu_count() or 1))
         _copy_licences(partial, unpacked, corpus.root, tier)
@@ -588,7 +592,8 @@ class _Renderer:
         for path in files:
             if len(items) >= (2 if self.sample else NOISE_MAX_FILES):
                 break
-            stem = _safe(path.stem)
+            rel = path.relative_to(root)
+            stem = _safe(str(rel.relative_to(_common_dir(source.include)).with_suffix("")))
             wav = self.out / "noise" / source.id / f"{stem}.wav"
             _sox_to_wav(path, wav, max_seconds=MAX_NOISE_SECONDS)
             seconds, _ = _measure(wav)
