@@ -3,13 +3,16 @@
 The file is heard the way a call would carry it: any WAV the app reads (PCM 8/16/24/32-bit,
 float, mu-law, A-law; any rate; channels averaged) is resampled to 8 kHz, passed through
 G.711 mu-law and streamed into the detector in 20 ms frames, the whole file taken as a wait
-on hold. The output is the class of every analysis window and the decisions (HOLD_DETECTED,
-HUMAN_DETECTED): a readable timeline, or with ``--json`` one JSON object per line::
+on hold. The output is the class of every analysis window and every decision (TONE_DETECTED,
+HOLD_DETECTED, HUMAN_SUSPECTED, HUMAN_RETRACTED, HUMAN_DETECTED): a readable timeline, or with
+``--json`` one JSON object per line::
 
     {"t": 3.0, "class": "MUSIC", "confidence": 0.82}
     {"t": 45.5, "event": "HUMAN_DETECTED", "confidence": 0.8, "evidence": {...}}
 
-``t`` is the stream time in seconds at which the detector gave the result (a window's end).
+``t`` is the stream time in seconds at which the detector gave the result (a window's end, the
+moment of a decision). A recording cannot reply, so HUMAN_DETECTED rests on the passive
+evidence here (the transcript is not read either).
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected, HumanDetected
+from app.audio.tones import ToneEvent
+from app.audio.types import (
+    AudioClass,
+    Classification,
+    Decision,
+    DetectorOutput,
+    HoldDetected,
+    HumanDetected,
+    HumanRetracted,
+    HumanSuspected,
+)
 from app.corpus import resample
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.media.wavfile import WavError, read_wav
@@ -34,7 +47,7 @@ DETECTORS = ("simple", "pipeline")
 
 
 class Detector(Protocol):
-    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput]: ...
+    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput | ToneEvent]: ...
 
     def reset_for_hold(self) -> None: ...
 
@@ -77,8 +90,8 @@ class CallAudio:
 @dataclass(frozen=True)
 class Analysis:
     windows: list[Classification]
-    decisions: list[HoldDetected | HumanDetected]
-    outputs: list[DetectorOutput]  # everything, in the order the detector said it
+    decisions: list[Decision | ToneEvent]
+    outputs: list[DetectorOutput | ToneEvent]  # everything, in the order the detector said it
 
 
 @dataclass(frozen=True)
@@ -112,11 +125,11 @@ def load_call_audio(path: str | Path) -> CallAudio:
 def analyze_pcm(pcm: np.ndarray, detector: Detector) -> Analysis:
     """Stream 8 kHz int16 into ``detector`` in 20 ms frames, from stream time 0."""
     detector.reset_for_hold()
-    outputs: list[DetectorOutput] = []
+    outputs: list[DetectorOutput | ToneEvent] = []
     for start in range(0, len(pcm), FRAME_SAMPLES):
         outputs.extend(detector.push(pcm[start : start + FRAME_SAMPLES], start / SAMPLE_RATE))
     windows = [o for o in outputs if isinstance(o, Classification)]
-    decisions = [o for o in outputs if isinstance(o, (HoldDetected, HumanDetected))]
+    decisions = [o for o in outputs if not isinstance(o, Classification)]
     return Analysis(windows, decisions, outputs)
 
 
@@ -158,10 +171,8 @@ def format_text(path: Path, audio: CallAudio, analysis: Analysis, detector: str)
             f"{span.confidence:.2f}  ({span.windows} window{'s' if span.windows != 1 else ''})"
         )
     for decision in analysis.decisions:
-        lines.append(
-            f"{_event_name(decision)} at {decision.t:.2f} s, confidence {decision.confidence:.2f}"
-            f"{_brief(decision.evidence)}"
-        )
+        t, evidence = _decision_t(decision), _evidence(decision)
+        lines.append(f"{_event_name(decision)} at {t:.2f} s, confidence {decision.confidence:.2f}{_brief(evidence)}")
     if not any(isinstance(d, HumanDetected) for d in analysis.decisions):
         lines.append("HUMAN_DETECTED: none")
     return "\n".join(lines)
@@ -177,10 +188,10 @@ def json_lines(analysis: Analysis) -> Iterator[str]:
             }
         else:
             record = {
-                "t": round(output.t, 3),
+                "t": round(_decision_t(output), 3),
                 "event": _event_name(output),
                 "confidence": round(float(output.confidence), 3),
-                "evidence": jsonable(output.evidence),
+                "evidence": jsonable(_evidence(output)),
             }
         yield json.dumps(record)
 
@@ -228,10 +239,34 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _event_name(decision: HoldDetected | HumanDetected) -> str:
-    return "HUMAN_DETECTED" if isinstance(decision, HumanDetected) else "HOLD_DETECTED"
+_EVENT_NAMES: dict[type, str] = {
+    ToneEvent: "TONE_DETECTED",
+    HoldDetected: "HOLD_DETECTED",
+    HumanSuspected: "HUMAN_SUSPECTED",
+    HumanRetracted: "HUMAN_RETRACTED",
+    HumanDetected: "HUMAN_DETECTED",
+}
+
+
+def _event_name(decision: Decision | ToneEvent) -> str:
+    return _EVENT_NAMES[type(decision)]
+
+
+def _decision_t(decision: Decision | ToneEvent) -> float:
+    """When the decision was taken (a tone's own ``t`` is when it began)."""
+    return decision.decided_at if isinstance(decision, ToneEvent) else decision.t
+
+
+def _evidence(decision: Decision | ToneEvent) -> dict[str, Any]:
+    if isinstance(decision, ToneEvent):
+        return {"kind": decision.kind, "started_t": decision.t, "region": decision.region, **decision.detail}
+    if isinstance(decision, HumanRetracted):
+        return {"suspected_t": decision.suspected_t, **decision.evidence}
+    return decision.evidence
 
 
 def _brief(evidence: dict[str, Any]) -> str:
-    rule = evidence.get("rule")
-    return f", rule {rule}" if rule else ""
+    for key in ("rule", "kind", "why"):
+        if evidence.get(key):
+            return f", {key} {evidence[key]}"
+    return ""

@@ -64,10 +64,22 @@ class Settings(BaseSettings):
     max_hold_time: float = Field(7200.0, gt=0, description="Give up after this many seconds on hold")
     hold_check_interval: float = Field(2.0, gt=0, description="Seconds between hold progress checks")
     classifier_window_seconds: float = Field(3.0, gt=0.2, le=30.0)
-    # Active probe: when speech on hold stops without a verdict, say this (TTS) and listen for a
-    # reply that follows it, which no recording does. Off by default: it speaks into the call.
-    human_probe: bool = False
-    human_probe_text: str = Field("Hello, are you there?", min_length=1, max_length=200)
+    # The handoff (app/calls/handoff.py). Speech on hold that may be a person is greeted at once
+    # (TTS; harmless if it was a recording) with a short opener, which a person answers and no
+    # recording does, then the introduction (``{user}`` becomes ``user_name``). When words on hold
+    # stop and nothing has decided, the probe asks.
+    user_name: str = Field("a customer", min_length=1, max_length=80, description="who the introduction says we call for")
+    human_greeting: str = Field("Hi, thanks for picking up!", min_length=1, max_length=200)
+    human_intro: str = Field(
+        "I'm an automated assistant calling for {user}; I'm connecting them now, one moment please.",
+        min_length=1,
+        max_length=300,
+    )
+    human_probe: bool = True
+    human_probe_text: str = Field("Hello? Are you there?", min_length=1, max_length=200)
+    human_hold_on_text: str = Field(
+        "Thank you for waiting. I'm connecting them now, one moment please.", min_length=1, max_length=300
+    )
 
     # --- menu navigation (LLM providers are optional; with no key the offline navigator decides) ---
     navigator: Literal["auto", "offline", "openai", "anthropic"] = "auto"
@@ -102,6 +114,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an Asterisk dial string such as PJSIP/{number}@trunk")
         return value
 
+    @field_validator("human_intro")
+    @classmethod
+    def _intro_placeholders(cls, value: str) -> str:
+        try:
+            value.format(user="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"the only placeholder is {{user}} ({exc})") from None
+        return value
+
     @field_validator("ari_url")
     @classmethod
     def _ari_url_is_http(cls, value: str) -> str:
@@ -132,6 +153,10 @@ class Settings(BaseSettings):
 
     def dial_string(self, number: str) -> str:
         return self.dial_string_template.format(number=number)
+
+    def intro_text(self) -> str:
+        """Who we are, said to a possible person right after the greeting."""
+        return self.human_intro.format(user=self.user_name)
 
 
 def load_settings(**overrides) -> Settings:

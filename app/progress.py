@@ -56,8 +56,14 @@ class CallProgress:
                 self.human_confidence = d["confidence"]
                 self.hold_seconds = d.get("hold_seconds", self.hold_seconds)
                 line = f"LIVE PERSON after {self.hold_seconds:.0f} s on hold (confidence {d['confidence']:.2f})"
+            case EventType.HUMAN_SUSPECTED:
+                line = f"maybe a person at {d['t']:.1f} s ({d['evidence'].get('rule')}): greeting them"
+            case EventType.HUMAN_RETRACTED:
+                line = f"not a person after all ({d['evidence'].get('why')})"
+            case EventType.HUMAN_PROBE:
+                line = f"asked: {d['text']!r}"
             case EventType.AGENT_GREETED:
-                line = "told the agent to hold for the user"
+                line = f"said to the person: {d['text']!r}"
             case EventType.TRANSFER_STARTED:
                 line = f"ringing your device {d['device']} ({d['dial_string']})"
             case EventType.TRANSFER_COMPLETE:

@@ -122,3 +122,49 @@ def test_the_timeline_merges_windows_and_tiles_the_time():
         Span(2.75, 3.75, AudioClass.IVR_PROMPT, pytest.approx(0.55), 2),
         Span(3.75, 5.5, AudioClass.MUSIC, pytest.approx(0.6), 1),
     ]
+
+
+def _tone(freqs: tuple[float, ...], on: float, off: float, seconds: float, dbov: float = -16.0) -> np.ndarray:
+    """A call-progress tone: ``freqs`` summed, ``on``/``off`` cadence (off 0: continuous)."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    tone = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs)
+    if off:
+        tone = tone * ((t % (on + off)) < on)
+    return tone * 32768 * 10 ** (dbov / 20) * np.sqrt(2)
+
+
+@pytest.mark.corpus
+def test_json_names_every_tone_kind_the_hold_and_both_stages_of_the_person(tmp_path, capsys, corpus, pickup):
+    """One recording: dial tone, ringback, busy, reorder, DTMF, SIT with its intercept message,
+    then a hold with announcements and a person. Every output is one JSON object per line, in
+    the documented shape, and every kind of decision is there."""
+    tone_specs = [s for s in session_specs(0, split="test") if s.kind == "tones"]
+    tones = [render(next(s for s in tone_specs if s.tone == kind), corpus).pcm for kind in ("ringback", "busy", "sit", "dtmf")]
+    synthetic = [_tone((350.0, 440.0), 1.0, 0.0, 3.0), _tone((480.0, 620.0), 0.25, 0.25, 4.0)]  # dial tone, reorder
+    gap = np.zeros(8000)
+    parts = [synthetic[0], gap, *[p for t in tones for p in (t.astype(np.float64), gap)], synthetic[1], gap]
+    lead = np.concatenate(parts)
+    pcm = np.concatenate([lead, pickup.pcm.astype(np.float64)])
+    path = _wav(tmp_path / "everything.wav", np.clip(pcm, -32768, 32767).astype(np.int16), 8000)
+    records = _json_run_pipeline(path, capsys)
+
+    windows = [r for r in records if "class" in r]
+    events = [r for r in records if "event" in r]
+    assert windows and all(set(r) == WINDOW_KEYS for r in windows)
+    assert all(set(r) == EVENT_KEYS and isinstance(r["evidence"], dict) for r in events)
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in records)
+    kinds = {e["evidence"]["kind"] for e in events if e["event"] == "TONE_DETECTED"}
+    assert {"dialtone", "ringback", "busy", "reorder", "dtmf", "sit"} <= kinds, kinds
+    names = [e["event"] for e in events]
+    assert {"HOLD_DETECTED", "HUMAN_SUSPECTED", "HUMAN_RETRACTED", "HUMAN_DETECTED"} <= set(names)
+    onset = len(lead) / 8000 + pickup.human_onset
+    detected = next(e for e in events if e["event"] == "HUMAN_DETECTED")
+    assert detected["t"] >= onset and isinstance(detected["evidence"]["rule"], str)
+    assert names.index("HUMAN_SUSPECTED") < names.index("HUMAN_DETECTED")
+    retracted = next(e for e in events if e["event"] == "HUMAN_RETRACTED")
+    assert retracted["evidence"]["suspected_t"] <= retracted["t"] and retracted["evidence"]["why"]
+
+
+def _json_run_pipeline(path: Path, capsys) -> list[dict]:
+    assert main(["analyze", str(path), "--json", "--detector", "pipeline"]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]

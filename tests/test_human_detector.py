@@ -7,8 +7,8 @@ import pytest
 
 from app.audio.features import frame_features, tonality_db
 from app.audio.fingerprint import RecordingMemory, landmarks
-from app.audio.human import HumanDetector, HumanSettings, ProbeRequest
-from app.audio.types import AudioClass
+from app.audio.human import HumanDetector, HumanSettings
+from app.audio.types import AudioClass, HumanSuspected
 from app.corpus import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 
@@ -24,17 +24,24 @@ def at_dbov(samples: np.ndarray, dbov: float) -> np.ndarray:
     return samples / rms * 32768.0 * 10 ** (dbov / 20)
 
 
-def feed(detector: HumanDetector, pcm: np.ndarray, probs: np.ndarray, t0: float = 0.0):
-    """Frames of ``pcm`` with a given speech probability per frame; returns the decisions."""
+def cue_settings(**overrides) -> HumanSettings:
+    """Settings under which a suspicion is raised only by a cue (not by any speech that goes on
+    long enough): the tests of one cue see the cue fire, or not, as the suspicion it raises."""
+    return HumanSettings(**{"suspect_speech_seconds": 1e9, **overrides})
+
+
+def feed(detector: HumanDetector, pcm: np.ndarray, probs: np.ndarray, t0: float = 0.0, *, everything: bool = False):
+    """Frames of ``pcm`` with a given speech probability per frame; returns the suspicions the
+    cues raised (``everything``: every decision: suspicions, retractions, the detection)."""
     features = frame_features(pcm)
     decisions = []
     for i in range(len(features)):
-        decision = detector.push_frame(
-            t0 + i * 0.02, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
+        decisions.extend(
+            detector.push_frame(
+                t0 + i * 0.02, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
+            )
         )
-        if decision is not None:
-            decisions.append(decision)
-    return decisions
+    return decisions if everything else [d for d in decisions if isinstance(d, HumanSuspected)]
 
 
 def voiced(seconds: float, rng: np.random.Generator, dbov: float = -22.0) -> np.ndarray:
@@ -77,7 +84,7 @@ def test_person_on_an_open_line_after_music_is_found_within_a_second():
     words = voiced(2.0, rng) + noise(2.0, floor, rng)
     pcm = telephone(np.concatenate([music(5.0), lead, words]))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
-    detector = HumanDetector()
+    detector = HumanDetector(cue_settings())
     decisions = feed(detector, pcm, probs)
     assert len(decisions) == 1
     decision = decisions[0]
@@ -92,7 +99,7 @@ def test_announcement_on_the_hold_channel_is_not_a_person():
     hold_floor = -70.0
     pcm = telephone(np.concatenate([music(5.0) + noise(5.0, hold_floor, rng), noise(0.4, hold_floor, rng), voiced(2.0, rng) + noise(2.0, hold_floor, rng), music(3.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
-    detector = HumanDetector()
+    detector = HumanDetector(cue_settings())
     assert feed(detector, pcm, probs) == []
     assert detector.announcements == 1  # music came back: the run was an announcement
 
@@ -105,7 +112,7 @@ def test_noise_suppressed_line_is_found_by_its_gate_closing_to_digital_silence()
     words[int(1.2 * RATE) : int(1.4 * RATE)] = 0.0
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), words]))
     probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
     assert decisions[0].t <= 5.3 + 1.0
 
@@ -122,7 +129,7 @@ def test_a_short_utterance_then_a_pause_on_the_talkers_line_and_more_words_is_a_
     words = on_line(np.concatenate([voiced(1.5, rng), np.zeros(RATE), voiced(1.0, rng)]), -56.0, rng)
     pcm = telephone(np.concatenate([music(5.0), words]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["turn_taking"]
     assert decisions[0].t >= 5.0 + 2.5 + 0.3  # the reply proves itself speech first
 
@@ -132,7 +139,7 @@ def test_a_pause_on_the_pbx_faint_floor_between_two_prompts_is_no_turn():
     rng = np.random.default_rng(4)
     pcm = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.5, rng), noise(1.0, -75.0, rng), voiced(1.0, rng)]))
     probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_digital_gap_between_two_prompts_is_no_turn():
@@ -140,7 +147,7 @@ def test_a_digital_gap_between_two_prompts_is_no_turn():
     rng = np.random.default_rng(4)
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), fade_out(voiced(1.5, rng), 0.2), np.zeros(RATE), voiced(1.5, rng)]))
     probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.5))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_music_coming_back_after_a_pause_is_no_reply():
@@ -151,7 +158,7 @@ def test_music_coming_back_after_a_pause_is_no_reply():
     probs = np.concatenate(
         [np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(1.0)), np.ones(10), np.zeros(frames_of(3.0) - 10)]
     )
-    detector = HumanDetector()
+    detector = HumanDetector(cue_settings())
     assert feed(detector, pcm, probs) == []
     assert detector.announcements == 1
 
@@ -163,31 +170,45 @@ def test_recording_phrases_in_the_transcript_veto_and_human_phrases_decide():
     pcm = telephone(speech)
     half = frames_of(6.5) * 160
 
-    quiet_detector = HumanDetector()
+    quiet_detector = HumanDetector(cue_settings())
     assert feed(quiet_detector, pcm[:half], probs[: frames_of(6.5)]) == []
     quiet_detector.on_transcript("Your call is important to us. Please continue to hold.", 5.3, 6.5)
     assert quiet_detector.source_class() == AudioClass.IVR_PROMPT
 
-    person_detector = HumanDetector()
+    person_detector = HumanDetector(cue_settings())
     feed(person_detector, pcm[:half], probs[: frames_of(6.5)])
     person_detector.on_transcript("Hi, this is Dana, how can I help you?", 5.3, 6.5)
     decisions = feed(person_detector, pcm[half:], probs[frames_of(6.5) :], t0=6.5)
     assert [d.evidence["rule"] for d in decisions] == ["transcript"]
 
 
-def test_the_probe_is_requested_once_and_a_reply_after_it_decides():
+def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
+    """A talker who lets us speak and answers is a person; one who carries on over our words
+    (a recording plays regardless) is not, though its next words come right after ours."""
     rng = np.random.default_rng(6)
-    requests: list[ProbeRequest] = []
-    detector = HumanDetector(HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0), probe=requests.append)
-    pcm = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(2.0, -75.0, rng)]))
-    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(2.0))])
-    assert feed(detector, pcm, probs) == []
-    assert len(requests) == 1 and requests[0].t >= 6.3 + 0.6
-    detector.probe_played(7.0, 7.6)
-    detector.settings = HumanSettings(turn_pause_seconds=0.8, waiting_seconds=30.0)
-    reply = telephone(voiced(1.0, rng) + noise(1.0, -75.0, rng))
-    decisions = feed(detector, reply, np.ones(frames_of(1.0)), t0=8.3)
-    assert decisions and "probe_reply" in decisions[0].evidence["cues"]
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(2.0, -75.0, rng)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(2.0))])
+
+    person = HumanDetector(lenient)
+    decisions = feed(person, before, before_probs, everything=True)
+    assert [type(d).__name__ for d in decisions] == ["HumanSuspected"]
+    person.our_speech_started(7.0)
+    feed(person, telephone(noise(1.6, -75.0, rng)), np.zeros(frames_of(1.6)), t0=6.8)  # quiet while we speak
+    person.our_speech_ended(8.4)
+    reply = telephone(np.concatenate([noise(0.4, -75.0, rng), voiced(1.0, rng), noise(1.0, -75.0, rng)]))
+    reply_probs = np.concatenate([np.zeros(frames_of(0.4)), np.ones(frames_of(1.0)), np.zeros(frames_of(1.0))])
+    decisions = feed(person, reply, reply_probs, t0=8.4, everything=True)
+    assert [d.evidence["rule"] for d in decisions if type(d).__name__ == "HumanDetected"] == ["reply"]
+
+    recording = HumanDetector(lenient)
+    feed(recording, before, before_probs)
+    recording.our_speech_started(7.0)
+    talking = telephone(np.concatenate([noise(0.4, -75.0, rng), voiced(1.2, rng)]))
+    feed(recording, talking, np.concatenate([np.zeros(frames_of(0.4)), np.ones(frames_of(1.2))]), t0=6.8)
+    recording.our_speech_ended(8.4)
+    decisions = feed(recording, reply, reply_probs, t0=8.4, everything=True)
+    assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
 
 
 # -- fingerprints -----------------------------------------------------------------------------
@@ -250,7 +271,7 @@ def test_a_person_right_after_a_vetoed_announcement_is_judged_on_their_own_line(
     probs = np.concatenate(
         [np.zeros(frames_of(5.3)), np.ones(frames_of(2.0)), np.zeros(frames_of(0.5) + 3), np.ones(frames_of(2.0) - 3)]
     )
-    detector = HumanDetector()
+    detector = HumanDetector(cue_settings())
     half = frames_of(6.5)
     assert feed(detector, pcm[: half * 160], probs[:half]) == []
     detector.on_transcript("please continue to hold", 5.3, 6.5)
@@ -263,7 +284,7 @@ def test_digital_silence_after_a_fading_recording_is_not_a_person_waiting():
     rng = np.random.default_rng(8)
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), fade_out(voiced(2.0, rng), 0.3), np.zeros(3 * RATE)]))
     probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def gated_words(seconds: float, rng: np.random.Generator, pauses: tuple[float, ...]) -> np.ndarray:
@@ -280,7 +301,7 @@ def test_a_gated_line_waiting_after_its_words_is_a_person():
     lead = noise(0.5, -75.0, rng)  # the PBX's faint floor: no channel change, no gated lead
     pcm = telephone(np.concatenate([music(5.0), lead, gated_words(2.0, rng, (0.9,)), np.zeros(3 * RATE)]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
     assert decisions[0].t <= 7.5 + 2.0
 
@@ -292,14 +313,14 @@ def test_one_cut_to_digital_silence_after_the_words_proves_no_gate():
     for lead in (noise(0.5, -75.0, rng), np.zeros(int(0.5 * RATE))):
         pcm = telephone(np.concatenate([music(5.0), lead, voiced(2.0, rng), np.zeros(3 * RATE)]))
         probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0)), np.zeros(frames_of(3.0))])
-        assert feed(HumanDetector(), pcm, probs) == []
+        assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_an_open_line_floor_after_the_words_is_waiting():
     rng = np.random.default_rng(10)
     pcm = telephone(np.concatenate([music(5.0), on_line(np.concatenate([voiced(1.5, rng), np.zeros(3 * RATE)]), -56.0, rng)]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(3.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
     assert 6.5 + 1.8 <= decisions[0].t <= 6.5 + 2.2
 
@@ -311,7 +332,7 @@ def test_soft_music_after_the_words_is_no_line_waiting():
     for gap in (0.0, 0.6):
         pcm = telephone(np.concatenate([music(5.0), voiced(1.5, rng), np.zeros(int(gap * RATE)), melody(4.0, -50.0)]))
         probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(gap + 4.0))])
-        assert feed(HumanDetector(), pcm, probs) == [], gap
+        assert feed(HumanDetector(cue_settings()), pcm, probs) == [], gap
 
 
 def test_a_gate_closing_inside_a_frame_is_still_a_closure():
@@ -326,7 +347,7 @@ def test_a_gate_closing_inside_a_frame_is_still_a_closure():
         words[closing : closing + int(0.2 * RATE)] = 0.0
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), words]))
     probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
     assert decisions[0].t <= 5.3 + 1.0
 
@@ -341,7 +362,7 @@ def test_a_word_whose_soft_first_frames_come_through_the_gate_still_opened_the_l
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), soft_start, words]))
     # Silero hears the voice, not its soft beginning.
     probs = np.concatenate([np.zeros(frames_of(5.58)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
     assert decisions[0].evidence["gated_line"]["gate_closures"] == 1
     assert decisions[0].t <= 5.5 + 1.0
@@ -373,7 +394,7 @@ def test_a_lull_in_the_music_before_an_announcement_is_no_line_opening():
     hold = np.concatenate([music(5.0), melody(0.4, -58.0), voiced(2.0, rng) + melody(2.0, -58.0)])
     pcm = telephone(hold + noise(len(hold) / RATE, -64.0, rng))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_floor_the_music_faded_into_is_no_line_opening():
@@ -384,10 +405,10 @@ def test_a_floor_the_music_faded_into_is_no_line_opening():
     hold = np.concatenate([music(4.0), fading, np.zeros(int(0.4 * RATE)), voiced(2.0, rng)])
     pcm = telephone(hold + noise(len(hold) / RATE, -62.0, rng))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
     cut = np.concatenate([music(5.0), np.zeros(int(0.4 * RATE)), voiced(2.0, rng)])
     pcm = telephone(cut + np.concatenate([np.zeros(5 * RATE), noise(2.4, -62.0, rng)]))
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
 
 
@@ -399,7 +420,7 @@ def test_a_word_silero_hears_late_keeps_its_lead_in():
     words[int(0.12 * RATE) : int(0.16 * RATE)] *= 0.01
     pcm = telephone(np.concatenate([music(5.0), on_line(np.concatenate([np.zeros(int(0.4 * RATE)), words]), -56.0, rng)]))
     probs = np.concatenate([np.zeros(frames_of(5.4) + 15), np.ones(frames_of(2.0) - 15)])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["speech_onset_t"] == pytest.approx(5.4, abs=0.03)
     assert decisions[0].t <= 5.4 + 1.0
@@ -412,7 +433,7 @@ def test_a_noisy_line_at_minus_40_dbov_is_still_a_floor():
     line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), voiced(2.0, rng, dbov=-14.0)]), -40.5, rng)
     pcm = telephone(np.concatenate([music(5.0), line]))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-40.5, abs=1.0)
 
@@ -429,7 +450,7 @@ def test_a_person_after_a_prompt_that_paused_on_digital_silence_starts_a_run_of_
         [np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(0.3)), np.ones(frames_of(1.0)),
          np.zeros(frames_of(0.7)), np.ones(frames_of(2.0))]
     )
-    detector = HumanDetector()
+    detector = HumanDetector(cue_settings())
     split = frames_of(7.0)
     assert feed(detector, pcm[: split * 160], probs[:split]) == []
     detector.on_transcript("your call is important to us", 5.3, 7.0)
@@ -452,11 +473,11 @@ def test_one_hard_cut_among_a_recordings_faded_digital_pauses_is_no_gate():
     speaking = np.ones(frames_of(0.8))
     quiet = np.zeros(frames_of(0.24))
     probs = np.concatenate([np.zeros(frames_of(5.3)), speaking, quiet, speaking, quiet, speaking, quiet, speaking, np.zeros(frames_of(2.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
     # The same words with every pause cut hard (a gate) are a person.
     gated = np.concatenate([voiced(0.8, rng), gap, voiced(0.8, rng), gap, voiced(0.8, rng), gap, voiced(0.8, rng)])
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.3 * RATE)), gated, np.zeros(2 * RATE)]))
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["gated_line"]
 
 
@@ -471,7 +492,7 @@ def test_a_digital_pause_left_through_the_recordings_own_noise_is_no_gate():
         [np.zeros(frames_of(5.3)), np.ones(frames_of(0.8)), np.zeros(frames_of(0.24)), np.ones(frames_of(0.86)),
          np.zeros(frames_of(0.24)), np.ones(frames_of(0.86)), np.zeros(frames_of(2.0))]
     )
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_chain_of_prompts_each_opening_on_its_own_noise_is_no_open_line():
@@ -486,7 +507,7 @@ def test_a_chain_of_prompts_each_opening_on_its_own_noise_is_no_open_line():
     speaking = np.concatenate([np.zeros(frames_of(0.12)), np.ones(frames_of(0.8))])
     silent = np.zeros(frames_of(0.6))
     probs = np.concatenate([np.zeros(frames_of(5.0)), silent, speaking, silent, speaking, silent, speaking, np.zeros(frames_of(2.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_quiet_is_judged_against_the_voice_heard_lately():
@@ -497,7 +518,7 @@ def test_quiet_is_judged_against_the_voice_heard_lately():
     words = np.concatenate([voiced(1.5, rng, dbov=-8.0), voiced(2.5, rng, dbov=-36.0), np.zeros(RATE), voiced(1.0, rng, dbov=-36.0)])
     pcm = telephone(np.concatenate([music(5.0), on_line(words, -60.0, rng)]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(4.0)), np.zeros(frames_of(1.0)), np.ones(frames_of(1.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["turn_taking"]
 
 
@@ -509,7 +530,7 @@ def test_a_silence_that_was_music_at_first_is_no_line_waiting():
     hiss = noise(2.5, -58.0, rng) * np.linspace(1.0, 10 ** (-5.0 / 20), int(2.5 * RATE))  # -58 -> -63 dBov
     pcm = telephone(np.concatenate([music(5.0), voiced(1.5, rng), melody(2.0, -45.0), hiss]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(4.5))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_loud_call_centre_line_is_still_a_line():
@@ -519,7 +540,7 @@ def test_a_loud_call_centre_line_is_still_a_line():
     line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), voiced(2.0, rng, dbov=-14.0)]), -35.0, rng)
     pcm = telephone(np.concatenate([music(5.0), line]))
     probs = np.concatenate([np.zeros(frames_of(5.4)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-35.0, abs=1.0)
     assert decisions[0].t <= 5.4 + 1.0
@@ -533,7 +554,7 @@ def test_a_word_that_begins_on_a_soft_breath_keeps_the_floor_before_it():
     line = on_line(np.concatenate([np.zeros(int(0.4 * RATE)), breath, voiced(2.0, rng)]), -56.0, rng)
     pcm = telephone(np.concatenate([music(5.0), line]))
     probs = np.concatenate([np.zeros(frames_of(5.48)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-56.0, abs=1.5)
     assert decisions[0].evidence["speech_onset_t"] == pytest.approx(5.4, abs=0.05)
@@ -558,7 +579,7 @@ def test_a_prompt_after_a_digital_gap_whose_pauses_hold_soft_music_is_no_line():
     words, speaking = words_with_pauses(rng, lambda seconds: music(seconds, -50.0))
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), words, music(3.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), speaking, np.zeros(frames_of(3.0))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_recording_that_ends_on_the_floor_it_began_with_is_no_line():
@@ -569,7 +590,7 @@ def test_a_recording_that_ends_on_the_floor_it_began_with_is_no_line():
     prompt = np.concatenate([noise(0.08, -60.0, rng), voiced(1.5, rng), noise(0.25, -60.0, rng)])
     pcm = telephone(np.concatenate([music(5.0), prompt, music(2.0)]))
     probs = np.concatenate([np.zeros(frames_of(5.08)), np.ones(frames_of(1.5)), np.zeros(frames_of(2.25))])
-    assert feed(HumanDetector(), pcm, probs) == []
+    assert feed(HumanDetector(cue_settings()), pcm, probs) == []
 
 
 def test_a_short_lead_on_the_floor_of_an_announcement_heard_before_is_no_line():
@@ -594,7 +615,7 @@ def test_a_short_lead_on_the_floor_of_an_announcement_heard_before_is_no_line():
         second, second_probs = prompt(rng, second_floor_dbov, 0.08)
         parts += [second, music(3.0)]
         probs += [second_probs, np.zeros(frames_of(3.0))]
-        return feed(HumanDetector(), telephone(np.concatenate(parts)), np.concatenate(probs))
+        return feed(HumanDetector(cue_settings()), telephone(np.concatenate(parts)), np.concatenate(probs))
 
     assert decisions(-62.0, first_played=True) == []
     assert [d.evidence["rule"] for d in decisions(-62.0, first_played=False)] == ["live_floor"]
@@ -609,7 +630,7 @@ def test_a_loud_line_under_a_soft_first_syllable_is_found_once_the_voice_is_loud
     line = on_line(np.concatenate([np.zeros(int(0.5 * RATE)), words]), -38.0, rng)
     pcm = telephone(np.concatenate([music(5.0), line]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["floor_dbov"] == pytest.approx(-38.0, abs=1.0)
     assert decisions[0].evidence["live_floor"]["lead_floor_frames"] >= HumanSettings().long_lead_frames
@@ -630,7 +651,7 @@ def test_a_loud_line_floor_is_still_quiet_long_after_the_voice_trails_off():
     line = on_line(np.concatenate([words, np.zeros(4 * RATE)]), -35.0, rng)
     pcm = telephone(np.concatenate([music(5.0), line]))
     probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(1.8)), np.zeros(frames_of(4.0))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["waiting_for_reply"]
     assert decisions[0].t <= 5.0 + 1.8 + 2.2
 
@@ -643,7 +664,7 @@ def test_a_line_floor_silero_took_for_speech_is_still_the_lead_in():
     line = on_line(np.concatenate([np.zeros(int(0.6 * RATE)), voiced(2.0, rng, dbov=-12.0)]), -39.0, rng)
     pcm = telephone(np.concatenate([music(5.0), np.zeros(int(0.5 * RATE)), line]))
     probs = np.concatenate([np.zeros(frames_of(5.5)), np.ones(frames_of(2.6))])
-    decisions = feed(HumanDetector(), pcm, probs)
+    decisions = feed(HumanDetector(cue_settings()), pcm, probs)
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["lead_floor_frames"] >= frames_of(0.5)
     assert decisions[0].t <= 5.5 + 0.6 + 1.0

@@ -8,7 +8,7 @@ import pytest
 from app.audio.pipeline import AudioPipeline
 from app.corpus import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
-from app.audio.types import Classification, HoldDetected, HumanDetected
+from app.audio.types import Classification, HoldDetected, HumanDetected, HumanSuspected
 from bench.detection.dataset import render, session_specs, speech_islands
 
 RATE = 8000
@@ -54,11 +54,11 @@ def test_interface_matches_the_simple_detector(pickup):
 
 @pytest.mark.corpus
 @pytest.mark.timeout(120)
-def test_a_held_out_sample_is_picked_up_fast_and_its_hold_never(corpus):
+def test_a_held_out_sample_is_suspected_fast_rung_passively_and_its_hold_never(corpus):
     """A sample of the held-out split, one short pickup per voice none of the tuning heard and
-    a 2-minute pure hold: each person is found within 5 s of the first word (median <= 1 s),
-    never before it, and the hold never passes for a person. The acceptance figures come from
-    the whole split: ``python -m bench.detection --split test``."""
+    a 2-minute pure hold, heard passively (nobody answers the greeting): each person is suspected
+    within 1.5 s of the first word (median <= 0.8 s) and rung within 8 s, never before it, and the
+    hold never rings. The benchmark's figures: ``python -m bench.detection.cv``."""
     specs = session_specs(0, split="test")
     pickups = []
     for voice in ("vk5qi", "g3plx", "hts2", "morig", "big_dog", "mmt1"):
@@ -66,15 +66,18 @@ def test_a_held_out_sample_is_picked_up_fast_and_its_hold_never(corpus):
         pickups.append(spec.__class__(**{**spec.__dict__, "seconds": min(spec.seconds, 40.0)}))
     hold = next(s for s in specs if s.kind == "pure_hold")
     hold = hold.__class__(**{**hold.__dict__, "seconds": 120.0})
-    latencies = []
+    greets, rings = [], []
     for spec in pickups:
         session = render(spec, corpus)
-        decisions = [o for o in run(AudioPipeline(), session.pcm, 160) if isinstance(o, HumanDetected)]
-        assert decisions, f"{spec.id}: no decision"
-        assert decisions[0].t >= session.human_onset, f"{spec.id}: false transfer {decisions[0].evidence}"
-        latencies.append(decisions[0].t - session.human_onset)
-    assert max(latencies) <= 5.0
-    assert float(np.median(latencies)) <= 1.0
+        outputs = run(AudioPipeline(), session.pcm, 160)
+        detected = [o for o in outputs if isinstance(o, HumanDetected)]
+        suspected = [o for o in outputs if isinstance(o, HumanSuspected) and o.t >= session.human_onset]
+        assert detected and suspected, f"{spec.id}: suspected {suspected}, rung {detected}"
+        assert detected[0].t >= session.human_onset, f"{spec.id}: false ring {detected[0].evidence}"
+        greets.append(suspected[0].t - session.human_onset)
+        rings.append(detected[0].t - session.human_onset)
+    assert max(greets) <= 1.5 and float(np.median(greets)) <= 0.8, greets
+    assert max(rings) <= 8.0, rings
     session = render(hold, corpus)
     assert not [o for o in run(AudioPipeline(), session.pcm, 160) if isinstance(o, HumanDetected)]
 

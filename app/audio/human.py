@@ -1,13 +1,28 @@
-"""Is the speech on the line a recording or a live person? Independent cues, one decision.
+"""Is the speech on the line a recording or a live person? Independent cues, two stages.
 
 Pure and streaming: the pipeline feeds one observation per 20 ms frame (level, Silero
-probability, spectrum) and one per analysis window (its class); ``HumanDetected`` comes
-out once, with the evidence of every cue.
+probability, spectrum) and one per analysis window (its class), and says when the app itself
+speaks into the call (``our_speech_started`` / ``our_speech_ended``). Out come decisions:
+
+- ``HumanSuspected``: fast, and cheap when wrong. Speech on hold that no veto explains (below)
+  may be a person: the session greets them at once. Any cue, or ``suspect_speech_seconds`` of
+  unvetoed speech, raises it (0.4-0.6 s after the first word).
+- ``HumanRetracted``: the suspicion was wrong: music came back, a veto came up, the words
+  stopped and nothing followed.
+- ``HumanDetected``: sure, once per hold; it rings the user. A **reply** to our words (speech
+  that begins as our words end, after a talker who let us speak: a recording carries on
+  regardless), the **transcript** of a person, a talker **waiting on their own line** (a line cue
+  and then turn-taking or a pause that waits for an answer), or a **long wait**: words and then
+  ``long_wait_seconds`` with nothing coming back (no music, no more words: on hold, music or
+  the next announcement follows a recording).
 
 Why this is hard: on real holds the first speech after music is far more often an announcement
-than a person, and the decision is revoked never, so it must be right. What tells them apart is
-the *line* the words come on and how the talker behaves; every cue rests on a property of a
-telephone line or of a conversation, not on the level or timing of a particular file.
+than a person, and ringing the user is revoked never, so it must be right; missing the person
+loses the whole hold. What tells them apart is the *line* the words come on and how the talker
+behaves; every cue rests on a property of a telephone line or of a conversation, not on the
+level or timing of a particular file. The line cues fit the recordings they were tuned on better
+than the world (voices and studios never heard pass for a line now and then): alone they only
+raise a suspicion.
 
 Line floors. A person's line, when it is quiet, sits on a **line floor**: steady, noise-like
 (the mean spectrum of its frames has no tonal peaks: hiss, room and line noise of any colour
@@ -58,9 +73,10 @@ The cues:
 - **Transcript** (``transcript``), when speech-to-text is on: "hi, this is ...", "how can I
   help" speak for a person; "your call is important", "press 1", "estimated wait" for a
   recording (a veto).
-- **Active probe** (``probe_reply``): for a run that stopped without a verdict the pipeline may
-  ask the session to say a short question; speech starting soon after it ends is contingent on
-  it, which no recording is.
+- **Reply** (``reply``): the app spoke (a greeting, "are you there?"); the far end did not talk
+  over it after ``yield_grace_seconds`` (our own echo is removed before it reaches here, see
+  ``app.audio.echo``), and words began within ``reply_early_seconds`` before to
+  ``reply_window_seconds`` after its end, and lasted ``reply_min_speech_seconds``.
 
 Runs: a run is a stretch of speech with its pauses. "Quiet" is relative to the voice heard in
 the last 2 s (``PAUSE_BELOW_PEAK_DB`` under its loudest frame, and always under
@@ -85,7 +101,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +108,7 @@ import numpy as np
 
 from app.audio.features import PAUSE_BELOW_PEAK_DB, FrameFeatures, analyse_window, tonality_db
 from app.audio.fingerprint import Match, RecordingMemory, landmarks
-from app.audio.types import AudioClass, HumanDetected
+from app.audio.types import AudioClass, Decision, HumanDetected, HumanRetracted, HumanSuspected
 
 FRAME_SECONDS = 0.02
 SPEECH_PROB = 0.5  # a Silero step at or above this is speech
@@ -155,8 +170,15 @@ class HumanSettings:
     decide_every_frames: int = 5
     utterance_pause_seconds: float = 0.2  # a pause this long may hand over to another source
     fingerprint_seconds: float = 1.5  # the run's last stretch matched against known recordings
-    probe_after_quiet_seconds: float = 0.6
-    probe_reply_seconds: float = 2.5
+    # Two stages (see the module docstring): suspect fast, ring when sure.
+    suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
+    reply_window_seconds: float = 3.0  # after our words end, a reply may begin this long
+    reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
+    yield_grace_seconds: float = 1.0  # a talker who hears us begin stops within this
+    talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
+    sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
+    long_wait_seconds: float = 4.5  # quiet after suspected words, nothing coming back: someone waits
+    long_wait_min_speech_seconds: float = 1.0
 
 
 HUMAN_PHRASES = re.compile(
@@ -173,12 +195,13 @@ RECORDING_PHRASES = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class ProbeRequest:
-    """Ask the session to say a short question now (TTS) and report it with ``probe_played``."""
+@dataclass
+class _OurWords:
+    """Something the app said into the call, on the detector's time axis."""
 
-    t: float
-    reason: str
+    t_start: float
+    t_end: float | None = None  # still speaking
+    talked_over: int = 0  # far-end speech frames (not our echo) after the yield grace
 
 
 @dataclass(frozen=True)
@@ -195,7 +218,7 @@ class _Reply:
 
     speech_frames_at_start: int
     turn: bool  # the pause was on the talker's line
-    after_probe: bool  # they began soon after the probe question
+    to_us: bool  # they began right after our words, having let us speak
 
 
 @dataclass
@@ -228,9 +251,10 @@ class _Run:
     repeat: Match | None = None
     recording_phrase: str | None = None
     human_phrase: str | None = None
-    probe_t_end: float | None = None
-    probe_requested: bool = False
-    probe_reply: bool = False
+    replied_to_us: bool = False
+    line_cue: bool = False  # a line cue (live floor, gate) fired on this run
+    suspected: bool = False  # a HumanSuspected stands for this run
+    retracted: bool = False  # ... was withdrawn by a veto: not again before a new utterance
     frames_seen: int = 0
     utterance_start: int = 0  # index in ``levels`` of the newest utterance (after a pause)
     last_speech_index: int | None = None  # index in ``levels`` of the newest speech frame
@@ -373,18 +397,12 @@ def floor_start(levels: np.ndarray, steady_db: float) -> int:
 
 
 class HumanDetector:
-    """Fuses the cues into one HUMAN_DETECTED per hold (see the module docstring)."""
+    """Fuses the cues into HUMAN_SUSPECTED / HUMAN_RETRACTED and one HUMAN_DETECTED per hold
+    (see the module docstring)."""
 
-    def __init__(
-        self,
-        settings: HumanSettings = HumanSettings(),
-        *,
-        probe: Callable[[ProbeRequest], None] | None = None,
-        sample_rate: int = 8000,
-    ) -> None:
+    def __init__(self, settings: HumanSettings = HumanSettings(), *, sample_rate: int = 8000) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
-        self._probe = probe
         self.recordings = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)
         self._recent: deque[tuple[float, np.ndarray, float]] = deque(maxlen=HISTORY_FRAMES)
         self._hold_floor: deque[float] = deque(maxlen=500)  # quiet frames of the hold's own gaps
@@ -397,12 +415,17 @@ class HumanDetector:
         self.on_hold = False
         self.announcements = 0
         self.run: _Run | None = None
+        self.suspicion: HumanSuspected | None = None  # standing now, for ``run``
+        self._ours: _OurWords | None = None  # the newest thing the app said
+        self._out: list[Decision] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """A new wait: forget the current run and the decision; keep known recordings and the hold floor."""
+        """A new wait: forget the current run and the decisions; keep known recordings and the hold floor."""
         self._end_run(remember=False)
+        self._out.clear()
+        self.suspicion = None
         self.decided = False
         self.on_hold = False
         self.announcements = 0
@@ -411,16 +434,27 @@ class HumanDetector:
 
     def push_frame(
         self, t: float, level: float, speech_prob: float, spectrum: np.ndarray, zcr: float
-    ) -> HumanDetected | None:
+    ) -> list[Decision]:
+        """One 20 ms frame; the decisions it led to (usually none)."""
+        self._frame(t, level, speech_prob, spectrum, zcr)
+        out, self._out = self._out, []
+        return out
+
+    def _frame(self, t: float, level: float, speech_prob: float, spectrum: np.ndarray, zcr: float) -> None:
         s = self.settings
         speech = speech_prob >= SPEECH_PROB
+        ours = self._ours
+        if speech and ours is not None and ours.t_end is None and t >= ours.t_start + s.yield_grace_seconds:
+            ours.talked_over += 1
         run = self.run
         if run is None:
             if not speech:
                 self._observe_gap(level)
                 self._recent.append((level, spectrum, zcr))
-                return None
+                return
             run = self.run = self._start_run(t, level)
+            if self._to_us(run.onset_t):
+                run.reply = _Reply(0, turn=False, to_us=True)
         run.add(level, spectrum, zcr)
         self._recent.append((level, spectrum, zcr))
         run.frames_seen += 1
@@ -444,22 +478,22 @@ class HumanDetector:
             elif run.quiet_since is None:
                 run.quiet_since = t
             if run.loud_since_speech * FRAME_SECONDS >= s.music_resume_seconds:
-                self._announcement_over(t)
-                return None
-            if run.quiet_since is not None and t - run.quiet_since >= s.run_end_quiet_seconds:
-                self._end_run(remember=not self.decided)
-                return None
+                if not self._line_noise_since_words(run):
+                    self._announcement_over(t)
+                    return
+                run.loud_since_speech = 0  # a loud line's own floor in a pause: the talker is still there
+            if run.quiet_since is not None and t - self._quiet_from(run) >= s.run_end_quiet_seconds:
+                self._end_run(remember=not self.decided, t=t, why="the words stopped and nothing followed")
+                return
         if self.decided:
-            return None
+            return
         if run.frames_seen % s.check_every_frames == 0:
             # A veto that holds is checked again at half the pace: it is released only when the
             # line has gone on to something else for a while.
             held = run.repeat is not None or run.bed
             self._check_recording(run, recheck=not held or run.frames_seen % (2 * s.check_every_frames) == 0)
-        self._maybe_probe(run, t)
-        if run.frames_seen % s.decide_every_frames:
-            return None
-        return self._decide(run, t + FRAME_SECONDS)
+        if run.frames_seen % s.decide_every_frames == 0:
+            self._judge(run, t + FRAME_SECONDS)
 
     def on_window(self, audio_class: AudioClass) -> None:
         if audio_class == AudioClass.MUSIC:
@@ -477,13 +511,31 @@ class HumanDetector:
         if human:
             run.human_phrase = human.group(0)
 
-    def set_probe(self, probe: Callable[[ProbeRequest], None] | None) -> None:
-        self._probe = probe
+    def our_speech_started(self, t: float) -> None:
+        """The app began to say something into the call at stream time ``t``."""
+        self._ours = _OurWords(t)
 
-    def probe_played(self, t_start: float, t_end: float) -> None:
-        """The session said the probe question between these stream times."""
-        if self.run is not None:
-            self.run.probe_t_end = t_end
+    def our_speech_ended(self, t: float) -> None:
+        """... and stopped at ``t`` (its end, or cut short)."""
+        if self._ours is not None and self._ours.t_end is None:
+            self._ours.t_end = t
+
+    def _quiet_from(self, run: _Run) -> float:
+        """Since when nobody has spoken: the far end's quiet, or our words if they came later (a
+        person listens while we speak)."""
+        ours = self._ours
+        if ours is None or (ours.t_end is not None and ours.t_end <= run.quiet_since):
+            return run.quiet_since
+        return ours.t_end if ours.t_end is not None else float("inf")
+
+    def _to_us(self, onset_t: float) -> bool:
+        """Words that begin at ``onset_t`` answer what we said: they begin as our words end (a
+        talker who let us speak), not while we speak (a recording carries on regardless)."""
+        s = self.settings
+        ours = self._ours
+        if ours is None or ours.t_end is None or ours.talked_over > s.talked_over_max_frames:
+            return False
+        return ours.t_end - s.reply_early_seconds <= onset_t <= ours.t_end + s.reply_window_seconds
 
     def source_class(self) -> AudioClass:
         """What the current speech is judged to be: LIVE_HUMAN, IVR_PROMPT or SPEECH (undecided)."""
@@ -549,16 +601,13 @@ class HumanDetector:
                     and not run.bed
                     and self._talker_pause(run, pause_start, voice_start)
                 )
-                after_probe = (
-                    pause >= s.turn_pause_seconds
-                    and run.probe_t_end is not None
-                    and 0.0 <= t - run.probe_t_end <= s.probe_reply_seconds
-                )
                 talker = run
                 run = self._new_utterance(run, t, pause_start, voice_start)
                 turn = turn and run is talker  # a new line's first words answer no one on it
-                if turn or after_probe:
-                    run.reply = _Reply(run.speech_frames, turn=turn, after_probe=after_probe)
+                onset_t = t - (len(run.levels) - 1 - run.utterance_start) * FRAME_SECONDS if run is talker else run.onset_t
+                to_us = self._to_us(onset_t)
+                if turn or to_us:
+                    run.reply = _Reply(run.speech_frames, turn=turn, to_us=to_us)
         run.speech_frames += 1
         run.last_speech_index = len(run.levels) - 1
         if level >= run.quiet_max_dbov:
@@ -570,7 +619,7 @@ class HumanDetector:
         replied = reply is not None and run.speech_frames - reply.speech_frames_at_start
         if reply is not None and replied * FRAME_SECONDS >= s.reply_min_speech_seconds:
             run.turns += int(reply.turn)
-            run.probe_reply = run.probe_reply or reply.after_probe
+            run.replied_to_us = run.replied_to_us or reply.to_us
             run.reply = None
         return run
 
@@ -606,14 +655,15 @@ class HumanDetector:
                 new.add(run.levels[i], run.spectra[i], run.zcr[i])
                 new.peak_dbov = max(new.peak_dbov, run.levels[i])
             del run.spectra[pause_start:]  # the earlier talker's recording ends before the pause
+            # No retraction: the new talker may be the person, and is suspected on their own.
             self._end_run(remember=not self.decided)
             new.prior_floor_dbov = prior_floor
             new.split_from_run = True
-            new.probe_t_end = run.probe_t_end
             self.run = new
             return new
         run.lead = lead
         run.utterance_start = voice_start
+        run.retracted = False
         self._check_recording(run)  # a new utterance: the vetoes are judged afresh
         return run
 
@@ -689,7 +739,7 @@ class HumanDetector:
         run = self.run
         if run is not None:
             self._learn_recording_floors(run)
-        self._end_run(remember=True)
+        self._end_run(remember=True, t=t, why="music came back")
 
     def _learn_recording_floors(self, run: _Run) -> None:
         """Remember the floors an announcement that has just ended might pass off as a line's:
@@ -709,8 +759,10 @@ class HumanDetector:
         if pauses is not None:
             self._recording_floors.append(pauses)
 
-    def _end_run(self, *, remember: bool) -> None:
+    def _end_run(self, *, remember: bool, t: float | None = None, why: str = "") -> None:
         run = self.run
+        if run is not None and run.suspected and not self.decided and t is not None:
+            self._retract(run, t, why)
         # A run of a few Silero steps in the music is no recording: its landmarks would be the
         # music's, and match whatever plays over it later.
         spoke = run is not None and run.speech_frames * FRAME_SECONDS >= self.settings.min_speech_seconds
@@ -957,11 +1009,11 @@ class HumanDetector:
         closures = run.inner_closures()  # the run is one talker's: a new one would have split it
         return opened and closures >= needed, {"lead_zero_frames": lead_zero, "gate_closures": closures}
 
-    def _waiting(self, run: _Run, quiet_for: float) -> bool:
-        """Silent since a short utterance, on the talker's line (see the module docstring)."""
+    def _waiting(self, run: _Run, quiet_for: float, seconds: float) -> bool:
+        """Silent for ``seconds`` since a short utterance, on the talker's line (see the module docstring)."""
         s = self.settings
         if (
-            quiet_for < s.waiting_seconds
+            quiet_for < seconds
             or run.last_speech_t - run.onset_t > s.max_waiting_run_seconds
             or run.speech_frames * FRAME_SECONDS < s.min_speech_seconds
         ):
@@ -972,10 +1024,15 @@ class HumanDetector:
             return True  # a gate that closed between words too has closed after the last one
         return self._line_floor(np.array(run.levels[start:]), np.array(run.spectra[start:]), run.peak_dbov)
 
-    def _decide(self, run: _Run, t: float) -> HumanDetected | None:
+    def _judge(self, run: _Run, t: float) -> None:
+        """Suspect, retract or decide on the run as it stands at ``t``."""
         s = self.settings
-        if run.bed or run.repeat is not None or run.recording_phrase:
-            return None
+        if run.repeat is not None:
+            # A recording heard before on this call: no person, whatever else it sounds like.
+            if run.suspected:
+                self._retract(run, t, "a recording heard before on this call")
+            return
+        vetoes = self._vetoes(run)
         speech_seconds = run.speech_frames * FRAME_SECONDS
         old_enough = run.age(t) >= s.min_decision_seconds and speech_seconds >= s.min_speech_seconds
         live, live_evidence = self._live_floor(run)
@@ -985,46 +1042,105 @@ class HumanDetector:
             "live_floor": old_enough and live,
             "gated_line": old_enough and gated,
             "turn_taking": run.turns > 0,
-            "waiting_for_reply": self._waiting(run, quiet_for),
+            "waiting_for_reply": self._waiting(run, quiet_for, s.waiting_seconds),
             "transcript": run.human_phrase is not None,
-            "probe_reply": run.probe_reply,
+            "reply": run.replied_to_us,
+        }
+        run.line_cue = run.line_cue or cues["live_floor"] or cues["gated_line"]
+        evidence = {
+            "speech_onset_t": round(run.onset_t, 3),
+            "speech_seconds": round(speech_seconds, 2),
+            "live_floor": live_evidence,
+            "gated_line": gated_evidence,
+            "turns": run.turns,
+            "new_talker_after_pause": run.split_from_run,
+            "quiet_seconds": round(quiet_for, 2),
+            "music_bed_steadiness": round(run.bed_steadiness, 3),
+            "known_recordings": len(self.recordings),
+            "transcript": run.human_phrase,
+            "on_hold": self.on_hold,
+            "announcements_before": self.announcements,
         }
         fired = [name for name, on in cues.items() if on]
-        if not fired:
-            return None
+        enough_speech = speech_seconds >= s.suspect_speech_seconds and run.age(t) >= s.suspect_speech_seconds
+        if not run.suspected and not run.retracted and not vetoes and (fired or enough_speech):
+            run.suspected = True
+            self.suspicion = HumanSuspected(
+                t=t,
+                confidence=min(0.9, 0.5 + 0.1 * len(fired)),
+                evidence={"rule": fired[0] if fired else "speech", "cues": fired, **evidence},
+            )
+            self._out.append(self.suspicion)
+        sure = self._sure(run, cues, quiet_for, t, vetoed=bool(vetoes)) if run.suspected else None
+        if sure is None:
+            return
         self.decided = True
-        confidence = min(0.99, 0.75 + 0.08 * len(fired))
-        return HumanDetected(
-            t=t,
-            confidence=confidence,
-            evidence={
-                "rule": fired[0],
-                "cues": fired,
-                "speech_onset_t": round(run.onset_t, 3),
-                "speech_seconds": round(speech_seconds, 2),
-                "live_floor": live_evidence,
-                "gated_line": gated_evidence,
-                "turns": run.turns,
-                "new_talker_after_pause": run.split_from_run,
-                "quiet_seconds": round(quiet_for, 2),
-                "music_bed_steadiness": round(run.bed_steadiness, 3),
-                "repeat": None if run.repeat is None else run.repeat.prominence,
-                "known_recordings": len(self.recordings),
-                "transcript": run.human_phrase,
-                "on_hold": self.on_hold,
-                "announcements_before": self.announcements,
-            },
+        self._out.append(
+            HumanDetected(
+                t=t,
+                confidence=min(0.99, 0.8 + 0.05 * len(fired)),
+                evidence={
+                    "rule": sure,
+                    "cues": fired,
+                    "suspected_t": None if self.suspicion is None else self.suspicion.t,
+                    **evidence,
+                },
+            )
         )
 
-    def _maybe_probe(self, run: _Run, t: float) -> None:
+    def _sure(self, run: _Run, cues: dict[str, bool], quiet_for: float, t: float, *, vetoed: bool) -> str | None:
+        """Evidence enough to ring the user: a reply to our words, the words a person says, or a
+        talker who waits for an answer on their own line (a line cue and then a pause, or a long
+        quiet with nothing coming back). A line cue alone is not enough: recordings in voices
+        and studios never heard before pass for a line now and then. A music bed or a scripted
+        phrase (``vetoed``) leaves only the reply: no recording answers us, but a person's line
+        may hum and a person may say "please hold"."""
         s = self.settings
+        if cues["reply"]:
+            return "reply"
+        if vetoed:
+            return None
+        if cues["transcript"]:
+            return "transcript"
+        if run.line_cue and cues["turn_taking"]:
+            return "turn_taking"
+        if run.line_cue and self._waiting(run, quiet_for, s.sure_wait_seconds):
+            return "waiting_for_reply"
+        # No words since (a loud line's floor is not quiet, but it is no word either), and the
+        # run goes on: music coming back would have ended it.
         if (
-            self._probe is None
-            or run.probe_requested
-            or run.quiet_since is None
-            or t - run.quiet_since < s.probe_after_quiet_seconds
-            or run.speech_frames * FRAME_SECONDS < s.min_speech_seconds
+            t - run.last_speech_t >= s.long_wait_seconds
+            and run.speech_frames * FRAME_SECONDS >= s.long_wait_min_speech_seconds
+            and run.last_speech_t - run.onset_t <= s.max_waiting_run_seconds
         ):
-            return
-        run.probe_requested = True
-        self._probe(ProbeRequest(t=t, reason="speech stopped without music coming back"))
+            return "long_wait"
+        return None
+
+    def _line_noise_since_words(self, run: _Run) -> bool:
+        """The loud sound since the last word is one steady noise (a loud line, a fan, a busy
+        room), not music coming back: music has notes and changes."""
+        count = run.loud_since_speech
+        return self._steady_noise(np.array(run.levels[-count:]), np.array(run.spectra[-count:])) is not None
+
+    def _vetoes(self, run: _Run) -> list[str]:
+        """What speaks for a recording and keeps a suspicion from being raised or made sure."""
+        vetoes = []
+        if run.bed:
+            vetoes.append("music under the words")
+        if run.recording_phrase:
+            vetoes.append(f"recording phrase: {run.recording_phrase!r}")
+        return vetoes
+
+    def _retract(self, run: _Run, t: float, why: str) -> None:
+        run.suspected = False
+        run.retracted = True
+        suspicion = self.suspicion
+        self.suspicion = None
+        self._out.append(
+            HumanRetracted(
+                t=t,
+                confidence=0.8,
+                suspected_t=suspicion.t if suspicion is not None else run.onset_t,
+                evidence={"why": why, "speech_onset_t": round(run.onset_t, 3)},
+            )
+        )

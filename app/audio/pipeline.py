@@ -14,22 +14,22 @@ Every ``hop_seconds`` the last ``window_seconds`` are classified (``app.audio.cl
 class of a speech window is refined by the human detector (IVR_PROMPT, LIVE_HUMAN or SPEECH).
 
 Hooks for the call session: ``expect_dtmf_echo`` (digits the app sent itself), ``on_transcript``
-(speech-to-text results: phrase cues), and the active probe (``probe=`` callback asking the
-session to say a short question, ``probe_played`` when it has).
+(speech-to-text results: phrase cues), and ``our_speech_started`` / ``our_speech_ended`` (the
+app speaks into the call: frames that only carry our own words coming back, ``app.audio.echo``,
+reach the human detector as the quiet line they replaced, so that our words are never a reply).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
 from app.audio.classifier import ClassifierSettings, ToneState, classify_window
 from app.audio.features import FrameFeatures, analyse_window, frame_features, frame_samples
-from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings, ProbeRequest
+from app.audio.echo import EchoMonitor
+from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings
 from app.audio.tones import ToneDetector, ToneEvent
 from app.audio.stream_clock import StreamClock
-from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected
+from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected, HumanDetected
 from app.audio.vad import Vad
 
 # The stream clock may jump (lost packets, a paused source); beyond this the times re-anchor.
@@ -65,7 +65,6 @@ class AudioPipeline:
         human: HumanSettings = HumanSettings(),
         classifier: ClassifierSettings = ClassifierSettings(),
         vad: Vad | None = None,
-        probe: Callable[[ProbeRequest], None] | None = None,
     ) -> None:
         if sample_rate != 8000:
             raise ValueError("the pipeline runs on 8 kHz telephone audio")
@@ -80,7 +79,12 @@ class AudioPipeline:
         self._classifier = classifier
         self._tones = ToneDetector()
         self._vad = vad if vad is not None else Vad()
-        self.human = HumanDetector(human, probe=probe, sample_rate=sample_rate)
+        self.human = HumanDetector(human, sample_rate=sample_rate)
+        self._echo = EchoMonitor()
+        self.echo_frames = 0  # frames taken for our own words coming back
+        self.far_end_speaking = False  # the newest analysed frame is far-end speech (not our echo)
+        # The newest frame that was not our echo: what an echo frame is replaced with.
+        self._line_frame: tuple[float, np.ndarray, float] | None = None
         self._pending = np.zeros(0, dtype=np.int16)
         self._clock = StreamClock(sample_rate, self._frame)
         self._frames_total = 0
@@ -126,13 +130,15 @@ class AudioPipeline:
         """A speech-to-text result for the far end's audio between these stream times."""
         self.human.on_transcript(text, t_start, t_end)
 
-    def set_probe(self, probe: Callable[[ProbeRequest], None] | None) -> None:
-        """Who is asked to say the probe question (None: never probe)."""
-        self.human.set_probe(probe)
+    def our_speech_started(self, t: float, pcm: np.ndarray) -> None:
+        """The app begins to send ``pcm`` (8 kHz int16) into the call at stream time ``t``."""
+        self._echo.start(t, pcm)
+        self.human.our_speech_started(t)
 
-    def probe_played(self, t_start: float, t_end: float) -> None:
-        """The session said the probe question (see ``ProbeRequest``) between these stream times."""
-        self.human.probe_played(t_start, t_end)
+    def our_speech_ended(self, t: float) -> None:
+        """The app's words ended (or were cut short) at stream time ``t``."""
+        self._echo.stop(t)
+        self.human.our_speech_ended(t)
 
     def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput | ToneEvent]:
         """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``.
@@ -158,16 +164,25 @@ class AudioPipeline:
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
             frame = buffered[i * self._frame : (i + 1) * self._frame]
-            if self._listening(float(features.level_db[i]), frame_t):
+            echo = self._echo.active and self._echo.judge(frame_t, float(features.level_db[i]))
+            if echo:
+                self._replace_echo(features, i)
+                self._vad.silero.push(frame, audible=False)
+                probs[i] = 0.0
+            elif self._listening(float(features.level_db[i]), frame_t):
                 probs[i] = self._vad.push(frame, frame_t).speech_prob
             else:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
                 probs[i] = 0.0
-            decision = self.human.push_frame(
+            self.far_end_speaking = bool(probs[i] >= SPEECH_PROB)
+            if not echo and probs[i] < SPEECH_PROB:
+                self._line_frame = (float(features.level_db[i]), features.spectrum[i], float(features.zcr[i]))
+            for decision in self.human.push_frame(
                 frame_t, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
-            )
-            if decision is not None and not self.human_detected:
-                self.human_detected = True
+            ):
+                if self.human_detected:
+                    break
+                self.human_detected = isinstance(decision, HumanDetected)
                 outputs.append(decision)
             done = self._frames_total + i + 1
             if done % self.hop_frames == 0 and done >= self.window_frames:
@@ -188,6 +203,14 @@ class AudioPipeline:
         return outputs
 
     # -- internals ------------------------------------------------------------------------
+
+    def _replace_echo(self, features: FrameFeatures, i: int) -> None:
+        """Our own words coming back: the line as it sounded before them, for every consumer."""
+        self.echo_frames += 1
+        level, spectrum, zcr = self._line_frame or (-120.0, np.zeros_like(features.spectrum[i]), 0.0)
+        features.level_db[i] = level
+        features.spectrum[i] = spectrum
+        features.zcr[i] = zcr
 
     def _listening(self, level: float, t: float) -> bool:
         """Does this frame need Silero? Always, except inside steady music."""

@@ -555,6 +555,17 @@ class ToneEvent:
     region: Region | None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def decided_at(self) -> float:
+        return float(self.detail.get("decided_at", self.t))
+
+    @property
+    def confidence(self) -> float:
+        """Tones are decided only when every frequency, level and cadence rule holds (Q.24 for
+        DTMF; a whole cadence for call progress; three segments for SIT): the residual doubt is
+        an echo or a tone-like note in music, which the rules already rejected."""
+        return 0.99 if self.kind in ("sit", "dtmf") else 0.95
+
 
 @dataclass
 class _Burst:

@@ -41,12 +41,14 @@ class EventType(str, Enum):
     # hold and detection
     AUDIO_CLASSIFIED = "AUDIO_CLASSIFIED"
     HOLD_DETECTED = "HOLD_DETECTED"
-    HUMAN_DETECTED = "HUMAN_DETECTED"
-    HUMAN_PROBE = "HUMAN_PROBE"  # speech on hold stopped undecided: we asked a short question (TTS)
+    HUMAN_SUSPECTED = "HUMAN_SUSPECTED"  # speech on hold may be a person: we greet them (cheap when wrong)
+    HUMAN_RETRACTED = "HUMAN_RETRACTED"  # the suspicion was wrong (music came back, a recording): back to hold
+    HUMAN_DETECTED = "HUMAN_DETECTED"  # sure: the user's phone rings
+    HUMAN_PROBE = "HUMAN_PROBE"  # words on hold stopped undecided: we asked "are you there?" (TTS)
     HOLD_PROGRESS = "HOLD_PROGRESS"  # periodic: seconds on hold
     TONE_DETECTED = "TONE_DETECTED"  # ringback, busy, reorder, SIT (with its cause), DTMF
     # handoff
-    AGENT_GREETED = "AGENT_GREETED"
+    AGENT_GREETED = "AGENT_GREETED"  # we spoke to the possible person: data line (greeting | hold_on), text, t
     TRANSFER_STARTED = "TRANSFER_STARTED"
     TRANSFER_COMPLETE = "TRANSFER_COMPLETE"
     # media / infrastructure

@@ -31,11 +31,11 @@ from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.audio.activity import ActivityTracker
-from app.audio.human import ProbeRequest
 from app.audio.pipeline import AudioPipeline
 from app.audio.tones import ToneEvent
-from app.audio.types import Classification, HoldDetected, HumanDetected
+from app.audio.types import Classification, HoldDetected, HumanDetected, HumanRetracted, HumanSuspected
 from app.calls.events import EventBus, EventType
+from app.calls.handoff import Handoff, HandoffPolicy, HandoffSettings, Line
 from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.models import CallRequest, CallStatus, EndReason
@@ -55,14 +55,12 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
 DTMF_DURATION_MS = 100
-MAX_PROBES_PER_CALL = 3  # an active probe is a question into the call: a few, never a stream
 DTMF_BETWEEN_MS = 100
 PROMPT_END_QUIET_SECONDS = 1.0  # a menu counts as finished after this much quiet
 DEFAULT_LISTEN_TIMEOUT = 30.0
 DEFAULT_WAIT_SECONDS = 2.0
-AGENT_GREETING = "prompt:pls-hold-while-try"  # "Please hold while we try to connect you."
 STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
-GREETING_WAIT_SECONDS = 4.0
+GREETING_WAIT_SECONDS = 8.0  # the person hears the end of our greeting before the user is on
 EXPLORATION_TIMEOUT = 600.0  # menus of a company with no flow: give up finding the way after this
 
 # Q.850 causes that mean the number itself is wrong, or the network could not carry the call.
@@ -242,10 +240,13 @@ class CallSession:
         self._sit: ToneEvent | None = None
         factory = deps.detector_factory or _default_detector
         self._detector = factory(self.settings)
-        self.probes = 0
-        self._probing = False
-        if self.settings.human_probe:
-            self._detector.set_probe(self._probe_requested)
+        self.handoff = Handoff(
+            HandoffPolicy(_handoff_settings(self.settings)),
+            _HoldBridgeSpeaker(self),
+            self._detector,
+            now=lambda: self.media_time,
+            emit=self._emit_line,
+        )
         self._in_hold = False
         self._hold_started_at: float | None = None
         self._human: HumanDetected | None = None
@@ -494,10 +495,41 @@ class CallSession:
             elif isinstance(output, HoldDetected):
                 self._hold_heard = True
                 self._emit(EventType.HOLD_DETECTED, t=round(output.t, 3), confidence=round(output.confidence, 3), evidence=_jsonable(output.evidence))
-            elif isinstance(output, HumanDetected) and self._in_hold and self._human is None:
-                self._human = output
+            elif self._waiting_for_person:
+                self._on_person_decision(output)
+        if self._waiting_for_person or self.status is CallStatus.TRANSFERRING:
+            self.handoff.heard(t, self._detector.far_end_speaking)
         if changed or self._activity.active:
             self._notify()
+
+    @property
+    def _waiting_for_person(self) -> bool:
+        """On hold (music heard) and no person found yet: the handoff speaks to suspicions."""
+        return self._in_hold and self._hold_heard and self._human is None
+
+    def _on_person_decision(self, output: HumanSuspected | HumanRetracted | HumanDetected) -> None:
+        """The detector's two stages: a suspicion is greeted, a detection rings the user."""
+        if isinstance(output, HumanSuspected):
+            self._emit(EventType.HUMAN_SUSPECTED, t=round(output.t, 3), confidence=round(output.confidence, 3), evidence=_jsonable(output.evidence))
+            self.handoff.suspected(output)
+        elif isinstance(output, HumanRetracted):
+            self._emit(
+                EventType.HUMAN_RETRACTED,
+                t=round(output.t, 3),
+                suspected_t=round(output.suspected_t, 3),
+                evidence=_jsonable(output.evidence),
+            )
+            self.handoff.retracted(output)
+        elif isinstance(output, HumanDetected):
+            self._human = output
+            self.handoff.detected(output)
+
+    def _emit_line(self, line: Line, **data: Any) -> None:
+        """The handoff said something to the far end."""
+        if line is Line.PROBE:
+            self._emit(EventType.HUMAN_PROBE, **data)
+        else:
+            self._emit(EventType.AGENT_GREETED, line=line.value, **data)
 
     # ------------------------------------------------------------------ the call flow
 
@@ -647,31 +679,6 @@ class CallSession:
     def emit(self, type_: EventType, **data: Any) -> None:
         self._emit(type_, **data)
 
-    def _probe_requested(self, request: ProbeRequest) -> None:
-        """The detector heard speech on hold stop without a verdict: ask the short question.
-        Only while waiting on hold (a menu could take the words as an answer), one at a time."""
-        if not (self._in_hold and self._hold_heard) or self._human is not None or self._probing:
-            return
-        if self.probes >= MAX_PROBES_PER_CALL or "hold" not in self._endpoints:
-            return
-        self.probes += 1
-        self._probing = True
-        self._tasks.append(asyncio.create_task(self._say_probe(request), name=f"{self.call_id}-probe"))
-
-    async def _say_probe(self, request: ProbeRequest) -> None:
-        text = self.settings.human_probe_text
-        try:
-            pcm = await self._speech_of(text, cache=True)
-            started = self.media_time
-            self._emit(EventType.HUMAN_PROBE, text=text, t=round(started, 3), reason=request.reason, probe=self.probes)
-            await self._endpoints["hold"].play(pcm)
-            # The detector's clock is the received stream's: the question ended where it stands now.
-            self._detector.probe_played(started, max(self.media_time, started + len(pcm) / SAMPLE_RATE))
-        except Exception:  # noqa: BLE001 - a probe that cannot be said leaves the other cues to decide
-            log.warning("call %s: the probe question could not be said", self.call_id, exc_info=True)
-        finally:
-            self._probing = False
-
     def _input_sent(self) -> None:
         """Whatever played before our input says nothing about where it led."""
         self._hold_heard = False
@@ -704,6 +711,7 @@ class CallSession:
         self._human = None
         self._in_hold = True
         self._hold_started_at = self.deps.clock.now()
+        self._tasks.append(asyncio.ensure_future(self.handoff.prepare()))  # TTS of its lines, once
         await self._set_status(CallStatus.ON_HOLD, hold_started_at=True)
         if self._navigation is not None and self._listener is not None and not self.hold_heard:
             # The flow expects hold, but nothing sounded like it yet: a menu may still be asking
@@ -779,16 +787,15 @@ class CallSession:
         await self._create_bridge(ids.main_bridge, "mixing,proxy_media")
         await self._create_channel(ids.user, dial_string, f"user,{self.call_id}")
         await ari.dial(ids.user, timeout=math.ceil(self.settings.user_answer_timeout))
-        greeting = asyncio.create_task(self._greet_agent())
-        self._tasks.append(greeting)
+        self.handoff.connecting()  # keeps the person on the line while the phone rings
         await self._start_listening()
 
         user = self._track(ids.user)
         answered = await self._wait_for(lambda: user.state == "Up" or user.gone, self.settings.user_answer_timeout + 5)
         if not answered or user.gone:
             raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} did not answer")
-        # Let the agent hear the end of "please hold" (it is short) before the user is on.
-        await self._wait_for(lambda: greeting.done() or user.gone, GREETING_WAIT_SECONDS)
+        # Let the person hear the end of what we are telling them before the user is on.
+        await self._wait_for(lambda: not self.handoff.speaking or user.gone, GREETING_WAIT_SECONDS)
         if user.gone:
             raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected")
 
@@ -801,6 +808,7 @@ class CallSession:
             if user.gone:
                 raise _Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected") from None
             raise
+        await self.handoff.close()
         self._active_source = "listen"
         self._connected = True
         self._emit(EventType.TRANSFER_COMPLETE, device=device)
@@ -812,10 +820,6 @@ class CallSession:
         except _CompanyGone:
             raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the agent hung up") from None
         raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up")
-
-    async def _greet_agent(self) -> None:
-        await self._say(AGENT_GREETING)
-        self._emit(EventType.AGENT_GREETED, audio=AGENT_GREETING)
 
     async def _start_listening(self) -> None:
         """Snoop on the company channel so we still hear it once it leaves the hold bridge."""
@@ -852,6 +856,7 @@ class CallSession:
         recording = None
         try:
             await self._cleanup_pbx()
+            await self.handoff.close()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -919,6 +924,34 @@ class CallSession:
 
 def _default_detector(settings: Settings) -> AudioPipeline:
     return AudioPipeline(window_seconds=settings.classifier_window_seconds)
+
+
+def _handoff_settings(settings: Settings) -> HandoffSettings:
+    return HandoffSettings(
+        greeting=settings.human_greeting,
+        intro=settings.intro_text(),
+        probe=settings.human_probe_text,
+        hold_on=settings.human_hold_on_text,
+        probe_enabled=settings.human_probe,
+    )
+
+
+class _HoldBridgeSpeaker:
+    """The handoff speaks through the hold bridge's RTP endpoint, with the call's TTS."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._session = session
+
+    async def speech(self, text: str) -> np.ndarray:
+        return await self._session._speech_of(text, cache=True)
+
+    async def play(self, pcm: np.ndarray) -> bool:
+        return await self._session._endpoints["hold"].play(pcm)
+
+    def stop(self) -> None:
+        endpoint = self._session._endpoints.get("hold")
+        if endpoint is not None:
+            endpoint.clear_outgoing()
 
 
 def _now():
