@@ -40,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     companies = population(args.calls, args.seed)
 
+    skipped: list[float] = []
+
     async def run():
-        async with HandoffBench(companies, jobs=args.jobs, probe=probe) as bench:
-            return await bench.run()
+        bench = HandoffBench(companies, jobs=args.jobs, probe=probe)
+        async with bench:
+            calls = await bench.run()
+        skipped.append(bench.media_skipped_seconds)
+        return calls
 
     calls = asyncio.run(run())
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit or "unknown",
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": time.monotonic() - started,
+        "media_skipped_seconds": skipped[0] if skipped else None,
     }
     stem = args.stem or ("handoff-probe" if probe else "handoff")
     sys.stdout.write(save(calls, args.out, meta, stem))

@@ -99,6 +99,7 @@ class HandoffBench:
         self.jobs = jobs
         self.probe = probe
         self.results: list[HandoffCall] = []
+        self.media_skipped_seconds = 0.0  # the PBX's 20 ms clock fell behind (an overloaded machine)
         self._tmp = tempfile.TemporaryDirectory(prefix="holdslayer-handoffbench-")
 
     async def __aenter__(self) -> HandoffBench:
@@ -129,6 +130,8 @@ class HandoffBench:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self.pbx.media is not None:
+            self.media_skipped_seconds = round(self.pbx.media.skipped_seconds, 2)
         await self.app.stop()
         await self.pbx.stop()
         self._tmp.cleanup()
@@ -283,7 +286,8 @@ def to_markdown(calls: list[HandoffCall], meta: dict[str, Any]) -> str:
         f"# Handoff benchmark (human probe {'on' if meta['human_probe'] else 'off'})",
         "",
         f"{meta['calls']} calls to {meta['calls']} generated companies (population seed {meta['seed']}), "
-        f"{meta['jobs']} at a time, commit `{meta['commit']}`, {meta['at']}; wall time {meta['wall_seconds']:.0f} s.",
+        f"{meta['jobs']} at a time, commit `{meta['commit']}`, {meta['at']}; wall time {meta['wall_seconds']:.0f} s"
+        + (f"; the PBX's media clock skipped {meta['media_skipped_seconds']} s (load)." if meta.get("media_skipped_seconds") else "."),
         "",
         "| people | calls | person spoke | lost | lost (nobody answered) | rung after the person | first word -> ring median s | p90 s | false rings | hold h | false rings / hold h | heard the app | HUMAN_SUSPECTED (calls) | probes |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
