@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -45,7 +47,12 @@ SIT_SEQUENCES: dict[str, tuple[tuple[float, float], ...]] = {
     "reorder": ((913.8, 0.274), (1428.5, 0.380), (1776.7, 0.380)),
     "no-circuit": ((985.2, 0.380), (1428.5, 0.380), (1776.7, 0.380)),
 }
-AUDIO_REF_PATTERN = re.compile(r"^(prompt|moh|speech|tone|silence|sit|tts|entered):(.+)$", re.DOTALL)
+AUDIO_REF_PATTERN = re.compile(r"^(prompt|moh|speech|tone|silence|sit|tts|entered)(?:\[([^\]]*)\])?:(.+)$", re.DOTALL)
+# Other voices than the app's own (a Debian speech synthesiser): ``tts[flite:slt]:Hello?``.
+OTHER_VOICES: dict[str, tuple[str, ...]] = {
+    "flite": ("slt", "kal", "awb", "rms"),
+    "espeak": ("en-us", "en-us+f3", "en-us+m3", "en-gb", "en-gb+f4", "en-gb-scotland"),
+}
 # ``entered:NODE`` names a collect node; the scenario checks that the node exists.
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -60,9 +67,13 @@ def check_audio_ref(ref: str) -> str:
     if not match:
         raise AudioRefError(
             f"{ref!r} is not an audio reference: use prompt:NAME, moh:TRACK, speech:FILE, tone:FILE, "
-            f"silence:SECONDS, sit:{'|'.join(SIT_SEQUENCES)}, tts:TEXT or entered:NODE"
+            f"silence:SECONDS, sit:{'|'.join(SIT_SEQUENCES)}, tts:TEXT, tts[VOICE]:TEXT or entered:NODE"
         )
-    kind, name = match.groups()
+    kind, voice, name = match.groups()
+    if voice is not None:
+        if kind != "tts":
+            raise AudioRefError(f"{ref!r}: only tts: takes a voice in brackets")
+        check_voice(voice)
     if kind == "silence":
         try:
             seconds = float(name)
@@ -79,9 +90,26 @@ def check_audio_ref(ref: str) -> str:
     return ref
 
 
+def check_voice(voice: str) -> str:
+    """``ENGINE:NAME`` of another voice than the app's (``flite:slt``, ``espeak:en-us+f3``)."""
+    engine, _, name = voice.partition(":")
+    if name not in OTHER_VOICES.get(engine, ()):
+        known = ", ".join(f"{e}:{n}" for e, names in OTHER_VOICES.items() for n in names)
+        raise AudioRefError(f"unknown voice {voice!r}: use one of {known}")
+    return voice
+
+
 def is_synthesised(ref: str) -> bool:
-    """``tts:TEXT``: rendered by the local voice (in a worker thread, never on a media tick)."""
-    return ref.startswith("tts:")
+    """``tts:TEXT`` or ``tts[VOICE]:TEXT``: rendered by a voice (in a worker thread, never on a media tick)."""
+    return ref.startswith(("tts:", "tts["))
+
+
+def tts_voice(ref: str) -> tuple[str | None, str]:
+    """(voice or None for the local Piper voice, text) of a ``tts`` reference."""
+    match = AUDIO_REF_PATTERN.match(ref)
+    if not match or match.group(1) != "tts":
+        raise AudioRefError(f"{ref!r} is not a tts reference")
+    return match.group(2), match.group(3)
 
 
 def entered_node(ref: str) -> str | None:
@@ -254,6 +282,56 @@ class PromptVoice:
             Path(temporary).unlink(missing_ok=True)
 
 
+class OtherVoice:
+    """Speaks ``tts[ENGINE:NAME]:TEXT`` with a Debian speech synthesiser (``flite`` or
+    ``espeak-ng``), never the app's own voice: the people at a company sound like somebody else.
+
+    Cached like ``PromptVoice``: ``<cache_dir>/<sha256 of voice and text>.wav``, 8 kHz int16,
+    brought to about -20 dBFS RMS (the level of the corpus's speech). Deterministic: the same
+    text gives the same samples. ``load`` blocks (a subprocess, ~0.1 s): call it off the tick.
+    """
+
+    LEVEL_DBFS = -20.0
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_tts_cache_dir()
+        self.renders = 0
+
+    def path(self, voice: str, text: str) -> Path:
+        digest = hashlib.sha256(f"other:{voice}:level={self.LEVEL_DBFS}:rate={SAMPLE_RATE}\n{_spoken(text)}".encode()).hexdigest()
+        return self.cache_dir / f"{digest}.wav"
+
+    def load(self, voice: str, text: str) -> np.ndarray:
+        check_voice(voice)
+        path = self.path(voice, text)
+        if path.exists():
+            return read_wav(path).pcm
+        pcm = self._synthesise(voice, _spoken(text))
+        PromptVoice._store(self, path, pcm)  # type: ignore[arg-type]  # the same atomic write
+        return pcm
+
+    def _synthesise(self, voice: str, text: str) -> np.ndarray:
+        engine, _, name = voice.partition(":")
+        program = {"flite": "flite", "espeak": "espeak-ng"}[engine]
+        if shutil.which(program) is None:
+            raise AudioRefError(f"voice {voice!r} needs the Debian package {'flite' if engine == 'flite' else 'espeak-ng'}")
+        with tempfile.TemporaryDirectory(prefix="holdslayer-voice-") as tmp:
+            out = Path(tmp) / "out.wav"
+            if engine == "flite":
+                command = [program, "-voice", name, "-t", text, "-o", str(out)]
+            else:
+                command = [program, "-v", name, "-s", "165", "-w", str(out), text]
+            subprocess.run(command, check=True, capture_output=True, timeout=60)
+            audio = read_wav(out)
+        self.renders += 1
+        pcm = resample(audio.pcm, audio.sample_rate, SAMPLE_RATE).astype(np.float64)
+        rms = float(np.sqrt(np.mean(pcm * pcm))) if len(pcm) else 0.0
+        if rms <= 0:
+            raise AudioRefError(f"the voice {voice!r} said nothing for {text!r}")
+        pcm *= _amplitude(self.LEVEL_DBFS) / rms
+        return np.clip(np.round(pcm), -32768, 32767).astype(np.int16)
+
+
 _VOICE_LOCK = threading.Lock()  # one voice per process, one synthesis at a time
 _voice: Any = None
 
@@ -292,8 +370,11 @@ class AudioLibrary:
 
     corpus: Corpus
     voice: PromptVoice = field(default_factory=PromptVoice)
+    other_voices: OtherVoice | None = None  # default: one sharing ``voice``'s cache directory
 
     def __post_init__(self) -> None:
+        if self.other_voices is None:
+            self.other_voices = OtherVoice(self.voice.cache_dir)
         self._cache: dict[str, np.ndarray] = {}
         self._sequences: dict[tuple[str, ...], np.ndarray] = {}
         self._loading: dict[str, asyncio.Future[dict[str, np.ndarray]]] = {}
@@ -353,6 +434,7 @@ class AudioLibrary:
     def _load(self, ref: str) -> np.ndarray:
         check_audio_ref(ref)
         kind, _, name = ref.partition(":")
+        kind = kind.split("[", 1)[0]  # tts[VOICE]:TEXT
         if kind == "silence":
             return np.zeros(int(round(float(name) * SAMPLE_RATE)), np.int16)
         if kind == "sit":
@@ -361,7 +443,11 @@ class AudioLibrary:
             raise AudioRefError(f"{ref}: read back per call from what the caller entered, not a clip")
         try:
             if kind == "tts":
-                return self.voice.load(name)
+                voice, text = tts_voice(ref)
+                if voice is not None:
+                    assert self.other_voices is not None
+                    return self.other_voices.load(voice, text)
+                return self.voice.load(text)
             return load_audio(self.corpus.resolve(ref))
         except Exception as exc:  # a missing or unreadable file, or a voice that fails: report the reference
             raise AudioRefError(f"{ref}: {exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import Literal, Protocol
 
@@ -22,6 +23,7 @@ import numpy as np
 from app.sim.audio import (
     FRAME_SAMPLES,
     FRAME_SECONDS,
+    SAMPLE_RATE,
     AudioLibrary,
     ClipCursor,
     Frame,
@@ -31,7 +33,7 @@ from app.sim.audio import (
     is_voice,
     noise_frame,
 )
-from app.sim.farend import CompanyCallLog, DialPlan, EndedBy
+from app.sim.farend import CompanyCallLog, DialPlan, EndedBy, Utterance
 from app.sim.scenario import (
     FAILURE_CAUSES,
     HANGUP,
@@ -295,16 +297,51 @@ class _CollectRun(_NodeRun):
         self._cursor, self._then = ClipCursor(self._prompt), "wait"
 
 
-class _HoldRun(_NodeRun):
-    """Looped music; announcements pause it and it resumes where it stopped."""
+class _Playlist:
+    """Music on hold: one looped track, or a playlist of tracks with a short silence between them
+    (a real MOH class plays its files one after the other, with a gap between files)."""
 
-    def __init__(self, node: HoldNode, audio: AudioLibrary) -> None:
+    def __init__(self, tracks: list[np.ndarray], gap_seconds: float) -> None:
+        gap = np.zeros(int(round(gap_seconds * SAMPLE_RATE)), np.int16)
+        self._single = LoopCursor(tracks[0]) if len(tracks) == 1 and not len(gap) else None
+        self._parts = [part for track in tracks for part in ((track, gap) if len(gap) else (track,))]
+        self._index = 0
+        self._cursor = ClipCursor(self._parts[0]) if self._single is None else None
+
+    def next_frame(self) -> Frame:
+        if self._single is not None:
+            return self._single.next_frame()
+        assert self._cursor is not None
+        frame = self._cursor.next_frame()
+        while frame is None:  # (a zero-length part is skipped)
+            self._index = (self._index + 1) % len(self._parts)
+            self._cursor = ClipCursor(self._parts[self._index])
+            frame = self._cursor.next_frame()
+        return frame
+
+
+class _HoldRun(_NodeRun):
+    """Looped music (or a playlist); announcements pause it and it resumes where it stopped, or
+    are mixed over it (``over_music``). Random announcements come at seeded times."""
+
+    def __init__(self, node: HoldNode, audio: AudioLibrary, rng: np.random.Generator) -> None:
         self._node = node
-        self._music = LoopCursor(audio.clip(node.music))
+        self.music = _Playlist([audio.clip(ref) for ref in node.playlist], node.track_gap_seconds)
         self._announcements = [(audio.sequence(a.audio), a.every_seconds) for a in node.announcements]
         self._next_due = [a.at_seconds for a in node.announcements]
         self._frame_no = 0
         self._speaking: ClipCursor | None = None
+        self._bed_gain = 10 ** (node.music_bed_db / 20)
+        random = node.random_announcements
+        self._random = random
+        self._random_choices = [audio.sequence(choice) for choice in random.choices] if random else []
+        self._random_rng = np.random.default_rng(random.seed if random and random.seed is not None else rng.integers(2**32))
+        self._random_due = self._draw(random.first_after_seconds) if random else float("inf")
+        self._random_playing = False
+        self.random_log: list[tuple[float, int]] = []  # (seconds into the hold, choice) of each random announcement
+
+    def _draw(self, bounds: tuple[float, float]) -> float:
+        return float(self._random_rng.uniform(bounds[0], bounds[1]))
 
     def next_frame(self) -> Frame | None:
         elapsed = self._frame_no * FRAME_SECONDS
@@ -321,9 +358,16 @@ class _HoldRun(_NodeRun):
         if self._speaking is not None:
             frame = self._speaking.next_frame()
             if frame is not None:
-                return frame
+                if not self._node.over_music:
+                    return frame
+                bed = self.music.next_frame().astype(np.float32) * self._bed_gain
+                return np.clip(np.round(frame + bed), -32768, 32767).astype(np.int16)
             self._speaking = None
-        return self._music.next_frame()
+            if self._random_playing:
+                self._random_playing = False
+                assert self._random is not None
+                self._random_due = elapsed + self._draw(self._random.gap_seconds)
+        return self.music.next_frame()
 
     def _start_due_announcement(self, elapsed: float) -> None:
         for index, due in enumerate(self._next_due):
@@ -332,40 +376,223 @@ class _HoldRun(_NodeRun):
                 self._next_due[index] = due + every if every else float("inf")
                 self._speaking = ClipCursor(pcm)
                 return
+        if self._random_due <= elapsed:
+            choice = int(self._random_rng.integers(len(self._random_choices)))
+            self.random_log.append((round(elapsed, 2), choice))
+            self._speaking = ClipCursor(self._random_choices[choice])
+            self._random_playing = True
+            self._random_due = float("inf")
+
+
+Clock = Callable[[], tuple[float, float]]  # -> (time.monotonic(), stream seconds since answer)
+_CLICK = np.zeros(FRAME_SAMPLES, np.int16)
+_CLICK[:24] = (np.exp(-np.arange(24) / 5.0) * 14000 * np.where(np.arange(24) % 2 == 0, 1, -1)).astype(np.int16)
+_GATE_RMS = 32768 * 10 ** (-50 / 20)  # a noise suppressor's gate: quieter frames become digital zero
+_GATE_BELOW_SPEECH_DB = 18.0  # ... and so do frames this far under the utterance's loud frames
+
+
+def _gate_level(pcm: np.ndarray) -> float:
+    """Where a noise suppressor closes for this utterance: 18 dB under its loud frames (the
+    90th percentile of frame RMS), never under -50 dBFS: the recording's own room noise between
+    the words is cut to digital zero."""
+    usable = len(pcm) // FRAME_SAMPLES * FRAME_SAMPLES
+    if not usable:
+        return _GATE_RMS
+    frames = pcm[:usable].astype(np.float32).reshape(-1, FRAME_SAMPLES)
+    loud = float(np.percentile(np.sqrt(np.mean(frames * frames, axis=1)), 90))
+    return max(_GATE_RMS, loud * 10 ** (-_GATE_BELOW_SPEECH_DB / 20))
 
 
 class _AgentRun(_NodeRun):
-    """Greets, then leaves an open line with a little noise; replies when due."""
+    """A person on the line.
 
-    def __init__(self, node: AgentNode, audio: AudioLibrary, rng: np.random.Generator) -> None:
+    Optional announcement and pickup (a click and a gap, or greeting over the hold music as it
+    fades), the greeting, then an open line: scheduled ``replies``; ``answers`` when the caller
+    speaks and pauses (energy endpointing, then a human delay); "Hello?" into a silent line; and
+    a hang-up when nobody answers. The line is noise, gated (digital zero between words) or a
+    call centre (voices behind); with ``echo`` it returns what it hears, attenuated and delayed.
+    """
+
+    def __init__(
+        self,
+        node: AgentNode,
+        audio: AudioLibrary,
+        rng: np.random.Generator,
+        log: CompanyCallLog | None = None,
+        clock: Clock | None = None,
+        music: _Playlist | None = None,
+    ) -> None:
         self._node = node
         self._audio = audio
         self._rng = rng
+        self._log = log if log is not None else CompanyCallLog(channel_id="", number="", scenario="")
+        self._clock: Clock = clock if clock is not None else (lambda: (time.monotonic(), 0.0))
         self._replies = list(node.replies)
-        self._speaking: ClipCursor | None = ClipCursor(audio.sequence(node.greeting))
+        self._answers = [audio.sequence(answer) for answer in node.answers]
+        self._hello = audio.sequence(node.hello) if node.hello_after_seconds is not None else None
         self._frame_no = 0
         self._quiet_frames = 0
         self._heard_voice = 0
         self._heard_pause = 0
+        # what the company plays before the person is there: (kind, pcm) in order
+        self._intro: list[tuple[str, np.ndarray]] = []
+        if node.announcement:
+            self._intro.append(("announcement", audio.sequence(node.announcement)))
+        if node.pickup == "click":
+            self._intro.append(("click", _CLICK))
+        gap = int(round(node.pickup_gap_seconds * SAMPLE_RATE))
+        if gap:
+            self._intro.append(("gap", np.zeros(gap, np.int16)))
+        self._intro_cursor: ClipCursor | None = None
+        self._intro_kind = ""
+        self._music = music if node.pickup == "over_music" else None
+        self._music_frames = 0
+        self._fade_frames = max(1, _frames(node.music_fade_seconds))
+        self._speaking: ClipCursor | None = None
+        self._speaking_what = ""
+        self._gate = _GATE_RMS
+        self._greeted = False
+        self._background: LoopCursor | None = None
+        self._background_gain = 0.0
+        if node.line == "call_centre":
+            room = audio.sequence(node.background)
+            self._background = LoopCursor(room)
+            self._background_gain = 32768 * 10 ** (node.background_dbfs / 20) / max(_rms(room), 1.0)
+        # listening
+        self._segment_voice = 0
+        self._segment_quiet = 0
+        self._end_of_turn = _frames(node.end_of_turn_seconds)
+        self._answer_due: int | None = None
+        self._last_engaged = 0  # frame of the last thing that kept the person on the line
+        self._hellos_said = 0
+        # echo: what the person hears, as samples, for the delayed copy sent back
+        self._echo_delay = int(round(node.echo.delay_ms * SAMPLE_RATE / 1000)) if node.echo else 0
+        self._echo_gain = 10 ** (-node.echo.attenuation_db / 20) if node.echo else 0.0
+        self._echo_buffer: collections.deque[np.ndarray] = collections.deque()
+        self._echo_buffered = 0
+        self._start_next_intro()
+
+    @property
+    def _present(self) -> bool:
+        """The person is on the line (the intro is over)."""
+        return self._intro_cursor is None and not self._intro
+
+    def _start_next_intro(self) -> None:
+        if self._intro:
+            self._intro_kind, pcm = self._intro.pop(0)
+            self._intro_cursor = ClipCursor(pcm)
+            return
+        self._intro_cursor = None
+        self._say("greeting", self._audio.sequence(self._node.greeting))
+
+    def _say(self, what: str, pcm: np.ndarray) -> None:
+        wall, stream = self._clock()
+        self._log.utterances.append(Utterance(what, wall, round(stream, 3), round(len(pcm) / SAMPLE_RATE, 3)))
+        self._speaking = ClipCursor(pcm)
+        self._speaking_what = what
+        if self._node.line == "gated":
+            self._gate = _gate_level(pcm)
 
     def next_frame(self) -> Frame | None:
+        frame = self._person_frame()
+        if self._echo_gain and self._echo_buffered >= self._echo_delay:
+            echo = self._take_echo()
+            if echo.any():
+                mixed = echo if frame is None else frame.astype(np.float32) + echo
+                frame = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+        return frame
+
+    def _person_frame(self) -> Frame | None:
         elapsed = self._frame_no * FRAME_SECONDS
         self._frame_no += 1
         hangup_after = self._node.hangup_after_seconds
         if hangup_after is not None and elapsed >= hangup_after:
-            self.hangup_cause = NORMAL_CLEARING
+            self._hang_up()
             return None
+        while self._intro_cursor is not None:
+            frame = self._intro_cursor.next_frame()
+            if frame is None:
+                self._start_next_intro()  # the next part of the intro, or the greeting
+                continue
+            if self._intro_kind == "announcement":
+                return frame
+            # the click, the gap: the line (and the music that may still play)
+            return self._line(frame if self._intro_kind == "click" else None, speech=False)
         if self._speaking is not None:
             frame = self._speaking.next_frame()
             if frame is not None:
-                return frame
+                return self._line(frame, speech=True)
+            if self._speaking_what != "hello":
+                self._last_engaged = self._frame_no
             self._speaking = None
+            self._greeted = True
             self._quiet_frames = self._heard_voice = self._heard_pause = 0
         self._quiet_frames += 1
         if self._replies and self._reply_due():
-            self._speaking = ClipCursor(self._audio.sequence(self._replies.pop(0).audio))
-            return self._speaking.next_frame()
-        return noise_frame(self._rng, self._node.noise_dbfs)
+            self._say("reply", self._audio.sequence(self._replies.pop(0).audio))
+            return self._next_spoken()
+        if self._answer_due is not None and self._frame_no >= self._answer_due:
+            self._answer_due = None
+            if self._answers:
+                self._say("answer", self._answers.pop(0))
+                return self._next_spoken()
+        unanswered = (self._frame_no - self._last_engaged) * FRAME_SECONDS
+        hangup = self._node.hangup_if_unanswered_seconds
+        if hangup is not None and unanswered >= hangup and self._segment_voice < CallerSpeech.MIN_VOICE:
+            self._log.lost_person = True
+            self._hang_up()
+            return None
+        hello_after = self._node.hello_after_seconds
+        if (
+            self._hello is not None
+            and hello_after is not None
+            and self._hellos_said < self._node.hellos
+            and unanswered >= hello_after * (self._hellos_said + 1)
+            and self._segment_voice == 0
+        ):
+            self._hellos_said += 1
+            self._say("hello", self._hello)
+            return self._next_spoken()
+        return self._line(None, speech=False)
+
+    def _next_spoken(self) -> Frame | None:
+        assert self._speaking is not None
+        return self._line(self._speaking.next_frame(), speech=True)
+
+    def _hang_up(self) -> None:
+        self.hangup_cause = NORMAL_CLEARING
+        self._log.agent_hung_up_at = self._clock()[0]
+
+    def _line(self, frame: Frame | None, *, speech: bool) -> Frame | None:
+        """The person's own sound (or None) as the line carries it: music fading under the
+        first words, the room behind, noise or the gate between words."""
+        if speech and frame is not None and self._log.agent_first_word_at is None and is_voice(frame):
+            wall, stream = self._clock()
+            self._log.agent_first_word_at = wall
+            self._log.agent_first_word_stream_seconds = round(stream, 3)
+        node = self._node
+        if node.line == "gated" and frame is not None and _rms(frame) < self._gate:
+            frame = None
+        mix: np.ndarray | None = None if frame is None else frame.astype(np.float32)
+        if self._music is not None:
+            gain = 1.0
+            if self._greeted or (self._speaking is not None and self._speaking_what == "greeting"):
+                self._music_frames += 1
+                gain = max(0.0, 1.0 - self._music_frames / self._fade_frames)
+            if gain <= 0:
+                self._music = None
+            else:
+                music = self._music.next_frame().astype(np.float32) * gain
+                mix = music if mix is None else mix + music
+        if self._background is not None:
+            room = self._background.next_frame().astype(np.float32) * self._background_gain
+            mix = room if mix is None else mix + room
+        if node.line != "gated" and (frame is None or node.line == "call_centre"):
+            noise = noise_frame(self._rng, node.noise_dbfs).astype(np.float32)
+            mix = noise if mix is None else mix + noise
+        if mix is None:
+            return None
+        return np.clip(np.round(mix), -32768, 32767).astype(np.int16)
 
     def _reply_due(self) -> bool:
         reply = self._replies[0]
@@ -375,13 +602,64 @@ class _AgentRun(_NodeRun):
         return reply.wait_for_speech and caller_replied
 
     def hear(self, frame: Frame | None) -> None:
+        if self._echo_gain:
+            self._echo_buffer.append(np.zeros(FRAME_SAMPLES, np.int16) if frame is None else frame)
+            self._echo_buffered += FRAME_SAMPLES
+        voice = is_voice(frame)
+        if self._present:
+            self._listen(voice)
         if self._speaking is not None:
             return
-        if is_voice(frame):
+        if voice:
             self._heard_voice += 1
             self._heard_pause = 0
         elif self._heard_voice:
             self._heard_pause += 1
+
+    def _listen(self, voice: bool) -> None:
+        """Energy endpointing of the caller's turns (like the speech menus): at least 0.3 s of
+        voice, ended by ``end_of_turn_seconds`` of quiet; then an answer after a human delay."""
+        if voice:
+            self._segment_voice += 1
+            self._segment_quiet = 0
+            if self._segment_voice >= CallerSpeech.MIN_VOICE:
+                self._last_engaged = self._frame_no
+                if self._log.heard_caller_at is None:
+                    wall, stream = self._clock()
+                    self._log.heard_caller_at = wall
+                    self._log.heard_caller_stream_seconds = round(stream, 3)
+            return
+        if not self._segment_voice:
+            return
+        self._segment_quiet += 1
+        if self._segment_quiet < self._end_of_turn:
+            return
+        if self._segment_voice >= CallerSpeech.MIN_VOICE:
+            self._log.caller_turns += 1
+            self._last_engaged = self._frame_no
+            if self._answers and self._answer_due is None:
+                low, high = self._node.answer_delay_seconds
+                self._answer_due = self._frame_no + _frames(float(self._rng.uniform(low, high)))
+        self._segment_voice = self._segment_quiet = 0
+
+    def _take_echo(self) -> np.ndarray:
+        """The next frame of echo: what was heard ``delay`` samples ago, attenuated."""
+        # The buffer ends with the last frame heard (the tick before this one): the sample sent
+        # now at offset i was heard delay samples earlier (delay >= one frame, so it is there).
+        heard = np.concatenate(self._echo_buffer)
+        start = self._echo_buffered - self._echo_delay
+        chunk = heard[start : start + FRAME_SAMPLES].astype(np.float32) * self._echo_gain
+        keep_from = start + FRAME_SAMPLES
+        drop_frames = keep_from // FRAME_SAMPLES
+        for _ in range(drop_frames):
+            self._echo_buffer.popleft()
+        self._echo_buffered -= drop_frames * FRAME_SAMPLES
+        return chunk
+
+
+def _rms(frame: np.ndarray) -> float:
+    samples = frame.astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples)))
 
 
 class _AnnouncementRun(_NodeRun):
@@ -426,6 +704,7 @@ class CompanyCall:
         self._pause_left = 0
         self._hangup_cause: int | None = None
         self._finished = False
+        self._sent_frames = 0  # ticks since the answer (the stream clock of the agents' log)
         self._audio_state: Literal["loading", "ready", "failed"] = self._load_audio()
 
     def _load_audio(self) -> Literal["loading", "ready"]:
@@ -464,7 +743,12 @@ class CompanyCall:
     def progress(self) -> None:
         self._early_started = self.scenario.early_media is not None
 
+    def _clock(self) -> tuple[float, float]:
+        """(time.monotonic(), seconds of stream the company has sent since it answered)."""
+        return time.monotonic(), max(0, self._sent_frames - 1) * FRAME_SECONDS
+
     def answered(self) -> None:
+        self.log.answered_at = time.monotonic()
         self._early_started = False
         self._early = None
         self._answered = True
@@ -476,6 +760,7 @@ class CompanyCall:
             self._run.dtmf(digit)
 
     def ended(self, cause: int, ended_by: EndedBy) -> None:
+        self.log.ended_at = time.monotonic()
         self._finished = True
         self.log.end_cause = cause
         self.log.ended_by = ended_by
@@ -491,6 +776,7 @@ class CompanyCall:
             return None
         if not self._answered:
             return self._early_frame()
+        self._sent_frames += 1
         if self._run is None:
             self._begin()
         if self._pause_left > 0:
@@ -549,10 +835,12 @@ class CompanyCall:
         elif isinstance(node, CollectNode):
             self._run = _CollectRun(node, self._speak, lambda entry: self.log.entered.__setitem__(name, entry))
         elif isinstance(node, HoldNode):
-            self._run = _HoldRun(node, self._audio)
+            self._run = _HoldRun(node, self._audio, self._rng)
         elif isinstance(node, AgentNode):
             self.log.reached_agent = True
-            self._run = _AgentRun(node, self._audio, self._rng)
+            self.log.agent_at = time.monotonic()
+            music = self._run.music if isinstance(self._run, _HoldRun) else None
+            self._run = _AgentRun(node, self._audio, self._rng, self.log, self._clock, music)
         else:
             assert isinstance(node, AnnouncementNode)
             self._run = _AnnouncementRun(self._speak(node.audio), node.then, node.hangup_cause)

@@ -47,12 +47,31 @@ class FarEnd(Protocol):
 
 
 @dataclass
+class Utterance:
+    """Something the agent said: ``what`` is greeting, answer, hello or reply; times are
+    ``time.monotonic()`` (the event loop's clock) and stream seconds since the company answered
+    (counted in 20 ms frames, as sent)."""
+
+    what: str
+    started_at: float
+    stream_seconds: float
+    seconds: float
+
+
+@dataclass
 class CompanyCallLog:
     """What happened on one company call, from the company's side.
 
     ``path``: the scenario nodes entered, in order (a node entered twice is listed twice);
     ``entered``: collect node -> the last entry keyed there (without the terminator);
     ``heard``: (menu node, transcript) of every utterance a speech menu transcribed.
+
+    The agent (times are ``time.monotonic()``, the event loop's clock, and ``*_stream_seconds``
+    count the frames the company sent since it answered): ``agent_first_word_at`` is the first
+    voice-level frame of the person's own speech (not the music under it, not an announcement);
+    ``utterances`` everything the person said; ``heard_caller_at`` when the person first heard
+    the caller finish a turn (voice, then a pause), ``caller_turns`` how many; ``lost_person``:
+    the person hung up because nobody answered (``hangup_if_unanswered_seconds``).
     """
 
     channel_id: str
@@ -66,6 +85,17 @@ class CompanyCallLog:
     ended_by: EndedBy | None = None
     entered: dict[str, str] = field(default_factory=dict)
     heard: list[tuple[str, str]] = field(default_factory=list)
+    answered_at: float | None = None
+    agent_at: float | None = None
+    agent_first_word_at: float | None = None
+    agent_first_word_stream_seconds: float | None = None
+    utterances: list[Utterance] = field(default_factory=list)
+    heard_caller_at: float | None = None
+    heard_caller_stream_seconds: float | None = None
+    caller_turns: int = 0
+    lost_person: bool = False
+    agent_hung_up_at: float | None = None
+    ended_at: float | None = None
 
     def reached(self, node: str) -> bool:
         """The call got to ``node`` (an intent's destination) at some point."""
@@ -81,3 +111,5 @@ class UserCallLog:
     answered: bool = False
     heard_seconds: float = 0.0
     end_cause: int | None = None
+    dialled_at: float | None = None  # time.monotonic() when the PBX started ringing the phone
+    answered_at: float | None = None

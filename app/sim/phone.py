@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from app.sim.audio import FRAME_SECONDS, AudioLibrary, ClipCursor, Frame, check_audio_ref, is_voice
@@ -39,6 +40,7 @@ class UserPhone:
         self._finished = False
 
     def dial_plan(self) -> DialPlan:
+        self.log.dialled_at = time.monotonic()
         if self.config.answer_after is None:
             return DialPlan("no_answer")
         return DialPlan("answer", ring_seconds=self.config.answer_after)
@@ -48,6 +50,7 @@ class UserPhone:
 
     def answered(self) -> None:
         self.log.answered = True
+        self.log.answered_at = time.monotonic()
         self._answered_frames = 0
 
     def receive_dtmf(self, digit: str) -> None:

@@ -183,23 +183,64 @@ class HoldAnnouncement(_Strict):
     audio: AudioList
 
 
+def _check_range(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if low > high:
+        raise ValueError(f"range [{low}, {high}]: the first number must not be larger than the second")
+    return value
+
+
+SecondsRange = Annotated[
+    tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]], AfterValidator(_check_range)
+]
+
+
+class RandomAnnouncements(_Strict):
+    """Announcements at unpredictable (seeded) times, each one of ``choices`` (several voices)."""
+
+    choices: Annotated[list[AudioList], Field(min_length=1)] = Field(
+        description="What may be said; one is drawn each time (e.g. the same words in several voices)"
+    )
+    first_after_seconds: SecondsRange = Field((5.0, 20.0), description="[min, max] seconds into the hold")
+    gap_seconds: SecondsRange = Field((15.0, 45.0), description="[min, max] seconds from one end to the next start")
+    seed: int | None = Field(None, description="Same seed, same times and choices on every call; None: per call")
+
+    @model_validator(mode="after")
+    def _gaps_are_positive(self) -> RandomAnnouncements:
+        if self.gap_seconds[1] <= 0:
+            raise ValueError("gap_seconds: the largest gap must be above 0")
+        return self
+
+
 class HoldNode(_Strict):
     """A hold queue: looped music interrupted by announcements, until an agent is free."""
 
     kind: Literal["hold"]
-    music: AudioRef
+    music: AudioRef | Annotated[list[AudioRef], Field(min_length=1)] = Field(
+        description="One looped track, or a playlist played in turn (with track_gap_seconds between)"
+    )
+    track_gap_seconds: float = Field(0.0, ge=0, le=10, description="Digital silence between playlist tracks")
     seconds: float = Field(gt=0, description="Seconds on hold before going to `next`")
     announcements: list[HoldAnnouncement] = Field(default_factory=list)
+    random_announcements: RandomAnnouncements | None = None
+    over_music: bool = Field(False, description="Announcements are mixed over the music (a bed) instead of pausing it")
+    music_bed_db: float = Field(-12.0, le=0, ge=-60, description="Music level under an announcement when over_music")
     hangup_after_seconds: float | None = Field(
         None, gt=0, description="The company drops the call after this long on hold (cause 16)"
     )
     next: str
 
+    @property
+    def playlist(self) -> list[str]:
+        return [self.music] if isinstance(self.music, str) else list(self.music)
+
     def targets(self) -> list[str]:
         return [self.next]
 
     def clips(self) -> list[str]:
-        return [self.music, *(ref for announcement in self.announcements for ref in announcement.audio)]
+        random = self.random_announcements
+        chosen = [ref for choice in random.choices for ref in choice] if random else []
+        return [*self.playlist, *(ref for a in self.announcements for ref in a.audio), *chosen]
 
     def key_targets(self) -> list[str]:
         return self.targets()
@@ -213,20 +254,81 @@ class AgentReply(_Strict):
     )
 
 
+class LineEcho(_Strict):
+    """The far end returns what it receives, attenuated and delayed (hybrid echo)."""
+
+    attenuation_db: float = Field(20.0, ge=3, le=60, description="How much quieter the echo is")
+    delay_ms: float = Field(50.0, ge=20, le=500, description="Delay of the echo (at least one 20 ms frame)")
+
+
 class AgentNode(_Strict):
-    """A live person: greets, then waits quietly on an open line and may speak again."""
+    """A live person: greets, then waits quietly on an open line and may speak again.
+
+    A person may also answer when spoken to (``answers``), say "Hello?" into a silent line
+    (``hello_after_seconds``) and give up when nobody answers (``hangup_if_unanswered_seconds``).
+    """
 
     kind: Literal["agent"]
     greeting: AudioList
     replies: list[AgentReply] = Field(default_factory=list)
     noise_dbfs: float = Field(-62.0, le=-40, description="Line noise while the agent is silent")
     hangup_after_seconds: float | None = Field(None, gt=0, description="The agent hangs up (cause 16)")
+    # how the line sounds
+    line: Literal["noise", "gated", "call_centre"] = Field(
+        "noise", description="noise: an open line; gated: digital silence between words; call_centre: voices behind"
+    )
+    background: AudioList = Field(
+        default_factory=lambda: ["speech:vk2tpm_004.wav", "speech:david4.wav"],
+        description="call_centre: the other people in the room (looped)",
+    )
+    background_dbfs: float = Field(-42.0, le=-20, ge=-80, description="call_centre: level of the room")
+    echo: LineEcho | None = None
+    # how the person picks up
+    pickup: Literal["immediate", "over_music", "click"] = Field(
+        "immediate", description="over_music: greets over the hold music, which fades out; click: a click, then a gap"
+    )
+    pickup_gap_seconds: float = Field(0.0, ge=0, le=10, description="Line (noise or silence) before the greeting")
+    music_fade_seconds: float = Field(1.5, gt=0, le=10, description="over_music: the music fades out over this")
+    announcement: list[AudioRef] = Field(
+        default_factory=list, description="Played before the person picks up (\"connecting you to an agent\")"
+    )
+    # how the person reacts
+    answers: list[AudioList] = Field(
+        default_factory=list, description="Short replies, one per time the caller speaks and pauses, in order"
+    )
+    answer_delay_seconds: SecondsRange = Field((0.3, 1.2), description="[min, max] of the pause before an answer")
+    end_of_turn_seconds: float = Field(0.7, ge=0.2, le=3, description="Quiet after the caller's voice that ends a turn")
+    hello: AudioList = Field(default_factory=lambda: ["tts[flite:slt]:Hello?"], description="Said into a silent line")
+    hello_after_seconds: float | None = Field(
+        None, gt=0, description="Say `hello` after this long without hearing the caller (None: never)"
+    )
+    hellos: int = Field(2, ge=1, le=10, description="At most this many hellos")
+    hangup_if_unanswered_seconds: float | None = Field(
+        None, gt=0, description="Hang up (a lost person) after this long without hearing the caller"
+    )
+
+    @model_validator(mode="after")
+    def _patience_is_ordered(self) -> AgentNode:
+        hello, hangup = self.hello_after_seconds, self.hangup_if_unanswered_seconds
+        if hello is not None and hangup is not None and hello >= hangup:
+            raise ValueError(
+                f"hello_after_seconds ({hello}) must be below hangup_if_unanswered_seconds ({hangup})"
+            )
+        return self
 
     def targets(self) -> list[str]:
         return []
 
     def clips(self) -> list[str]:
-        return [*self.greeting, *(ref for reply in self.replies for ref in reply.audio)]
+        extra = [*self.answers_flat(), *self.announcement]
+        if self.hello_after_seconds is not None:
+            extra += self.hello
+        if self.line == "call_centre":
+            extra += self.background
+        return [*self.greeting, *(ref for reply in self.replies for ref in reply.audio), *extra]
+
+    def answers_flat(self) -> list[str]:
+        return [ref for answer in self.answers for ref in answer]
 
     def key_targets(self) -> list[str]:
         return []
