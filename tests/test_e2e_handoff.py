@@ -105,11 +105,11 @@ async def test_the_person_is_greeted_and_their_answer_rings_the_user(stack: Stac
     assert types.index("AGENT_GREETED") < types.index("HUMAN_DETECTED") < types.index("TRANSFER_STARTED")
     assert human["t"] > greeting["t"], "decided on what came after our words"
     company = next(c for c in stack.pbx.company_calls if c.number == NUMBER)
-    assert company.agent_heard_seconds >= 2.0, "the agent heard the greeting"
+    assert company.agent_heard_seconds >= 1.0, "the agent heard the greeting"
 
 
-@pytest.mark.timeout(120)
-async def test_announcements_on_hold_are_retracted_and_never_ring_the_user(stack: Stack):
+@pytest.mark.timeout(180)
+async def test_announcements_on_hold_are_retracted_never_ring_the_user_and_are_known_next_time(stack: Stack):
     call_id = await stack.call(ANNOUNCEMENTS_ONLY)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60.0
@@ -127,3 +127,17 @@ async def test_announcements_on_hold_are_retracted_and_never_ring_the_user(stack
     assert session.status.value == "on_hold"
     status, body = await stack.post(f"/api/calls/{call_id}/hangup")
     assert status == 202 and body["cancelled"] is True
+    await stack.wait_final(call_id, timeout=30.0)
+
+    # The next call to the company knows its announcement from the first call: a suspicion of
+    # it is retracted as a known recording, not only when the music comes back.
+    assert stack.holdslayer.store.line_recordings(ANNOUNCEMENTS_ONLY)
+    second = await stack.call(ANNOUNCEMENTS_ONLY)
+    deadline = loop.time() + 40.0
+    why: list[str] = []
+    while loop.time() < deadline and not why:
+        session = stack.holdslayer.manager.session(second)
+        why = [e["data"]["evidence"]["why"] for e in (session.events if session else []) if e["type"] == "HUMAN_RETRACTED"]
+        await asyncio.sleep(0.2)
+    assert why and why[0] == "a recording heard before on this line", why
+    await stack.post(f"/api/calls/{second}/hangup")

@@ -234,6 +234,39 @@ def test_fingerprint_matches_a_replayed_announcement_over_another_music_bed(corp
 
 
 @pytest.mark.corpus
+def test_recordings_known_on_one_call_are_known_on_the_next_from_storage(corpus, tmp_path):
+    """A company's announcements heard on one call, stored (as the store keeps them: bytes in a
+    SQLite file), are recognised on the next call over another bed; stored twice, kept once."""
+    from app.audio.fingerprint import Landmarks
+    from app.store.repository import Store
+
+    names = ["queue-periodic-announce", "tt-allbusy"]
+    prompts = {n: load_audio(corpus.resolve(f"prompt:{n}")).astype(np.float64) for n in names}
+    bed = load_audio(corpus.resolve("moh:macroform-cold_day")).astype(np.float64)
+    first_call = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)
+    for name in names:
+        prompt = prompts[name]
+        assert first_call.remember(landmarks(frame_features(telephone(prompt + at_dbov(bed[: len(prompt)], -40.0))).spectrum))
+    assert not first_call.remember(landmarks(frame_features(telephone(prompts[names[0]])).spectrum))  # known already
+    store = Store(f"sqlite:///{tmp_path / 'calls.db'}")
+    store.save_line_recordings("+1 (800) 555-0100", first_call.export())
+    stored = Store(f"sqlite:///{tmp_path / 'calls.db'}").line_recordings("+18005550100")
+    assert stored == first_call.export() and all(isinstance(b, bytes) for b in stored)
+    assert Landmarks.from_bytes(stored[0]).to_bytes() == stored[0]
+    with pytest.raises(ValueError):
+        Landmarks.from_bytes(stored[0][:-3])
+
+    next_call = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)
+    assert next_call.load(stored) == 2 and next_call.load(stored) == 0
+    other_bed = load_audio(corpus.resolve("moh:reno_project-system")).astype(np.float64)
+    for index, name in enumerate(names):
+        start = prompts[name][: int(1.5 * RATE)]
+        replay = telephone(start + at_dbov(other_bed[: len(start)], -34.0))[53:]
+        match = next_call.matches(landmarks(frame_features(replay).spectrum))
+        assert match is not None and match.recording == index, name
+
+
+@pytest.mark.corpus
 def test_fingerprint_does_not_match_people_or_other_prompts(corpus):
     known = ["queue-periodic-announce", "tt-allbusy", "queue-youarenext"]
     memory = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)

@@ -45,6 +45,33 @@ class Landmarks:
     def __len__(self) -> int:
         return len(self.hashes)
 
+    def head(self, frames: int) -> Landmarks:
+        """The landmarks of the first ``frames`` frames (a replay is known by its beginning)."""
+        keep = self.frames < frames
+        return Landmarks(self.hashes[keep], self.frames[keep])
+
+    def to_bytes(self) -> bytes:
+        """A compact, versioned form for storage: hashes fit 32 bits, frames 16."""
+        if len(self) and (self.hashes.max() >= 2**31 or self.frames.max() >= 2**16):
+            raise ValueError("landmarks out of range for storage")
+        count = np.array([len(self)], dtype="<u4").tobytes()
+        return _MAGIC + count + self.hashes.astype("<i4").tobytes() + self.frames.astype("<u2").tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Landmarks:
+        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
+            raise ValueError("not a stored fingerprint")
+        start = len(_MAGIC) + 4
+        count = int(np.frombuffer(data[len(_MAGIC) : start], dtype="<u4")[0])
+        if len(data) != start + 6 * count:
+            raise ValueError(f"stored fingerprint of {count} landmarks has {len(data)} bytes")
+        hashes = np.frombuffer(data[start : start + 4 * count], dtype="<i4").astype(np.int64)
+        frames = np.frombuffer(data[start + 4 * count :], dtype="<u2").astype(np.int64)
+        return cls(hashes, frames)
+
+
+_MAGIC = b"HSFP1"
+
 
 @dataclass(frozen=True)
 class Match:
@@ -98,12 +125,23 @@ class RecordingMemory:
     def __len__(self) -> int:
         return len(self._recordings)
 
-    def remember(self, marks: Landmarks) -> None:
-        if len(marks) >= self.min_votes:
-            # Sorted by hash once here, not on every lookup (hundreds per call).
-            order = np.argsort(marks.hashes, kind="stable")
-            self._recordings.append(Landmarks(marks.hashes[order], marks.frames[order]))
-            del self._recordings[: -self._capacity]
+    def remember(self, marks: Landmarks) -> bool:
+        """Keep a recording that has just played; False when it was known already (or too short)."""
+        if len(marks) < self.min_votes or self.matches(marks) is not None:
+            return False
+        # Sorted by hash once here, not on every lookup (hundreds per call).
+        order = np.argsort(marks.hashes, kind="stable")
+        self._recordings.append(Landmarks(marks.hashes[order], marks.frames[order]))
+        del self._recordings[: -self._capacity]
+        return True
+
+    def export(self, head_frames: int = 750) -> list[bytes]:
+        """The known recordings' beginnings, for the next call to the same company."""
+        return [known.head(head_frames).to_bytes() for known in self._recordings]
+
+    def load(self, stored: list[bytes]) -> int:
+        """Know these recordings (``export`` of an earlier call) from now on; how many were new."""
+        return sum(self.remember(Landmarks.from_bytes(data)) for data in stored)
 
     def best_match(self, query: Landmarks) -> Match | None:
         """The known recording that shares the most time-consistent hashes with ``query``."""

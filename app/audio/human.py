@@ -164,7 +164,7 @@ class HumanSettings:
     waiting_seconds: float = 1.8
     max_waiting_run_seconds: float = 10.0  # a short utterance waits; an announcement runs on
     music_resume_seconds: float = 0.6  # loud non-speech this long since the last word: music is back
-    run_end_quiet_seconds: float = 6.0
+    run_end_quiet_seconds: float = 10.0
     bed_min_steadiness: float = 0.15
     check_every_frames: int = 25  # bed and fingerprint checks (the costly ones)
     decide_every_frames: int = 5
@@ -177,7 +177,9 @@ class HumanSettings:
     yield_grace_seconds: float = 1.0  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
-    long_wait_seconds: float = 4.5  # quiet after suspected words, nothing coming back: someone waits
+    # Quiet after suspected words with nothing coming back: someone waits. Longer than a music-on-hold
+    # source takes to restart after an announcement (up to 5 s seen), shorter than a person's patience.
+    long_wait_seconds: float = 7.0
     long_wait_min_speech_seconds: float = 1.0
 
 
@@ -1030,7 +1032,7 @@ class HumanDetector:
         if run.repeat is not None:
             # A recording heard before on this call: no person, whatever else it sounds like.
             if run.suspected:
-                self._retract(run, t, "a recording heard before on this call")
+                self._retract(run, t, "a recording heard before on this line")
             return
         vetoes = self._vetoes(run)
         speech_seconds = run.speech_frames * FRAME_SECONDS

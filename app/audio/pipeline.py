@@ -130,6 +130,15 @@ class AudioPipeline:
         """A speech-to-text result for the far end's audio between these stream times."""
         self.human.on_transcript(text, t_start, t_end)
 
+    def know_recordings(self, stored: list[bytes]) -> int:
+        """Recordings heard on earlier calls to this company (``known_recordings`` of those
+        calls): a replay of one is an announcement from its first seconds. How many were new."""
+        return self.human.recordings.load(stored)
+
+    def known_recordings(self) -> list[bytes]:
+        """Fingerprints of the recordings this call knows, for the next call to the company."""
+        return self.human.recordings.export()
+
     def our_speech_started(self, t: float, pcm: np.ndarray) -> None:
         """The app begins to send ``pcm`` (8 kHz int16) into the call at stream time ``t``."""
         self._echo.start(t, pcm)

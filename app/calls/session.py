@@ -248,6 +248,7 @@ class CallSession:
             emit=self._emit_line,
         )
         self._in_hold = False
+        self._known_at_start = 0  # recordings of this company's line known from earlier calls
         self._hold_started_at: float | None = None
         self._human: HumanDetected | None = None
         self._connected = False
@@ -287,6 +288,7 @@ class CallSession:
             self._tasks.append(asyncio.create_task(self._pump_events(), name=f"{self.call_id}-events"))
             if flow_needs_listener(self.effective_flow):
                 await self._start_navigation()
+            await self._know_the_line()
             await self._place_call()
             await self._run_flow()
             outcome = _Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, "the call flow ended without a transfer")
@@ -397,6 +399,17 @@ class CallSession:
             raise RuntimeError(f"no StasisStart for {channel_id} within {STARTUP_TIMEOUT} s")
 
     # ------------------------------------------------------------------ placing the call
+
+    async def _know_the_line(self) -> None:
+        """The announcements heard on earlier calls to this number are known from the start."""
+        stored = await asyncio.to_thread(self.deps.store.line_recordings, self.request.number)
+        self._known_at_start = self._detector.know_recordings(stored) if stored else 0
+
+    async def _remember_the_line(self) -> None:
+        """Keep what this call heard for the next one (only when it heard something new)."""
+        known = self._detector.known_recordings()
+        if len(known) > self._known_at_start:
+            await asyncio.to_thread(self.deps.store.save_line_recordings, self.request.number, known)
 
     async def _place_call(self) -> None:
         ari, ids = self.deps.ari, self.ids
@@ -871,6 +884,10 @@ class CallSession:
                 self._emit(EventType.RECORDING_SAVED, path=recording, seconds=round(self.media_time, 2))
         except Exception:
             log.exception("call %s: cleanup failed", self.call_id)
+        try:
+            await self._remember_the_line()
+        except Exception:
+            log.exception("call %s: the line's recordings could not be stored", self.call_id)
         finally:
             self.deps.router.unregister(self.call_id)
             self.status, self.reason = outcome.status, outcome.reason

@@ -17,14 +17,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.events import CallEvent, EventType
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir, normalize_phone_number
 from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
-from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow
+from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow, LineRecordingRow
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,29 @@ class Store:
                 row.reason = reason_value
                 row.detail = detail
             return len(rows)
+
+    # ------------------------------------------------------------------ recordings of a company's line
+
+    def line_recordings(self, number: str) -> list[bytes]:
+        """Fingerprints of the recordings heard on calls to this number, oldest first."""
+        query = (
+            select(LineRecordingRow.fingerprint)
+            .where(LineRecordingRow.phone_number == normalize_phone_number(number))
+            .order_by(LineRecordingRow.position)
+        )
+        with self._transaction(write=False) as session:
+            return list(session.scalars(query))
+
+    def save_line_recordings(self, number: str, fingerprints: Sequence[bytes]) -> None:
+        """Replace what is known of this number's recordings (the call's memory holds the old ones too)."""
+        phone = normalize_phone_number(number)
+        now = datetime.now(timezone.utc)
+        with self._transaction(write=True) as session:
+            session.execute(delete(LineRecordingRow).where(LineRecordingRow.phone_number == phone))
+            session.add_all(
+                LineRecordingRow(phone_number=phone, position=i, fingerprint=data, updated_at=now)
+                for i, data in enumerate(fingerprints)
+            )
 
     # ------------------------------------------------------------------ call flows
 
