@@ -125,6 +125,9 @@ class CvSpec:
     speaker: str | None = None
     others: tuple[str, ...] = ()  # the fold's other speakers (babble)
     noise: tuple[str, ...] = ()  # the fold's noise groups (room noise recordings)
+    # The closed loop (``closed_loop.py``): persons who never react, sessions whose line echoes us.
+    passive_share: float = 0.15
+    echo_share: float = 0.4
 
 
 def fold_specs(
