@@ -22,6 +22,7 @@ is a repeated look). Writes ``bench/results/detection-cv[-frozen][-DETECTOR][-qu
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -110,7 +111,16 @@ def _light_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _run_spec(job: tuple[CvSpec, str]) -> CvResult:
     spec, detector_name = job
-    return run_cv_session(render_cv(spec), make_detector(detector_name))
+    result = run_cv_session(render_cv(spec), make_detector(detector_name))
+    return CvResult(**{**result.__dict__, "meta": {**result.meta, "mode": "passive"}})
+
+
+def _run_interactive_spec(job: tuple[CvSpec, str], lines: dict[str, Any]) -> CvResult:
+    """The closed loop (``closed_loop.py``): the far end hears our words and reacts."""
+    from bench.detection.closed_loop import render_interactive, run_interactive_session
+
+    spec, detector_name = job
+    return run_interactive_session(render_interactive(spec), make_detector(detector_name), lines.__getitem__)
 
 
 def run_specs(
@@ -152,10 +162,21 @@ def build_report(
     jobs: int,
     dtmf: dict[str, Any] | None = None,
     repeated_frozen: int = 0,
+    mode: str = "passive",
 ) -> dict[str, Any]:
     names = [FROZEN] if frozen else [f.name for f in plan.folds]
     folds = {name: fold_score(r for r in results if r.fold == name) for name in names}
     summary = aggregate(folds)
+    by_person: dict[str, Any] = {}
+    for kind in ("reactive", "passive"):
+        chosen = [r for r in results if r.meta.get("person_kind") == kind]
+        if not chosen:
+            continue
+        kind_folds = {name: fold_score(r for r in chosen if r.fold == name) for name in names}
+        kind_folds = {name: score for name, score in kind_folds.items() if score["pickups"]}
+        kind_summary = aggregate(kind_folds)
+        by_person[kind] = {"folds": kind_folds, "mean": kind_summary["mean"], "worst": kind_summary["worst"],
+                           "overall": fold_score(chosen)}
     commit, dirty = _git_state()
     by_condition: dict[str, list[CvResult]] = {}
     for r in results:
@@ -164,6 +185,7 @@ def build_report(
     audio = sum(r.duration for r in results)
     return {
         "benchmark": "detection-cv",
+        "mode": mode,
         "detector": detector,
         "scored": "frozen" if frozen else "folds",
         "repeated_frozen_scoring": repeated_frozen,
@@ -182,6 +204,7 @@ def build_report(
         "worst_fold": summary["worst_fold"],
         "overall": fold_score(results),
         "by_condition": {name: fold_score(rs) for name, rs in sorted(by_condition.items())},
+        "by_person_kind": by_person,
         "dtmf": dtmf,
         "sessions": [_session_row(r) for r in results],
     }
@@ -197,6 +220,24 @@ def _session_row(r: CvResult) -> dict[str, Any]:
         "events": [{"kind": e.kind, "t": round(e.t, 3), **({"rule": e.rule} if e.rule else {})} for e in r.events],
         "meta": {k: v for k, v in r.meta.items() if k != "condition_params"},
     }
+
+
+INTERACTIVE_COLUMNS = (
+    ("pickups", "pickups", "{}"),
+    ("hold_hours", "hold h", "{:.2f}"),
+    ("greet_latency_median", "greet med", "{:.2f} s"),
+    ("greet_latency_p90", "greet p90", "{:.2f} s"),
+    ("opener_latency_median", "opener med", "{:.2f} s"),
+    ("ring_latency_median", "ring med", "{:.2f} s"),
+    ("ring_latency_p90", "ring p90", "{:.2f} s"),
+    ("rung_within_percent", "rung within 8 s", "{:.1f}%"),
+    ("lost_percent", "lost", "{:.1f}%"),
+    ("false_rings_per_hour", "false rings/h", "{:.2f}"),
+    ("suspicions_per_hour", "suspicions/h", "{:.2f}"),
+    ("lines_per_hour", "lines said/h of hold", "{:.1f}"),
+    ("retractions_after_onset", "retracted a person", "{}"),
+    ("cpu_percent", "CPU % core", "{:.3f}"),
+)
 
 
 COLUMNS = (
@@ -225,12 +266,32 @@ def _cell(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
-def _table(rows: list[tuple[str, dict[str, Any]]], first: str = "fold") -> list[str]:
-    lines = [f"| {first} | " + " | ".join(title for _, title, _ in COLUMNS) + " |"]
-    lines.append("|---" * (len(COLUMNS) + 1) + "|")
+def _table(rows: list[tuple[str, dict[str, Any]]], first: str = "fold", columns=COLUMNS) -> list[str]:
+    lines = [f"| {first} | " + " | ".join(title for _, title, _ in columns) + " |"]
+    lines.append("|---" * (len(columns) + 1) + "|")
     for name, score in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(score.get(key), fmt) for key, _, fmt in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(score.get(key), fmt) for key, _, fmt in columns) + " |")
     return lines
+
+
+TARGETS = (
+    ("greet_latency_median", "mean", "<=", 0.8),
+    ("greet_latency_p90", "mean", "<=", 1.5),
+    ("rung_within_percent", "mean", ">=", 98.0),
+    ("rung_within_percent", "worst", ">=", 95.0),
+    ("false_rings_per_hour", "mean", "<=", 0.1),
+    ("false_rings_per_hour", "worst", "<=", 0.3),
+)
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, str, float, float | None, bool]]:
+    """The acceptance targets: (score, mean|worst, op, target, value, passed)."""
+    rows = []
+    for key, where, op, target in TARGETS:
+        value = report.get(where, {}).get(key)
+        ok = value is not None and (value <= target if op == "<=" else value >= target)
+        rows.append((key, where, op, target, value, ok))
+    return rows
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -253,11 +314,35 @@ def markdown(report: dict[str, Any]) -> str:
             "these numbers are no longer an unbiased estimate.",
             "",
         ]
+    mode = report.get("mode", "passive")
+    lines += [
+        f"Mode **{mode}**: " + (
+            "the closed loop (`closed_loop.py`): the handoff policy speaks to the far end (Piper TTS), the person "
+            "hears it and reacts (reactive persons) or not (passive), the line may echo our words."
+            if mode == "interactive" else
+            "pre-rendered sessions: the person never hears the app (`--interactive` is the product's loop)."
+        ),
+        "",
+    ]
     rows = list(report["folds"].items())
     if not frozen:
         rows += [("**mean**", report["mean"]), ("**worst**", report["worst"])]
     rows.append(("all sessions pooled", report["overall"]))
-    lines += _table(rows)
+    columns = INTERACTIVE_COLUMNS if mode == "interactive" else COLUMNS
+    lines += _table(rows, columns=columns)
+    if not frozen:
+        lines += ["", "Acceptance targets:", "", "| score | over folds | target | value | |", "|---|---|---|---|---|"]
+        for key, where, op, target, value, ok in targets(report):
+            shown = "n/a" if value is None else f"{value:.2f}"
+            lines.append(f"| {key} | {where} | {op} {target} | {shown} | {'PASS' if ok else 'FAIL'} |")
+    for kind, block in report.get("by_person_kind", {}).items():
+        kind_rows = list(block["folds"].items())
+        if not frozen:
+            kind_rows += [("**mean**", block["mean"]), ("**worst**", block["worst"])]
+        kind_rows.append(("pooled", block["overall"]))
+        lines += ["", f"### {kind.capitalize()} persons (pickups only)", ""]
+        lines += _table(kind_rows, columns=[c for c in columns if c[0] not in
+                                             ("hold_hours", "false_rings_per_hour", "suspicions_per_hour", "lines_per_hour")])
     if not frozen:
         worst = ", ".join(f"{k}: {v}" for k, v in report["worst_fold"].items() if v)
         lines += ["", f"Worst fold per score: {worst}."]
@@ -282,7 +367,7 @@ def markdown(report: dict[str, Any]) -> str:
         frozen_groups = ", ".join(g for gs in plan["frozen"].values() for g in gs)
         lines += ["", f"Frozen (never in a fold; `--frozen` scores them): {frozen_groups}."]
     lines += ["", "## By condition (all folds pooled; a session counts under each condition it had)", ""]
-    lines += _table(list(report["by_condition"].items()), "condition")
+    lines += _table(list(report["by_condition"].items()), "condition", columns=columns)
     false = [(s["id"], e) for s in report["sessions"] for e in s["events"]
              if e["kind"] == "detected" and (s["onset"] is None or e["t"] < s["onset"])]
     lines += ["", f"## False rings ({len(false)})", ""]
@@ -366,8 +451,8 @@ def record_frozen(ledger_path: Path, plan: FoldPlan, report: dict[str, Any], pre
 # -- the whole run ------------------------------------------------------------------------------
 
 
-def results_stem(detector: str, *, frozen: bool, quick: bool) -> str:
-    stem = "detection-cv" + ("-frozen" if frozen else "")
+def results_stem(detector: str, *, frozen: bool, quick: bool, mode: str = "interactive") -> str:
+    stem = "detection-cv" + ("-frozen" if frozen else "") + ("-passive" if mode == "passive" else "")
     if detector != "pipeline":
         stem += f"-{detector}"
     return stem + ("-quick" if quick else "")
@@ -391,10 +476,23 @@ def run_cv(
     jobs: int = 2,
     out_dir: Path = RESULTS_DIR,
     progress: Callable[[int, int, CvResult], None] | None = None,
-    runner: Callable[[tuple[CvSpec, str]], CvResult] = _run_spec,
+    runner: Callable[[tuple[CvSpec, str]], CvResult] | None = None,
     with_dtmf: bool = True,
+    mode: str = "passive",
+    lines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     detector = detector or default_detector()
+    if runner is None:
+        if mode == "interactive":
+            if detector != "pipeline":
+                raise ValueError("the closed loop needs the pipeline (our_speech_started / far_end_speaking)")
+            if lines is None:
+                from bench.detection.closed_loop import render_lines
+
+                lines = render_lines()
+            runner = functools.partial(_run_interactive_spec, lines=lines)
+        else:
+            runner = _run_spec
     plan = plan_folds(manifest, folds)
     previous = 0
     ledger = out_dir / LEDGER
@@ -415,6 +513,7 @@ def run_cv(
         jobs=jobs,
         dtmf=dtmf,
         repeated_frozen=previous,
+        mode=mode,
     )
     if frozen:
         record_frozen(ledger, plan, report, previous)
@@ -429,7 +528,8 @@ def _base_corpus():
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = results_stem(report["detector"], frozen=report["scored"] == "frozen", quick=report["quick"])
+    stem = results_stem(report["detector"], frozen=report["scored"] == "frozen", quick=report["quick"],
+                        mode=report.get("mode", "passive"))
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(json.dumps(report, indent=1, default=str) + "\n")
     md_path.write_text(markdown(report))
@@ -448,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--compare", type=Path, default=None, metavar="OLD.json", help="per-fold deltas against a run")
+    loop = parser.add_mutually_exclusive_group()
+    loop.add_argument("--interactive", dest="mode", action="store_const", const="interactive",
+                      help="the closed loop: the app speaks, the far end reacts (the default; the acceptance run)")
+    loop.add_argument("--passive", dest="mode", action="store_const", const="passive",
+                      help="pre-rendered sessions: the person never hears the app")
+    parser.set_defaults(mode="interactive")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.again and not args.frozen:
@@ -479,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             out_dir=args.out,
             progress=None if args.quiet else progress,
+            mode=args.mode if (args.detector or default_detector()) == "pipeline" else "passive",
         )
     except FrozenRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)

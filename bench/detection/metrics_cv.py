@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 RING_WITHIN = 8.0
-EventKind = Literal["suspected", "detected", "retracted"]
+EventKind = Literal["suspected", "detected", "retracted", "said", "said_end", "stopped", "hangup"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,28 @@ def ring_latency(result: CvResult) -> float | None:
 def never_rung(result: CvResult, within: float = RING_WITHIN) -> bool:
     latency = ring_latency(result)
     return latency is None or latency > within
+
+
+def lost(result: CvResult) -> bool:
+    """The person hung up before the user was rung (closed loop only)."""
+    hangup = next((e.t for e in result.events if e.kind == "hangup"), None)
+    if hangup is None or result.human_onset is None:
+        return False
+    ring = _first(result, "detected")
+    return ring is None or ring.t > hangup
+
+
+def opener_latency(result: CvResult) -> float | None:
+    """From the first word to the first opener (greeting) we said after it (closed loop only)."""
+    if result.human_onset is None:
+        return None
+    said = next((e for e in result.events if e.kind == "said" and e.rule == "greeting" and e.t >= result.human_onset), None)
+    return None if said is None else said.t - result.human_onset
+
+
+def lines_said_in_hold(result: CvResult) -> int:
+    """Lines we said to the hold (before the first word, or in a pure hold): greeting recordings."""
+    return len(_before_person(result, "said"))
 
 
 def _before_person(result: CvResult, kind: EventKind) -> list[Event]:
@@ -138,6 +160,11 @@ HIGHER_IS_WORSE = {
     "never_rung_percent": True,
     "false_rings_per_hour": True,
     "suspicions_per_hour": True,
+    "rung_within_percent": False,
+    "lost_percent": True,
+    "opener_latency_median": True,
+    "opener_latency_p90": True,
+    "lines_per_hour": True,
     "retractions": True,
     "retractions_after_onset": True,
     "cpu_percent": True,
@@ -165,6 +192,9 @@ def fold_score(results: Iterable[CvResult]) -> dict[str, Any]:
     rings = sum(len(false_rings(r)) for r in results)
     suspicions = sum(len(false_suspicions(r)) for r in results)
     retracted = [retractions(r) for r in results]
+    opener = [x for x in (opener_latency(r) for r in pickups) if x is not None]
+    interactive = any(r.meta.get("mode") == "interactive" for r in results)
+    lines = sum(lines_said_in_hold(r) for r in results)
     windows: Counter[str] = Counter()
     for r in results:
         windows.update(r.windows)
@@ -184,6 +214,13 @@ def fold_score(results: Iterable[CvResult]) -> dict[str, Any]:
         "ring_latency_p90": percentile(ring, 90),
         "never_rung": sum(never_rung(r) for r in pickups),
         "never_rung_percent": 100.0 * sum(never_rung(r) for r in pickups) / len(pickups) if pickups else None,
+        "rung_within_percent": 100.0 - 100.0 * sum(never_rung(r) for r in pickups) / len(pickups) if pickups else None,
+        "lost": sum(lost(r) for r in pickups) if interactive else None,
+        "lost_percent": 100.0 * sum(lost(r) for r in pickups) / len(pickups) if pickups and interactive else None,
+        "opener_latency_median": percentile(opener, 50),
+        "opener_latency_p90": percentile(opener, 90),
+        "lines_said_in_hold": lines if interactive else None,
+        "lines_per_hour": lines / hold_hours if hold_hours and interactive else None,
         "false_rings": rings,
         "false_rings_per_hour": rings / hold_hours if hold_hours else None,
         "pickups_rung_before_onset": sum(bool(false_rings(r)) for r in pickups),

@@ -125,6 +125,9 @@ class CvSpec:
     speaker: str | None = None
     others: tuple[str, ...] = ()  # the fold's other speakers (babble)
     noise: tuple[str, ...] = ()  # the fold's noise groups (room noise recordings)
+    # The closed loop (``closed_loop.py``): persons who never react, sessions whose line echoes us.
+    passive_share: float = 0.15
+    echo_share: float = 0.4
 
 
 def fold_specs(
@@ -494,9 +497,15 @@ def _render_person(items: list[Item], rng: np.random.Generator) -> tuple[_Timeli
     voice_dbov = float(rng.uniform(*VOICE_DBOV))
     person.add(np.zeros(_n(rng.uniform(*LINE_OPEN_SECONDS))), AudioClass.SILENCE, "line-open")
     onset = person.length
-    item = items[int(rng.integers(len(items)))]
-    path = str(item.parts[0])
-    islands = _islands(path)
+    pick = int(rng.integers(len(items)))
+    # A few items of the wide corpus (game voice packs' non-verbal clips) hold no speech island:
+    # the next item of the group that does speaks instead (no extra draw: other sessions unchanged).
+    for step in range(len(items)):
+        item = items[(pick + step) % len(items)]
+        path = str(item.parts[0])
+        islands = _islands(path)
+        if islands:
+            break
     if not islands:
         raise ValueError(f"{item.id}: no speech found")
     speech_seconds = sum(e - s for s, e in islands) / RATE

@@ -205,6 +205,8 @@ def load_sources(source: str = "auto") -> Manifest:
     """``auto`` (the wide manifest when present, else base), ``base``, ``wide``, or a manifest path."""
     if source in ("auto", "wide"):
         path = wide_corpus_dir() / "manifest.json"
+        if not path.exists() and (wide_corpus_dir() / "full" / "manifest.json").exists():
+            path = wide_corpus_dir() / "full" / "manifest.json"  # the full tier, as fetch_corpus.py --wide lays it out
         if path.exists():
             return load_manifest(path)
         if source == "wide":
