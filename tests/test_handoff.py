@@ -31,16 +31,27 @@ def frames(policy: HandoffPolicy, start: float, seconds: float, speaking: bool) 
     return actions
 
 
-def test_a_suspicion_is_greeted_at_the_first_pause_not_over_the_words():
-    policy = HandoffPolicy(HandoffSettings(greet_after_quiet_seconds=0.4))
+def test_a_suspicion_is_greeted_at_once_and_again_at_a_pause_if_they_talked_on_over_it():
+    policy = HandoffPolicy(HandoffSettings(greet_after_quiet_seconds=0.4, yield_seconds=0.6, barge_in_seconds=0.3))
     assert frames(policy, 0.0, 0.5, True) == []
     policy.on_suspected(suspicion(0.5))
-    assert frames(policy, 0.5, 1.5, True) == []  # still talking: we wait
-    actions = frames(policy, 2.0, 1.0, False)
-    assert len(actions) == 1
-    t, action = actions[0]
-    assert action == Say(Line.GREETING, policy.settings.greeting)
-    assert t == pytest.approx(2.4, abs=FRAME)  # the pause has lasted greet_after_quiet_seconds
+    [(t, opener)] = frames(policy, 0.5, 0.02, True)
+    assert opener == Say(Line.GREETING, policy.settings.greeting) and t == pytest.approx(0.5)
+    # They talk on: after the time to hear us and stop (0.6 s), 0.3 s more of it stops us.
+    [(t, stop)] = frames(policy, 0.52, 1.5, True)
+    assert stop == Stop("the far end talks over us") and t == pytest.approx(0.5 + 0.6 + 0.3, abs=1.5 * FRAME)
+    policy.on_said(Line.GREETING, t)
+    assert frames(policy, 2.02, 1.0, True) == []  # still talking: we wait
+    [(t, again)] = frames(policy, 3.02, 1.0, False)
+    assert again.line is Line.GREETING and t == pytest.approx(3.02 + 0.4, abs=FRAME)
+
+
+def test_a_talker_who_stops_when_we_begin_is_not_talked_over():
+    policy = HandoffPolicy(HandoffSettings(yield_seconds=0.6, barge_in_seconds=0.3))
+    frames(policy, 0.0, 0.5, True)
+    policy.on_suspected(suspicion(0.5))
+    frames(policy, 0.5, 0.4, True)  # they finish their syllable...
+    assert frames(policy, 0.9, 1.5, False) == []  # ... and listen
     assert policy.speaking is Line.GREETING
 
 

@@ -172,9 +172,9 @@ class HumanSettings:
     fingerprint_seconds: float = 1.5  # the run's last stretch matched against known recordings
     # Two stages (see the module docstring): suspect fast, ring when sure.
     suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
-    reply_window_seconds: float = 3.0  # after our words end, a reply may begin this long
+    reply_window_seconds: float = 2.0  # after our words end, a reply may begin this long
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
-    yield_grace_seconds: float = 1.0  # a talker who hears us begin stops within this
+    yield_grace_seconds: float = 0.6  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
     # Quiet after suspected words with nothing coming back: someone waits. Longer than a music-on-hold
@@ -497,9 +497,17 @@ class HumanDetector:
         if run.frames_seen % s.decide_every_frames == 0:
             self._judge(run, t + FRAME_SECONDS)
 
-    def on_window(self, audio_class: AudioClass) -> None:
-        if audio_class == AudioClass.MUSIC:
-            self.on_hold = True
+    def on_window(self, audio_class: AudioClass, t_start: float | None = None, t_end: float | None = None) -> None:
+        """An analysis window's class. A whole window of music since the run's last word is music
+        coming back, however soft (soft music may lie under the quiet threshold of a loud voice)."""
+        if audio_class != AudioClass.MUSIC:
+            return
+        self.on_hold = True
+        run = self.run
+        # The whole window after the words: a window that still holds their tail may be called
+        # music for the loudness swing of a voice trailing off into a line floor.
+        if run is not None and t_start is not None and t_end is not None and t_start >= run.last_speech_t + 0.3:
+            self._announcement_over(t_end)
 
     def on_transcript(self, text: str, t_start: float, t_end: float) -> None:
         run = self.run
@@ -1136,6 +1144,7 @@ class HumanDetector:
     def _retract(self, run: _Run, t: float, why: str) -> None:
         run.suspected = False
         run.retracted = True
+        self._ours = None  # what we said was said to a recording: nothing after it answers it
         suspicion = self.suspicion
         self.suspicion = None
         self._out.append(

@@ -250,7 +250,7 @@ class AudioPipeline:
             dtmf=t_end - self._dtmf_t <= _TONE_MARK_SECONDS,
         )
         audio_class, confidence = classify_window(features, speech_share, tones, self._classifier)
-        self.human.on_window(audio_class)
+        self.human.on_window(audio_class, t_start, t_end)
         self._steady_music_dbov = float(np.median(frames.level_db)) if audio_class == AudioClass.MUSIC else None
         self._music_peak_dbov = features.peak_dbov
         if audio_class == AudioClass.SPEECH:

@@ -4,13 +4,14 @@ Two stages (``app.audio.human``): a **suspected** person is spoken to at once â€
 was a recording â€” and a **detected** one rings the user. Between them and after them, the app
 must never leave a person talking to silence:
 
-- a suspicion is greeted at the first pause in their words, in two lines: a short opener ("Hi,
-  thanks for picking up!"), which a person answers at once and a recording never does, and the
-  introduction ("I'm an automated assistant calling for Alex; I'm connecting them now, one
-  moment please") once they have answered or let a second pass;
+- a suspicion is greeted at once, in two lines: a short opener ("Hi, thanks for picking up!")
+  and the introduction ("I'm an automated assistant calling for Alex; I'm connecting them now,
+  one moment please") once they have answered or let a second pass. Speaking at once is also
+  the test: a person who hears us stops talking and then answers; a recording carries on;
+- our words are interruptible: a far end that goes on talking over them (not our echo) stops
+  them, and the opener is tried again at the next pause in their words;
 - when words on hold are followed by silence and nothing has decided, the app asks
   ("Hello? Are you there?");
-- our words are interruptible: a far end that talks over them (not our echo) stops them;
 - a retraction (music came back, the audio proved to be a recording) stops them too;
 - once the user's phone rings, a person who speaks and then waits is told we are connecting.
 
@@ -55,10 +56,11 @@ class HandoffSettings:
     probe: str = "Hello? Are you there?"
     hold_on: str = "Thank you for waiting. I'm connecting them now, one moment please."
     probe_enabled: bool = True
-    greet_after_quiet_seconds: float = 0.4  # the first pause in a suspected talker's words
+    greet_after_quiet_seconds: float = 0.4  # a pause in their words, to try the opener again
     intro_after_quiet_seconds: float = 1.0  # after the opener, when no answer came
     probe_after_quiet_seconds: float = 2.5  # words, then this long with nothing decided and nothing said
-    barge_in_seconds: float = 0.3  # the far end talking over us this long stops us
+    yield_seconds: float = 0.6  # a talker who hears us begin stops within this
+    barge_in_seconds: float = 0.3  # ... and one who talks on over us this long after it stops us
     lines_per_suspicion: int = 4  # opener, introduction and probes to one suspected talker
     probes_per_call: int = 6
     hold_on_after_quiet_seconds: float = 2.0  # while the user's phone rings
@@ -89,7 +91,7 @@ class HandoffPolicy:
     suspicion: HumanSuspected | None = None
     detected: HumanDetected | None = None
     connecting: bool = False  # the user's phone is ringing: keep the person on the line
-    greeted: bool = False  # the current suspicion has heard the opener
+    greeted: bool = False  # the current suspicion has heard the opener (or was talked over: retry)
     introduced: bool = False  # ... and the introduction
     lines_to_suspicion: int = 0
     probes: int = 0
@@ -99,6 +101,7 @@ class HandoffPolicy:
     _last_ours_t: float | None = None  # the end of our newest words
     _last_hold_on_t: float = -1e9
     _stop_sent: bool = False
+    _speaking_since: float = 0.0
 
     # -- what the detector decided ---------------------------------------------------------
 
@@ -124,7 +127,7 @@ class HandoffPolicy:
         self.connecting = True
         if not self.introduced and self.speaking is None:
             self.introduced = True
-            return self._say(Line.INTRO, self.settings.intro)
+            return self._say(Line.INTRO, self.settings.intro, self._last_words_t or 0.0)
         return []
 
     # -- what we said ----------------------------------------------------------------------
@@ -148,19 +151,24 @@ class HandoffPolicy:
         else:
             self._words_since = None
         if self.speaking is not None:
-            if self._words_since is not None and t - self._words_since >= s.barge_in_seconds:
+            # Talking over us counts once they have had the time to hear us and stop.
+            since = None if self._words_since is None else max(self._words_since, self._speaking_since + s.yield_seconds)
+            if since is not None and t - since >= s.barge_in_seconds:
+                if self.speaking is Line.GREETING:
+                    self.greeted = False  # they did not hear it: again at their next pause
                 return self._stop("the far end talks over us")
             return []
         quiet = self._quiet_for(t)
         if self.connecting:
             return self._hold_on(t, quiet)
-        if self.detected is not None or quiet is None:
+        if self.detected is not None or self.suspicion is None or self.lines_to_suspicion >= s.lines_per_suspicion:
             return []
-        if self.suspicion is None or self.lines_to_suspicion >= s.lines_per_suspicion:
-            return []
-        if not self.greeted and quiet >= s.greet_after_quiet_seconds:
+        first_try = self.lines_to_suspicion == 0
+        if not self.greeted and (first_try or (quiet is not None and quiet >= s.greet_after_quiet_seconds)):
             self.greeted = True
-            return self._say(Line.GREETING, s.greeting)
+            return self._say(Line.GREETING, s.greeting, t)
+        if quiet is None:
+            return []
         answered = self._last_words_t is not None and self._last_ours_t is not None and self._last_words_t > self._last_ours_t
         if (
             self.greeted
@@ -168,10 +176,10 @@ class HandoffPolicy:
             and quiet >= (s.greet_after_quiet_seconds if answered else s.intro_after_quiet_seconds)
         ):
             self.introduced = True
-            return self._say(Line.INTRO, s.intro)
+            return self._say(Line.INTRO, s.intro, t)
         if s.probe_enabled and quiet >= s.probe_after_quiet_seconds and self.probes < s.probes_per_call:
             self.probes += 1
-            return self._say(Line.PROBE, s.probe)
+            return self._say(Line.PROBE, s.probe, t)
         return []
 
     def _hold_on(self, t: float, quiet: float | None) -> list[Action]:
@@ -187,7 +195,7 @@ class HandoffPolicy:
         ):
             self.hold_ons += 1
             self._last_hold_on_t = t
-            return self._say(Line.HOLD_ON, s.hold_on)
+            return self._say(Line.HOLD_ON, s.hold_on, t)
         return []
 
     def _quiet_for(self, t: float) -> float | None:
@@ -197,8 +205,9 @@ class HandoffPolicy:
         since = max(self._last_words_t, self._last_ours_t or self._last_words_t)
         return t - since
 
-    def _say(self, line: Line, text: str) -> list[Action]:
+    def _say(self, line: Line, text: str, t: float) -> list[Action]:
         self.speaking = line
+        self._speaking_since = t
         if line is not Line.HOLD_ON:
             self.lines_to_suspicion += 1
         return [Say(line, text)]
