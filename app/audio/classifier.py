@@ -46,8 +46,12 @@ def classify_window(
     speech_share: float,
     tones: ToneState,
     settings: ClassifierSettings = ClassifierSettings(),
+    window_speech_share: float = 0.0,
 ) -> tuple[AudioClass, float]:
-    """Base class of a window: SILENCE, RINGING, BUSY, SIT, DTMF, MUSIC or SPEECH."""
+    """Base class of a window: SILENCE, RINGING, BUSY, SIT, DTMF, MUSIC or SPEECH.
+
+    ``speech_share`` is the share of Silero's speech steps in the window's newest second,
+    ``window_speech_share`` in the whole window."""
     if tones.sit:
         return AudioClass.SIT, 0.95
     if tones.dtmf:
@@ -64,6 +68,11 @@ def classify_window(
     depth_margin = (features.loudness_std_db - settings.speech_min_loudness_std_db) / 4.0
     if speech_share >= _NOT_SPEECH_SHARE and pitch_margin > 0 and depth_margin > 0:
         return AudioClass.SPEECH, _confidence(min(pitch_margin, depth_margin), 1.0)
+    if window_speech_share >= _SPEECH_SHARE and pitch_margin > 0:
+        # Words earlier in the window trailing into a pause: the swing of a voice dying away,
+        # not music (no held notes). Calling it music would end a talker's turn as "music came
+        # back" and count silence as hold music.
+        return AudioClass.SPEECH, 0.6
     if features.flatness > settings.music_max_flatness:
         # Neither held notes nor speech: a noise floor, not music.
         return AudioClass.SILENCE, _confidence(features.flatness - settings.music_max_flatness, 0.25)

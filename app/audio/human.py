@@ -133,6 +133,12 @@ SOFT_ONSET_STEP_DB = 8.0
 TONALITY_FRAMES = 25
 # What is quiet is judged against the loudest frame of the last 2 s.
 VOICE_MEMORY_FRAMES = 100
+# Held notes: the harmonic steadiness of music (the classifier's line between speech and music).
+MUSIC_MIN_STEADINESS = 0.12
+# Far-end speech counts as the talker's (talking over us, a reply) at this level, and no more
+# than this far under the loudest frame of the talker's words.
+FOREGROUND_MIN_DBOV = -50.0
+FOREGROUND_BELOW_PEAK_DB = 15.0
 # Floors of announcements remembered per call (two per announcement: its lead-in's, its pauses').
 RECORDING_FLOORS_KEPT = 16
 
@@ -172,8 +178,10 @@ class HumanSettings:
     fingerprint_seconds: float = 1.5  # the run's last stretch matched against known recordings
     # Two stages (see the module docstring): suspect fast, ring when sure.
     suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
-    reply_window_seconds: float = 2.0  # after our words end, a reply may begin this long
+    reply_window_seconds: float = 1.2  # after our words end, a reply begins within this (people answer in 0.2-0.7 s)
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
+    reply_max_seconds: float = 4.0  # an answer ends within this; a recording talks on
+    reply_end_quiet_seconds: float = 0.7  # ... and waits for us (longer than music takes to show it is back)
     yield_grace_seconds: float = 0.6  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
@@ -253,7 +261,7 @@ class _Run:
     repeat: Match | None = None
     recording_phrase: str | None = None
     human_phrase: str | None = None
-    replied_to_us: bool = False
+    answer_started_t: float | None = None  # words that began as ours ended (see ``_answered_us``)
     line_cue: bool = False  # a line cue (live floor, gate) fired on this run
     suspected: bool = False  # a HumanSuspected stands for this run
     retracted: bool = False  # ... was withdrawn by a veto: not again before a new utterance
@@ -447,7 +455,7 @@ class HumanDetector:
         speech = speech_prob >= SPEECH_PROB
         ours = self._ours
         if speech and ours is not None and ours.t_end is None and t >= ours.t_start + s.yield_grace_seconds:
-            ours.talked_over += 1
+            ours.talked_over += int(level >= self.foreground_min_dbov())
         run = self.run
         if run is None:
             if not speech:
@@ -484,8 +492,9 @@ class HumanDetector:
                     self._announcement_over(t)
                     return
                 run.loud_since_speech = 0  # a loud line's own floor in a pause: the talker is still there
+                run.quiet_since = run.quiet_since or t  # ... and quiet, for what waits on quiet
             if run.quiet_since is not None and t - self._quiet_from(run) >= s.run_end_quiet_seconds:
-                self._end_run(remember=not self.decided, t=t, why="the words stopped and nothing followed")
+                self._end_run(remember=False, t=t, why="the words stopped and nothing followed")
                 return
         if self.decided:
             return
@@ -507,7 +516,7 @@ class HumanDetector:
         # The whole window after the words: a window that still holds their tail may be called
         # music for the loudness swing of a voice trailing off into a line floor.
         if run is not None and t_start is not None and t_end is not None and t_start >= run.last_speech_t + 0.3:
-            self._announcement_over(t_end)
+            self._announcement_over(t_end, "music came back (a window of it)")
 
     def on_transcript(self, text: str, t_start: float, t_end: float) -> None:
         run = self.run
@@ -520,6 +529,12 @@ class HumanDetector:
         human = HUMAN_PHRASES.search(text)
         if human:
             run.human_phrase = human.group(0)
+
+    def foreground_min_dbov(self) -> float:
+        """Speech this loud is the talker's own, not voices behind them (a call centre's babble
+        lies well under the agent's voice)."""
+        run = self.run
+        return FOREGROUND_MIN_DBOV if run is None else max(FOREGROUND_MIN_DBOV, run.peak_dbov - FOREGROUND_BELOW_PEAK_DB)
 
     def our_speech_started(self, t: float) -> None:
         """The app began to say something into the call at stream time ``t``."""
@@ -612,8 +627,11 @@ class HumanDetector:
                     and self._talker_pause(run, pause_start, voice_start)
                 )
                 talker = run
+                pause_t = t - (len(run.levels) - 1 - pause_start) * FRAME_SECONDS
                 run = self._new_utterance(run, t, pause_start, voice_start)
-                turn = turn and run is talker  # a new line's first words answer no one on it
+                # A new line's first words answer no one on it; a pause we filled with our own
+                # words is the reply rule's (what follows it answers us, or carries on regardless).
+                turn = turn and run is talker and not self._we_spoke_since(pause_t)
                 onset_t = t - (len(run.levels) - 1 - run.utterance_start) * FRAME_SECONDS if run is talker else run.onset_t
                 to_us = self._to_us(onset_t)
                 if turn or to_us:
@@ -629,9 +647,26 @@ class HumanDetector:
         replied = reply is not None and run.speech_frames - reply.speech_frames_at_start
         if reply is not None and replied * FRAME_SECONDS >= s.reply_min_speech_seconds:
             run.turns += int(reply.turn)
-            run.replied_to_us = run.replied_to_us or reply.to_us
+            if reply.to_us:
+                run.answer_started_t = t - replied * FRAME_SECONDS
             run.reply = None
         return run
+
+    def _we_spoke_since(self, t: float) -> bool:
+        ours = self._ours
+        return ours is not None and (ours.t_end is None or ours.t_end > t)
+
+    def _answered_us(self, run: _Run, t: float) -> bool:
+        """Words that began as ours ended have ended in their turn: a pause that waits for us
+        (no music back: the run goes on), after at most ``reply_max_seconds`` of them. A person
+        answers and waits; a recording that happened to resume after our words talks on."""
+        s = self.settings
+        if run.answer_started_t is None:
+            return False
+        if run.last_speech_t - run.answer_started_t > s.reply_max_seconds:
+            run.answer_started_t = None  # a monologue, not an answer
+            return False
+        return run.quiet_since is not None and t - run.last_speech_t >= s.reply_end_quiet_seconds
 
     def _pause_before_word(self, run: _Run, level: float) -> tuple[int, int] | None:
         """(first quiet frame, first loud frame) of the pause this speech frame ends, if it is a
@@ -666,7 +701,7 @@ class HumanDetector:
                 new.peak_dbov = max(new.peak_dbov, run.levels[i])
             del run.spectra[pause_start:]  # the earlier talker's recording ends before the pause
             # No retraction: the new talker may be the person, and is suspected on their own.
-            self._end_run(remember=not self.decided)
+            self._end_run(remember=False)  # only music coming back proves a recording
             new.prior_floor_dbov = prior_floor
             new.split_from_run = True
             self.run = new
@@ -744,12 +779,12 @@ class HumanDetector:
             self._pending_gap.clear()
             self._loud_after_gap = 0
 
-    def _announcement_over(self, t: float) -> None:
+    def _announcement_over(self, t: float, why: str = "music came back") -> None:
         self.announcements += 1
         run = self.run
         if run is not None:
             self._learn_recording_floors(run)
-        self._end_run(remember=True, t=t, why="music came back")
+        self._end_run(remember=True, t=t, why=why)
 
     def _learn_recording_floors(self, run: _Run) -> None:
         """Remember the floors an announcement that has just ended might pass off as a line's:
@@ -1054,7 +1089,7 @@ class HumanDetector:
             "turn_taking": run.turns > 0,
             "waiting_for_reply": self._waiting(run, quiet_for, s.waiting_seconds),
             "transcript": run.human_phrase is not None,
-            "reply": run.replied_to_us,
+            "reply": self._answered_us(run, t),
         }
         run.line_cue = run.line_cue or cues["live_floor"] or cues["gated_line"]
         evidence = {
@@ -1127,10 +1162,16 @@ class HumanDetector:
         return None
 
     def _line_noise_since_words(self, run: _Run) -> bool:
-        """The loud sound since the last word is one steady noise (a loud line, a fan, a busy
-        room), not music coming back: music has notes and changes."""
+        """The loud sound since the last word is not music coming back: a noise (a loud line,
+        a fan, a busy room, rain) has no tonal peaks, and a voice Silero does not hear glides
+        where music holds its notes."""
         count = run.loud_since_speech
-        return self._steady_noise(np.array(run.levels[-count:]), np.array(run.spectra[-count:])) is not None
+        spectra = np.array(run.spectra[-count:])
+        if self._noise_like(spectra)[0]:
+            return True
+        frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
+        features, _ = analyse_window(frames, self.sample_rate)
+        return features.harmonic_steadiness < MUSIC_MIN_STEADINESS
 
     def _vetoes(self, run: _Run) -> list[str]:
         """What speaks for a recording and keeps a suspicion from being raised or made sure."""

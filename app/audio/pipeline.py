@@ -49,6 +49,8 @@ _BATCH_FRAMES = 4
 _LISTEN_DROP_DB = 12.0
 _LISTEN_RISE_DB = 10.0
 _LISTEN_SECONDS = 3.0
+# A frame this quiet is the line's floor, what our echo covers up.
+LINE_FLOOR_MAX_DBOV = -40.0
 
 
 class AudioPipeline:
@@ -83,7 +85,8 @@ class AudioPipeline:
         self._echo = EchoMonitor()
         self.echo_frames = 0  # frames taken for our own words coming back
         self.far_end_speaking = False  # the newest analysed frame is far-end speech (not our echo)
-        # The newest frame that was not our echo: what an echo frame is replaced with.
+        # The newest quiet frame that was not our echo: what an echo frame is replaced with (a
+        # loud one, music or a word Silero missed, repeated would pass for music coming back).
         self._line_frame: tuple[float, np.ndarray, float] | None = None
         self._pending = np.zeros(0, dtype=np.int16)
         self._clock = StreamClock(sample_rate, self._frame)
@@ -183,8 +186,8 @@ class AudioPipeline:
             else:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
                 probs[i] = 0.0
-            self.far_end_speaking = bool(probs[i] >= SPEECH_PROB)
-            if not echo and probs[i] < SPEECH_PROB:
+            self.far_end_speaking = bool(probs[i] >= SPEECH_PROB and features.level_db[i] >= self.human.foreground_min_dbov())
+            if not echo and probs[i] < SPEECH_PROB and features.level_db[i] < LINE_FLOOR_MAX_DBOV:
                 self._line_frame = (float(features.level_db[i]), features.spectrum[i], float(features.zcr[i]))
             for decision in self.human.push_frame(
                 frame_t, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
@@ -249,7 +252,8 @@ class AudioPipeline:
             sit=t_end - self._sit_t <= _TONE_MARK_SECONDS,
             dtmf=t_end - self._dtmf_t <= _TONE_MARK_SECONDS,
         )
-        audio_class, confidence = classify_window(features, speech_share, tones, self._classifier)
+        window_share = float(np.mean(probs >= SPEECH_PROB)) if len(probs) else 0.0
+        audio_class, confidence = classify_window(features, speech_share, tones, self._classifier, window_share)
         self.human.on_window(audio_class, t_start, t_end)
         self._steady_music_dbov = float(np.median(frames.level_db)) if audio_class == AudioClass.MUSIC else None
         self._music_peak_dbov = features.peak_dbov

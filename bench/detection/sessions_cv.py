@@ -56,6 +56,8 @@ from bench.detection.folds import FoldPlan
 from bench.detection.sources import Item, Manifest, load_sources
 
 CvKind = Literal["pickup", "pure_hold"]
+# A person's clip must be words: this share of its speech islands' Silero steps is speech.
+WORDS_MIN_SPEECH_SHARE = 0.33
 
 # Sessions per fold (the full benchmark) and their lengths.
 PICKUPS_PER_FOLD = 40
@@ -200,6 +202,20 @@ def _islands(path: str) -> tuple[tuple[int, int], ...]:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
+def _speaks(path: str) -> bool:
+    """Silero calls at least a third of the clip's speech islands speech: words, not a grunt."""
+    from app.audio.vad import SileroStream
+
+    audio = _audio(path)
+    islands = _islands(path)
+    stream = SileroStream()
+    probs = np.array(stream.push(audio.astype(np.int16)))
+    step = 256
+    inside = [p for i, p in enumerate(probs) if any(a <= i * step < b for a, b in islands)]
+    return bool(inside) and float(np.mean(np.array(inside) >= 0.5)) >= WORDS_MIN_SPEECH_SHARE
+
+
 def _active_dbov(path: str) -> float:
     return active_level_dbov(_audio(path))
 
@@ -498,13 +514,14 @@ def _render_person(items: list[Item], rng: np.random.Generator) -> tuple[_Timeli
     person.add(np.zeros(_n(rng.uniform(*LINE_OPEN_SECONDS))), AudioClass.SILENCE, "line-open")
     onset = person.length
     pick = int(rng.integers(len(items)))
-    # A few items of the wide corpus (game voice packs' non-verbal clips) hold no speech island:
-    # the next item of the group that does speaks instead (no extra draw: other sessions unchanged).
+    # A few items of the wide corpus (game voice packs' grunts, shouts and laughs) hold no words:
+    # the next item of the group that does speaks instead (no extra draw: other sessions
+    # unchanged). A person who picks up speaks words.
     for step in range(len(items)):
         item = items[(pick + step) % len(items)]
         path = str(item.parts[0])
         islands = _islands(path)
-        if islands:
+        if islands and _speaks(path):
             break
     if not islands:
         raise ValueError(f"{item.id}: no speech found")
