@@ -671,6 +671,17 @@ def _add_utterance(
     """
     audio = library.audio(ref)
     islands = library.islands(ref)
+    start, end = utterance_span(audio, islands, first_island, seconds)
+    gain = _gain(library.active_dbov(ref), level_dbov)
+    timeline.add(audio[start:end] * gain, AudioClass.LIVE_HUMAN, ref)
+    return _Utterance(ref, start, end, next((i for i, (s, _) in enumerate(islands) if s >= end), 0))
+
+
+def utterance_span(
+    audio: np.ndarray, islands: tuple[tuple[int, int], ...], first_island: int, seconds: float
+) -> tuple[int, int]:
+    """(start, end) samples of whole stretches of speech from ``first_island`` on, until about
+    ``seconds`` are filled; a talk with no real pause is cut at its quietest moment."""
     start = islands[first_island][0]
     last = first_island
     while last + 1 < len(islands) and islands[last][1] - start < seconds * RATE:
@@ -682,9 +693,7 @@ def _add_utterance(
     if end - target > _samples(LONGEST_OVERRUN_SECONDS):
         # Talk without a real pause (a radio amateur's over): cut at its quietest moment.
         end = _quietest_sample(audio, target, target + _samples(LONGEST_OVERRUN_SECONDS))
-    gain = _gain(library.active_dbov(ref), level_dbov)
-    timeline.add(audio[start:end] * gain, AudioClass.LIVE_HUMAN, ref)
-    return _Utterance(ref, start, end, next((i for i, (s, _) in enumerate(islands) if s >= end), 0))
+    return start, end
 
 
 def _quietest_sample(pcm: np.ndarray, start: int, stop: int) -> int:

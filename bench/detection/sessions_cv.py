@@ -44,13 +44,13 @@ from bench.detection.dataset import (
     RATE,
     Session,
     _click,
-    _quietest_sample,
     _Timeline,
     active_level_dbov,
     frame_levels_dbov,
     line_noise,
     speech_islands,
     telephone,
+    utterance_span,
 )
 from bench.detection.folds import FoldPlan
 from bench.detection.sources import Item, Manifest, load_sources
@@ -105,8 +105,6 @@ SECOND_UTTERANCE_CHANCE = 0.6
 REPLY_PAUSE_SECONDS = (0.8, 2.5)
 VOICE_DBOV = (-30.0, -18.0)
 HUMAN_FLOORS_DBOV = (-66.0, -62.0, -56.0, -50.0)
-UTTERANCE_TAIL_SECONDS = 0.1
-LONGEST_OVERRUN_SECONDS = 2.0
 BABBLE_CLIP_SECONDS = 8.0
 
 CONDITIONS_STREAM = 11
@@ -553,16 +551,7 @@ def _utterance(
     """Whole stretches of speech from ``first_island`` until ``seconds`` are filled (dataset.py's rule)."""
     audio = _audio(path)
     islands = _islands(path)
-    start = islands[first_island][0]
-    last = first_island
-    while last + 1 < len(islands) and islands[last][1] - start < seconds * RATE:
-        last += 1
-    end = min(islands[last][1] + _n(UTTERANCE_TAIL_SECONDS), len(audio))
-    if last + 1 < len(islands):
-        end = min(end, islands[last + 1][0])
-    target = start + _n(seconds)
-    if end - target > _n(LONGEST_OVERRUN_SECONDS):
-        end = _quietest_sample(audio, target, target + _n(LONGEST_OVERRUN_SECONDS))
+    start, end = utterance_span(audio, islands, first_island, seconds)
     timeline.add(audio[start:end] * _gain(_active_dbov(path), level_dbov), AudioClass.LIVE_HUMAN, item.id)
     return end, next((i for i, (s, _) in enumerate(islands) if s >= end), 0)
 
