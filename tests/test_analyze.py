@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.analyze import Span, timeline
+from app.analyze import Span, run_analyze, timeline
 from app.audio.types import AudioClass, Classification
 from app.cli import main
 from bench.detection.dataset import render, session_specs
@@ -168,3 +169,25 @@ def test_json_names_every_tone_kind_the_hold_and_both_stages_of_the_person(tmp_p
 def _json_run_pipeline(path: Path, capsys) -> list[dict]:
     assert main(["analyze", str(path), "--json", "--detector", "pipeline"]) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.corpus
+@pytest.mark.timeout(240)
+def test_json_runs_to_the_end_on_every_file_of_the_wide_corpus_sample():
+    """Announcements in many voices and languages, music of many kinds, people, noise: every
+    file of the sample tier (scripts/bootstrap fetches it) is analysed to its end, one valid JSON
+    object per line, the last window near the end of the file."""
+    from bench.corpus import fetch
+
+    root = fetch.ensure_wide_corpus("sample")
+    items = fetch.load_manifest("sample")["items"]
+    assert {item["kind"] for item in items} >= {"announcement", "music", "speech"}
+    for item in items:
+        path = root / item["path"]
+        out = io.StringIO()
+        assert run_analyze(path, as_json=True, detector="pipeline", stdout=out) == 0, item["id"]
+        records = [json.loads(line) for line in out.getvalue().splitlines()]
+        windows = [r for r in records if "class" in r]
+        assert all(set(r) in (WINDOW_KEYS, EVENT_KEYS) for r in records), item["id"]
+        if item["seconds"] >= 3.5:
+            assert windows and windows[-1]["t"] >= item["seconds"] - 0.6, item["id"]
