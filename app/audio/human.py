@@ -133,8 +133,6 @@ SOFT_ONSET_STEP_DB = 8.0
 TONALITY_FRAMES = 25
 # What is quiet is judged against the loudest frame of the last 2 s.
 VOICE_MEMORY_FRAMES = 100
-# Held notes: the harmonic steadiness of music (the classifier's line between speech and music).
-MUSIC_MIN_STEADINESS = 0.12
 # Far-end speech counts as the talker's (talking over us, a reply) at this level, and no more
 # than this far under the loudest frame of the talker's words.
 FOREGROUND_MIN_DBOV = -50.0
@@ -1153,25 +1151,15 @@ class HumanDetector:
             return "waiting_for_reply"
         # No words since (a loud line's floor is not quiet, but it is no word either), and the
         # run goes on: music coming back would have ended it.
-        if (
-            t - run.last_speech_t >= s.long_wait_seconds
-            and run.speech_frames * FRAME_SECONDS >= s.long_wait_min_speech_seconds
-            and run.last_speech_t - run.onset_t <= s.max_waiting_run_seconds
-        ):
+        if t - run.last_speech_t >= s.long_wait_seconds and run.speech_frames * FRAME_SECONDS >= s.long_wait_min_speech_seconds:
             return "long_wait"
         return None
 
     def _line_noise_since_words(self, run: _Run) -> bool:
         """The loud sound since the last word is not music coming back: a noise (a loud line,
-        a fan, a busy room, rain) has no tonal peaks, and a voice Silero does not hear glides
-        where music holds its notes."""
+        a fan, a busy room, rain) has no tonal peaks."""
         count = run.loud_since_speech
-        spectra = np.array(run.spectra[-count:])
-        if self._noise_like(spectra)[0]:
-            return True
-        frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
-        features, _ = analyse_window(frames, self.sample_rate)
-        return features.harmonic_steadiness < MUSIC_MIN_STEADINESS
+        return self._noise_like(np.array(run.spectra[-count:]))[0]
 
     def _vetoes(self, run: _Run) -> list[str]:
         """What speaks for a recording and keeps a suspicion from being raised or made sure."""
