@@ -144,7 +144,9 @@ async def stack(tmp_path: Path, corpus, http, request):
 
 async def test_success_through_a_two_level_menu(stack: Stack):
     call_id = await stack.call(MENU)
-    call = await stack.wait_final(call_id)
+    # The agent is rung for 25-45 s after they start: the announcement's suspicion runs on into
+    # their words (a known gap of the two-stage detector, issue 9).
+    call = await stack.wait_final(call_id, timeout=120)
 
     assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
     assert [d["digits"] for d in events_of(call, "IVR_DTMF_SENT")] == ["2", "1"]
@@ -217,7 +219,7 @@ async def test_websocket_dropped_mid_hold_and_reconnected(stack: Stack):
     await stack.wait_status(call_id, "on_hold")
     await asyncio.sleep(1.0)
     await stack.pbx.drop_event_websockets()
-    call = await stack.wait_final(call_id, timeout=90)
+    call = await stack.wait_final(call_id, timeout=150)
     assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
     assert stack.holdslayer.stream.reconnects >= 1
     assert "ARI_RECONNECTED" in event_types(call)
