@@ -211,6 +211,36 @@ def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
     assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
 
 
+def test_a_long_answer_rings_once_its_talker_waits_longer_than_a_recording_pauses():
+    """"Thanks for calling, this is Dana, can I have your account number?" runs past the short
+    answer's 4 s; it answers us all the same once the talker waits 2 s for us. The pauses
+    between its sentences (under a second, as a recording's are) ring nothing."""
+    rng = np.random.default_rng(11)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(2.0, -75.0, rng)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(2.0))])
+    detector = HumanDetector(lenient)
+    feed(detector, before, before_probs)
+    detector.our_speech_started(7.0)
+    feed(detector, telephone(noise(1.6, -75.0, rng)), np.zeros(frames_of(1.6)), t0=6.8)
+    detector.our_speech_ended(8.4)
+
+    sentences, sentence_probs = [noise(0.4, -75.0, rng)], [np.zeros(frames_of(0.4))]
+    for _ in range(3):  # 3 x 2.2 s of words with 0.5 s pauses: 7.6 s, twice the short answer's
+        sentences += [voiced(2.2, rng), noise(0.5, -75.0, rng)]
+        sentence_probs += [np.ones(frames_of(2.2)), np.zeros(frames_of(0.5))]
+    answer = telephone(np.concatenate(sentences))
+    decisions = feed(detector, answer, np.concatenate(sentence_probs), t0=8.4, everything=True)
+    assert not [d for d in decisions if type(d).__name__ == "HumanDetected"], "rung in a pause between sentences"
+
+    wait = telephone(noise(2.0, -75.0, rng))
+    decisions = feed(detector, wait, np.zeros(frames_of(2.0)), t0=8.4 + len(answer) / RATE, everything=True)
+    detected = [d for d in decisions if type(d).__name__ == "HumanDetected"]
+    assert [d.evidence["rule"] for d in detected] == ["reply"]
+    words_end = 8.4 + (len(answer) / RATE) - 0.5
+    assert 1.9 <= detected[0].t - words_end <= 2.3, detected[0].t
+
+
 # -- fingerprints -----------------------------------------------------------------------------
 
 

@@ -180,6 +180,10 @@ class HumanSettings:
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
     reply_max_seconds: float = 4.0  # an answer ends within this; a recording talks on
     reply_end_quiet_seconds: float = 0.7  # ... and waits for us (longer than music takes to show it is back)
+    # A longer answer ("thanks for calling, this is Dana, can I have your account number?") must
+    # wait longer: a recording's sentences pause for under a second and music comes back after.
+    long_answer_max_seconds: float = 15.0
+    long_answer_quiet_seconds: float = 2.0
     yield_grace_seconds: float = 0.6  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
@@ -656,15 +660,19 @@ class HumanDetector:
 
     def _answered_us(self, run: _Run, t: float) -> bool:
         """Words that began as ours ended have ended in their turn: a pause that waits for us
-        (no music back: the run goes on), after at most ``reply_max_seconds`` of them. A person
-        answers and waits; a recording that happened to resume after our words talks on."""
+        (no music back: the run goes on), ``reply_end_quiet_seconds`` after at most
+        ``reply_max_seconds`` of them, ``long_answer_quiet_seconds`` after a longer answer. A
+        person answers and waits; a recording that happened to resume after our words talks on,
+        or pauses briefly between its sentences."""
         s = self.settings
         if run.answer_started_t is None:
             return False
-        if run.last_speech_t - run.answer_started_t > s.reply_max_seconds:
+        answer_seconds = run.last_speech_t - run.answer_started_t
+        if answer_seconds > s.long_answer_max_seconds:
             run.answer_started_t = None  # a monologue, not an answer
             return False
-        return run.quiet_since is not None and t - run.last_speech_t >= s.reply_end_quiet_seconds
+        quiet = s.reply_end_quiet_seconds if answer_seconds <= s.reply_max_seconds else s.long_answer_quiet_seconds
+        return run.quiet_since is not None and t - run.last_speech_t >= quiet
 
     def _pause_before_word(self, run: _Run, level: float) -> tuple[int, int] | None:
         """(first quiet frame, first loud frame) of the pause this speech frame ends, if it is a

@@ -15,7 +15,9 @@ The voice speaks 22.05 kHz; its output is resampled to 8 kHz with a Kaiser-windo
 low-pass (``app.speech.types.resample``), so nothing above 3.8 kHz folds back into the band.
 Sentences are joined with a short pause. Inference runs on ``threads`` onnxruntime threads
 (1 by default); one synthesis at a time per voice (espeak-ng, which turns text into phonemes,
-keeps global state).
+keeps global state). The voice samples noise (prosody, durations); its random source is
+seeded (``seed``), so a process says the same lines in the same order with the same audio: a
+benchmark run or a test is repeatable, and a line cached by one process sounds like another's.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class PiperSettings:
     length_scale: float | None = None
     sentence_pause: float = 0.25
     cache_size: int = 256
+    seed: int | None = 0  # onnxruntime's random ops (None: a new seed per process)
 
 
 def bundled_voice_path() -> Path:
@@ -116,6 +119,9 @@ class PiperTts(CachedTts):
             from piper import PiperVoice
             from piper.config import PiperConfig
 
+            if self.settings.seed is not None:
+                # Read when the random kernels are created, with the session below.
+                onnxruntime.set_seed(self.settings.seed)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.settings.threads
             options.inter_op_num_threads = 1
