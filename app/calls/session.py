@@ -582,6 +582,10 @@ class CallSession:
                 case Outcome.ACTED:
                     return None
                 case Outcome.HOLD:
+                    # Music, or an announcement the navigator knew for the queue's: the menus
+                    # are over, and whoever speaks next may be the person (who may pick up
+                    # before any music plays).
+                    self._hold_heard = True
                     return step.conditions.get("on_hold")
                 case Outcome.HUMAN:
                     return step.conditions.get("on_human")
