@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.audio.types import HumanDetected, HumanSuspected
-from bench.detection.closed_loop import FRAME, FarEnd, Person, run_interactive_session
+from app.corpus import load_audio
+from bench.detection.closed_loop import FRAME, FarEnd, Person, _speaker_source, run_interactive_session
 from bench.detection.metrics_cv import fold_score, greet_latency, lost, opener_latency, ring_latency
+from bench.detection.sources import Item
 
 RATE = 8000
 
@@ -234,3 +237,23 @@ def test_the_loop_greets_at_once_and_rings_on_the_reply():
     assert ring_latency(result) < 8.0 and not lost(result)
     assert opener_latency(result) == greeting.t - 1.0
     assert result.meta["end"] == "rung"
+
+
+@pytest.mark.corpus
+def test_a_person_whose_recording_is_short_goes_on_with_the_speakers_others_and_never_replays_it(corpus):
+    """A person never says the same audio twice: once their clip is used up, their answers come
+    from the speaker's other recordings (the detector rightly retracts a replay as a recording)."""
+    paths = [corpus.resolve(ref) for ref in ("speech:kristoff.raw", "speech:vk5qi.wav", "speech:cq_ref.raw")]
+    items = [Item(id=f"speaker-{i}", kind="speech", group="speaker:test", parts=(path,)) for i, path in enumerate(paths)]
+    source, islands = _speaker_source(items, items[0])
+    first = load_audio(paths[0]).astype(np.float64)
+    assert np.array_equal(source[: len(first)], first)
+    assert len(source) > len(first) + 5 * RATE and islands[-1][1] > len(first)
+
+    person = Person(source, islands, 1.0, [], 0, np.random.default_rng(0), reactive=True)
+    takes = [person._take(2.0) for _ in range(4)]  # more than the first clip holds
+    for i, take in enumerate(takes):
+        assert np.sqrt(np.mean(take**2)) > 300, "words, not a gap"
+        for earlier in takes[:i]:
+            n = min(len(take), len(earlier))
+            assert not np.array_equal(take[:n], earlier[:n]), "a replay of an earlier answer"

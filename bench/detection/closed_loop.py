@@ -483,7 +483,7 @@ def render_interactive(spec, manifest=None) -> FarEnd:
         )
         item = next(i for i in speaker_items if i.id == person_meta["utterances"][0]["item"])
         path = str(item.parts[0])
-        source, islands = sc._audio(path), sc._islands(path)
+        source, islands = _speaker_source(speaker_items, item)
         gain = sc._gain(sc._active_dbov(path), person_meta["voice_dbov"])
         scripted, next_island = _scripted(person_tl, person_meta, line_open, islands)
         person = Person(source, islands, gain, scripted, next_island, irng, reactive=person_kind == "reactive")
@@ -557,6 +557,36 @@ def _pickup_hold(spec, hold, rng):
         count = _n(rng.uniform(*sc.TAIL_SECONDS))
         tail = hold.bed(count / RATE) * np.linspace(1.0, 0.0, count) ** 2
     return timeline, tail, {"context": context, "transition": transition, "hold_end": round(hold_end, 3)}
+
+
+SPEAKER_SOURCE_MAX_SECONDS = 120.0
+
+
+def _speaker_source(items, first) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """What the person may say: their first recording, then the speaker's others that hold words
+    (at its level, after a short gap), up to ``SPEAKER_SOURCE_MAX_SECONDS``. A person never says
+    the same audio twice; a source of one short clip that wrapped would replay it, and the
+    detector rightly takes a replay for a recording."""
+    from bench.detection import sessions_cv as sc
+
+    first_path = str(first.parts[0])
+    level = sc._active_dbov(first_path)
+    start = next(i for i, item in enumerate(items) if item.id == first.id)
+    gap = np.zeros(_n(0.5))
+    parts: list[np.ndarray] = []
+    islands: list[tuple[int, int]] = []
+    offset = 0
+    for step in range(len(items)):
+        path = str(items[(start + step) % len(items)].parts[0])
+        if step and not (sc._islands(path) and sc._speaks(path)):
+            continue
+        audio = sc._audio(path) * (1.0 if step == 0 else sc._gain(sc._active_dbov(path), level))
+        islands += [(offset + a, offset + b) for a, b in sc._islands(path)]
+        parts += [audio, gap]
+        offset += len(audio) + len(gap)
+        if offset >= _n(SPEAKER_SOURCE_MAX_SECONDS):
+            break
+    return np.concatenate(parts), tuple(islands)
 
 
 def _scripted(person_tl, person_meta, line_open, islands):
