@@ -241,6 +241,26 @@ def test_a_long_answer_rings_once_its_talker_waits_longer_than_a_recording_pause
     assert 1.9 <= detected[0].t - words_end <= 2.3, detected[0].t
 
 
+def test_voices_behind_the_talker_in_a_pause_are_not_music_coming_back_and_the_holds_own_music_is():
+    """In the pause after a talker's words, loud tonal sound that is not speech ends the run as
+    music coming back only if it is the hold's music (its spectral shape, or held notes): the
+    voices of a busy room have neither, and the talker is still there."""
+    rng = np.random.default_rng(12)
+
+    def pause_after_words(pause: np.ndarray) -> HumanDetector:
+        detector = HumanDetector(HumanSettings(long_wait_seconds=1e9, waiting_seconds=1e9, run_end_quiet_seconds=1e9))
+        detector.on_window(AudioClass.MUSIC)  # on hold
+        hold = melody(6.0, -24.0)
+        pcm = telephone(np.concatenate([hold, voiced(1.5, rng), pause]))
+        probs = np.concatenate([np.zeros(frames_of(6.0)), np.ones(frames_of(1.5)), np.zeros(frames_of(len(pause) / RATE))])
+        feed(detector, pcm, probs)
+        return detector
+
+    room = sum(voiced(2.0, np.random.default_rng(seed), dbov=-36.0)[::-1] for seed in (1, 2, 3))  # voices behind
+    assert pause_after_words(room).announcements == 0
+    assert pause_after_words(melody(2.0, -24.0)).announcements == 1
+
+
 # -- fingerprints -----------------------------------------------------------------------------
 
 

@@ -99,6 +99,7 @@ every ``check_every_frames`` (half as often while one holds) and at every new ut
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -133,6 +134,16 @@ SOFT_ONSET_STEP_DB = 8.0
 TONALITY_FRAMES = 25
 # What is quiet is judged against the loudest frame of the last 2 s.
 VOICE_MEMORY_FRAMES = 100
+# Held notes: the harmonic steadiness of music (the classifier's line between speech and music).
+MUSIC_MIN_STEADINESS = 0.12
+# The hold's own sound as a spectral shape (band levels around their mean), learned from loud
+# frames outside speech while on hold. Sound in a pause that has this shape is the music coming
+# back, even without held notes (electronic music, pads); a busy room or voices behind the
+# talker, which have no held notes either, do not have it.
+HOLD_SHAPE_EDGES_HZ = np.geomspace(250.0, 3500.0, 13)
+HOLD_SHAPE_MIN_DBOV = -45.0
+HOLD_SHAPE_LEARN = 0.01  # per frame: the last few seconds of music weigh most
+HOLD_SHAPE_MIN_CORRELATION = 0.85
 # Far-end speech counts as the talker's (talking over us, a reply) at this level, and no more
 # than this far under the loudest frame of the talker's words.
 FOREGROUND_MIN_DBOV = -50.0
@@ -408,6 +419,26 @@ def floor_start(levels: np.ndarray, steady_db: float) -> int:
     return i
 
 
+@functools.lru_cache(maxsize=8)
+def _band_matrix(bins: int, sample_rate: int) -> np.ndarray:
+    """bins x bands: which band (``HOLD_SHAPE_EDGES_HZ``) each FFT bin adds to."""
+    band = np.digitize(np.fft.rfftfreq(2 * (bins - 1), 1.0 / sample_rate), HOLD_SHAPE_EDGES_HZ) - 1
+    bands = len(HOLD_SHAPE_EDGES_HZ) - 1
+    return (band[:, None] == np.arange(bands)[None, :]).astype(np.float64)
+
+
+def band_levels_db(spectra: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Band levels (dB, around their mean) of the mean power spectrum of ``spectra`` (frames x bins)."""
+    power = np.atleast_2d(spectra).mean(axis=0)
+    levels = 10 * np.log10(power @ _band_matrix(len(power), sample_rate) + 1e-9)
+    return levels - levels.mean()
+
+
+def shape_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return 0.0 if denominator == 0.0 else float(np.dot(a, b) / denominator)
+
+
 class HumanDetector:
     """Fuses the cues into HUMAN_SUSPECTED / HUMAN_RETRACTED and one HUMAN_DETECTED per hold
     (see the module docstring)."""
@@ -421,6 +452,7 @@ class HumanDetector:
         # The floors of announcements heard on this call (music came back after them): the PBX's
         # recordings, often all from one studio, on the hold's own path.
         self._recording_floors: deque[float] = deque(maxlen=RECORDING_FLOORS_KEPT)
+        self._hold_shape: np.ndarray | None = None  # the hold music's band levels (``band_levels_db``)
         self._pending_gap: list[float] = []  # quiet frames not yet known to belong to the hold
         self._loud_after_gap = 0
         self.decided = False
@@ -462,6 +494,8 @@ class HumanDetector:
         if run is None:
             if not speech:
                 self._observe_gap(level)
+                if self.on_hold and level >= HOLD_SHAPE_MIN_DBOV:
+                    self._learn_hold_shape(spectrum)
                 self._recent.append((level, spectrum, zcr))
                 return
             run = self.run = self._start_run(t, level)
@@ -1163,11 +1197,27 @@ class HumanDetector:
             return "long_wait"
         return None
 
+    def _learn_hold_shape(self, spectrum: np.ndarray) -> None:
+        shape = band_levels_db(spectrum, self.sample_rate)
+        if self._hold_shape is None:
+            self._hold_shape = shape
+        else:
+            self._hold_shape += HOLD_SHAPE_LEARN * (shape - self._hold_shape)
+
     def _line_noise_since_words(self, run: _Run) -> bool:
         """The loud sound since the last word is not music coming back: a noise (a loud line,
-        a fan, a busy room, rain) has no tonal peaks."""
+        a fan, a busy room, rain) has no tonal peaks; voices behind the talker have tonal peaks
+        but neither the hold music's spectral shape nor its held notes."""
         count = run.loud_since_speech
-        return self._noise_like(np.array(run.spectra[-count:]))[0]
+        spectra = np.array(run.spectra[-count:])
+        if self._noise_like(spectra)[0]:
+            return True
+        if self._hold_shape is not None:
+            if shape_correlation(band_levels_db(spectra, self.sample_rate), self._hold_shape) >= HOLD_SHAPE_MIN_CORRELATION:
+                return False
+        frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
+        features, _ = analyse_window(frames, self.sample_rate)
+        return features.harmonic_steadiness < MUSIC_MIN_STEADINESS
 
     def _vetoes(self, run: _Run) -> list[str]:
         """What speaks for a recording and keeps a suspicion from being raised or made sure."""
