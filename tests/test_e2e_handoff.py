@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 NUMBER = "5551099"
 ANNOUNCEMENTS_ONLY = "5551098"
+SILENT_QUEUE = "5551097"
 SCENARIOS = yaml.safe_load(
     f"""
 - name: Handoff Test Co
@@ -41,6 +42,24 @@ SCENARIOS = yaml.safe_load(
       greeting: [prompt:hello]
       replies:
         - {{audio: [speech:cq_ref.raw], wait_for_speech: true, after_seconds: 30}}
+- name: Silent Queue Co
+  number: "{SILENT_QUEUE}"
+  ring_seconds: 1
+  start: queue
+  nodes:
+    queue:
+      kind: hold
+      music: silence:1
+      seconds: 10
+      announcements:
+        - {{at_seconds: 0, audio: ["tts:Thank you for calling QuickFix Appliance Repair. All of our technicians are helping other customers. Please stay on the line."]}}
+      next: agent
+    agent:
+      kind: agent
+      pickup_gap_seconds: 6
+      greeting: ["tts[flite:slt]:Hi, this is Dana."]
+      replies:
+        - {{audio: ["tts[flite:slt]:Yes, hi. How can I help you?"], wait_for_speech: true, after_seconds: 30}}
 - name: Endless Queue Co
   number: "{ANNOUNCEMENTS_ONLY}"
   ring_seconds: 1
@@ -106,6 +125,21 @@ async def test_the_person_is_greeted_and_their_answer_rings_the_user(stack: Stac
     assert human["t"] > greeting["t"], "decided on what came after our words"
     company = next(c for c in stack.pbx.company_calls if c.number == NUMBER)
     assert company.agent_heard_seconds >= 1.0, "the agent heard the greeting"
+
+
+@pytest.mark.timeout(120)
+async def test_a_person_on_a_queue_with_no_music_is_greeted_and_rung(stack: Stack):
+    """A queue announcement, then silence, then the person: no music is ever heard. The navigator
+    knew the announcement for the queue's, so the hold has begun and whoever speaks may be the
+    person."""
+    call_id = await stack.call(SILENT_QUEUE)
+    call = await stack.wait_final(call_id, timeout=90.0)
+
+    assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
+    types = event_types(call)
+    assert "HOLD_DETECTED" not in types
+    assert types.index("HUMAN_SUSPECTED") < types.index("AGENT_GREETED") < types.index("HUMAN_DETECTED")
+    assert events_of(call, "HUMAN_DETECTED")[0]["evidence"]["rule"] == "reply"
 
 
 @pytest.mark.timeout(180)
