@@ -144,8 +144,8 @@ async def stack(tmp_path: Path, corpus, http, request):
 
 async def test_success_through_a_two_level_menu(stack: Stack):
     call_id = await stack.call(MENU)
-    # The agent is rung for 25-45 s after they start: the announcement's suspicion runs on into
-    # their words (a known gap of the two-stage detector, issue 9).
+    # This scripted agent talks over our greeting and never answers our probe: only the long
+    # wait after their words rings the user, up to ~40 s after they start (issue 9).
     call = await stack.wait_final(call_id, timeout=120)
 
     assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
