@@ -77,7 +77,7 @@ def test_the_opener_is_followed_by_the_introduction_at_once_when_answered_else_a
 
 
 def test_after_the_introduction_silence_brings_the_probe():
-    policy = HandoffPolicy(HandoffSettings(probe_after_quiet_seconds=2.5))
+    policy = HandoffPolicy(HandoffSettings(probe_after_quiet_seconds=2.5, intro_after_quiet_seconds=1.0))
     frames(policy, 0.0, 1.0, True)
     policy.on_suspected(suspicion(0.5))
     [(_, greeting)] = frames(policy, 1.0, 1.0, False)

@@ -211,6 +211,26 @@ def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
     assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
 
 
+def test_an_answer_after_a_wait_longer_than_the_voice_memory_on_a_loud_line_is_a_reply():
+    """A loud headset line (floor -37 dBov, AGC) under a talker who speaks, lets us speak for
+    2.6 s and answers with a soft first syllable: the floor is still a pause next to the voice
+    heard before it, so the answer is new words that answer ours (not the old words going on)."""
+    rng = np.random.default_rng(21)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -37.0, rng), voiced(1.0, rng, dbov=-12.0)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0))])
+    detector = HumanDetector(lenient)
+    feed(detector, before, before_probs)
+    detector.our_speech_started(6.3)
+    feed(detector, telephone(noise(2.6, -37.0, rng)), np.zeros(frames_of(2.6)), t0=6.3)  # they listen
+    detector.our_speech_ended(8.9)
+    soft_onset = np.concatenate([voiced(0.04, rng, dbov=-22.0), voiced(1.0, rng, dbov=-12.0)])
+    answer = telephone(np.concatenate([noise(0.5, -37.0, rng), soft_onset, noise(1.5, -37.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(0.5)), np.ones(frames_of(1.04)), np.zeros(frames_of(1.5))])
+    decisions = feed(detector, answer, probs, t0=8.9, everything=True)
+    assert [d.evidence["rule"] for d in decisions if type(d).__name__ == "HumanDetected"] == ["reply"]
+
+
 def test_a_long_answer_rings_once_its_talker_waits_longer_than_a_recording_pauses():
     """"Thanks for calling, this is Dana, can I have your account number?" runs past the short
     answer's 4 s; it answers us all the same once the talker waits 2 s for us. The pauses

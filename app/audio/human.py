@@ -284,6 +284,7 @@ class _Run:
     last_word_index: int = -1  # index of the newest loud speech frame (Silero's hangover is not a word)
     prior_floor_dbov: float | None = None  # the floor of the earlier run's pauses it split from
     split_from_run: bool = False  # began as a new channel after a pause in an earlier run
+    voice: deque[float] = field(default_factory=lambda: deque(maxlen=VOICE_MEMORY_FRAMES))  # newest speech frames' levels
 
     def add(self, level: float, spectrum: np.ndarray, zcr: float) -> None:
         self.levels.append(level)
@@ -298,6 +299,13 @@ class _Run:
         """Quiet next to the voice heard lately (an announcement earlier in the run may have been
         louder than the person speaking now)."""
         return quiet_max_dbov(max(self.levels[-VOICE_MEMORY_FRAMES:], default=-120.0))
+
+    @property
+    def pause_max_dbov(self) -> float:
+        """Quiet between words: next to the voice of the talker's latest words, however long ago
+        (a pause longer than the voice memory is still a pause: a loud line's floor under a talker
+        who waits for our answer must not turn into a word when the memory runs out)."""
+        return max(self.quiet_max_dbov, quiet_max_dbov(max(self.voice, default=-120.0)))
 
     def inner_closures(self) -> int:
         """Pauses between words that a gate made: digital silence entered *and* left at speech
@@ -674,8 +682,9 @@ class HumanDetector:
                     run.reply = _Reply(run.speech_frames, turn=turn, to_us=to_us)
         run.speech_frames += 1
         run.last_speech_index = len(run.levels) - 1
-        if level >= run.quiet_max_dbov:
+        if level >= run.pause_max_dbov:
             run.last_word_index = run.last_speech_index
+        run.voice.append(level)
         run.last_speech_t = t + FRAME_SECONDS
         run.quiet_since = None
         run.loud_since_speech = 0
@@ -713,7 +722,7 @@ class HumanDetector:
         loud frame that ends one. The pause is measured from the last loud frame of a word:
         Silero's verdict trails a word into the quiet after it, and may flicker on in a pause;
         and it is late on a new word, whose first loud frames come before it."""
-        quiet_max = run.quiet_max_dbov
+        quiet_max = run.pause_max_dbov
         stop = run.last_word_index + 1
         if level < quiet_max or stop == 0 or stop >= len(run.levels) - 1:
             return None

@@ -57,7 +57,7 @@ class HandoffSettings:
     hold_on: str = "Thank you for waiting. I'm connecting them now, one moment please."
     probe_enabled: bool = True
     greet_after_quiet_seconds: float = 0.4  # a pause in their words, to try the opener again
-    intro_after_quiet_seconds: float = 1.0  # after the opener, when no answer came
+    intro_after_quiet_seconds: float = 1.5  # after the opener, when no answer came (people answer in 0.2-1.2 s)
     probe_after_quiet_seconds: float = 2.5  # words, then this long with nothing decided and nothing said
     yield_seconds: float = 0.6  # a talker who hears us begin stops within this
     barge_in_seconds: float = 0.3  # ... and one who talks on over us this long after it stops us
