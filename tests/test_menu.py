@@ -614,3 +614,18 @@ def test_otherwise_after_a_callback_offer_is_not_its_label():
     )
     assert keys_and_labels(menu) == [("1", "receive a call back instead of waiting")]
     assert menu.options[0].kind is OptionKind.CALLBACK and menu.is_hold_message
+
+
+@pytest.mark.parametrize(
+    ("transcript", "stays"),
+    [
+        ("To pay your bill, press 1. For anything else, please stay on the line.", True),
+        ("For billing, press 1. For all other questions, please hold for the next available agent.", True),
+        ("Please enter your account number. If you don't know it, please hold.", True),
+        ("For billing, press 1. For repairs, press 2.", False),
+        ("For billing, press 1. Please hold while we connect you.", False),
+        ("All of our agents are busy. Please stay on the line.", False),  # a hold message, not a menu
+    ],
+)
+def test_a_menu_that_reaches_a_person_by_waiting_says_so(transcript, stays):
+    assert parse_menu(transcript, trailing_silence_seconds=4.0).stay_on_line is stays

@@ -161,9 +161,9 @@ async def test_a_menu_is_answered_only_once_it_is_over_and_transcribed():
 
 
 async def test_a_guess_waits_until_the_menu_has_surely_ended():
-    # Nothing fits "cancel my service": the fallback (a person) is a guess, made only after 3 s of quiet.
+    # Nothing fits a letter: the fallback (a person) is a guess, made only after 3 s of quiet.
     script = [Speech("For billing, press 1. For sales, press 2. For an operator, press 0.", 0.5, 5.0)]
-    nav, host, _ = navigation(script, intent="cancel my service")
+    nav, host, _ = navigation(script, intent="a question about a letter I got")
     await nav.listen(listen_step(), timeout=30.0)
     sent = host.of(EventType.IVR_DTMF_SENT)
     assert host.sent == ["0"] and sent[0]["navigator"] == "offline"

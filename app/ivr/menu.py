@@ -79,6 +79,7 @@ class Menu:
     open_question: bool = False  # a speech menu: "briefly tell me why you're calling"
     invalid_input: bool = False  # "that is not a valid option", "sorry, I didn't understand"
     sounds_human: bool = False  # "hi, this is Dana, how can I help you?"
+    stay_on_line: bool = False  # "for anything else, please stay on the line": waiting reaches a person
     text: str = ""  # the transcript, normalised (lower case, no accents)
 
     def option_for_key(self, key: str) -> MenuOption | None:
@@ -454,6 +455,12 @@ _OPERATOR = re.compile(
     r"\b(?:representatives?|operators?|agents?|associates?|advocates?|attendants?|receptionists?|person|someone|"
     r"somebody|human|customer\s+(?:service|care|support)|member\s+of\s+our\s+(?:team|staff)|live\s+\w+)\b"
 )
+# A menu's way to a person with no key: "for anything else, stay on the line", "or hold for the
+# next available agent", "if you don't know it, please hold" (not "please hold while we connect you").
+_STAY_ON_LINE = re.compile(
+    r"\b(?:stay|remain)\s+on\s+the\s+line\b|\bhold\s+for\s+(?:the|a|an|our|your)\b|"
+    r"\bplease\s+hold\b(?!\s+(?:while|as|during))|\bwait\s+for\s+a\s+(?:person|representative|agent)\b"
+)
 _KEEP_HOLDING = re.compile(
     r"\b(?:continue|keep|remain|stay)\s+(?:holding|waiting|on\s+hold|in\s+(?:the\s+)?(?:queue|line))\b"
 )
@@ -731,6 +738,7 @@ def parse_menu(transcript: str, trailing_silence_seconds: float | None = None) -
         open_question=open_question,
         invalid_input=invalid,
         sounds_human=sounds_human,
+        stay_on_line=bool(options or requests) and bool(_STAY_ON_LINE.search(text)),
         text=text,
     )
 

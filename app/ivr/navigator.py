@@ -58,6 +58,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
+from app.ivr.meaning import MeaningModel, load_meaning_model, similarities
 from app.ivr.menu import GIVE_UP_SILENCE_SECONDS, Menu, MenuOption, OptionKind, parse_menu, same_menu
 from app.ivr.vault import NEVER_ENTER_FIELDS, describe_field, question_for
 
@@ -420,6 +423,8 @@ def intent_language(intent: str) -> str:
 
 
 MATCH_THRESHOLD = 0.45  # match_score at which an option counts as the intent's
+MEANING_THRESHOLD = 0.2  # cosine at which an option no word rule matched fits (tuned by industry-grouped CV)
+KEYWORD_WEIGHT = 0.1  # x match_score (at most 2), added to the cosine
 MENU_WAIT_SECONDS = 2.0  # a menu still being read: listen a little longer
 PROMPT_WAIT_SECONDS = 5.0  # nothing to act on yet (greeting, "please listen carefully")
 WAIT_THROUGH_SECONDS = 10.0  # let the menu time out once: many then route to an operator
@@ -531,10 +536,16 @@ class OfflineNavigator:
         match_threshold: float = MATCH_THRESHOLD,
         max_hearings: int = MAX_HEARINGS,
         budget_seconds: float = NAVIGATION_BUDGET_SECONDS,
+        meaning: MeaningModel | None | Literal["auto"] = "auto",
+        meaning_threshold: float = MEANING_THRESHOLD,
+        keyword_weight: float = KEYWORD_WEIGHT,
     ) -> None:
         self.match_threshold = match_threshold
         self.max_hearings = max_hearings
         self.budget_seconds = budget_seconds
+        self.meaning = load_meaning_model() if meaning == "auto" else meaning
+        self.meaning_threshold = meaning_threshold
+        self.keyword_weight = keyword_weight
 
     async def decide(self, ctx: NavigationContext) -> Decision:
         return self.decide_now(ctx)
@@ -637,18 +648,35 @@ class OfflineNavigator:
             callback = next((o for o in options if o.kind is OptionKind.CALLBACK), None)
             if callback is not None:
                 return self._select(callback, "the user asked for a callback", 0.85)
-        scored = [
-            (match_score(ctx.intent, o.label or o.spoken or ""), -index, o)
-            for index, o in enumerate(options)
+        candidates = [
+            o for o in options
             if o.kind is OptionKind.TOPIC or (o.kind is OptionKind.OPERATOR and _names_this_person(ctx.intent, o))
-        ]
-        if not scored:
+        ]  # fmt: skip
+        if not candidates:
             return None
+        if self.meaning is not None:
+            return self._choose_by_meaning(ctx.intent, candidates)
+        scored = [(match_score(ctx.intent, o.label or o.spoken or ""), -index, o) for index, o in enumerate(candidates)]
         score, _, best = max(scored, key=lambda item: (item[0], item[1]))
         if score < self.match_threshold:
             return None
         confidence = min(0.95, 0.45 + 0.3 * score)
         return self._select(best, f'"{best.label}" fits the intent', confidence)
+
+    def _choose_by_meaning(self, intent: str, candidates: list[MenuOption]) -> Decision | None:
+        """The option closest in meaning to the intent: sentence embeddings with the word rules'
+        score added. When no option shares the intent's words, the closest must be close
+        (``meaning_threshold``): a request no department fits goes the way to a person."""
+        assert self.meaning is not None
+        labels = [o.label or o.spoken or "" for o in candidates]
+        cosines = similarities(self.meaning, intent, labels)
+        words = np.array([match_score(intent, label) for label in labels])
+        scores = cosines + self.keyword_weight * np.minimum(words, 2.0)
+        best = int(np.argmax(scores))
+        if words.max() < self.match_threshold and cosines[best] < self.meaning_threshold:
+            return None
+        confidence = float(np.clip(0.45 + 0.6 * scores[best], 0.45, 0.95))
+        return self._select(candidates[best], f'"{candidates[best].label}" is closest in meaning ({cosines[best]:.2f})', confidence)
 
     def _answer_open_question(self, ctx: NavigationContext, seen: _SeenHere) -> Decision | None:
         if not ctx.menu.open_question:
@@ -671,6 +699,8 @@ class OfflineNavigator:
             option = next((o for o in menu.options_of_kind(kind) if not self._tried(o, seen)), None)
             if option is not None:
                 return self._select(option, f"{why}: {reason}", confidence)
+        if menu.stay_on_line and not seen.waited_through:
+            return self._decision(Wait(WAIT_THROUGH_SECONDS), f"{why}: the menu says to stay on the line", 0.5)
         zero = menu.option_for_key("0")
         if zero is not None and zero.kind is OptionKind.TOPIC and not self._tried(zero, seen):
             return self._select(zero, f"{why}: 0, usually a person", 0.4)
