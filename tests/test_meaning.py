@@ -93,3 +93,16 @@ def test_the_asterisk_demo_menu_by_meaning(model, corpus):
     assert decide("I would like to leave a message for accounting", OfflineNavigator(meaning=model), main_menu).action == PressDigits("3")
     assert decide("I want to become a reseller of your products", OfflineNavigator(meaning=model), main_menu).action == PressDigits("1")
     assert decide("talk to a customer advocate about my bill", OfflineNavigator(meaning=model), main_menu).action == PressDigits("2")
+
+
+def test_a_caller_who_asks_for_a_person_goes_to_a_department_only_when_it_plainly_fits(model):
+    realty = (
+        "Thanks for calling Keystone Realty. For rental listings, say rentals or press 1. "
+        "For property management, say management or press 2."
+    )
+    navigator = OfflineNavigator(meaning=model)
+    decision = decide("Talk to someone about selling my house", navigator, realty)
+    assert decision.action != PressDigits("2") and decision.reason.startswith("nothing in this menu fits"), decision
+    # the topic alone is near enough for a caller who did not ask for a person
+    assert decide("selling my house", navigator, realty).action == PressDigits("2")
+    assert decide("talk to someone about renting an apartment", navigator, realty).action == PressDigits("1")

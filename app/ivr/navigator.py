@@ -414,6 +414,14 @@ def wants_callback(intent: str) -> bool:
     return "g:callback" in concepts(intent)
 
 
+def wants_person(intent: str) -> bool:
+    """ "Talk to someone about selling my house": a person first, the topic only if it is clear."""
+    return "g:operator" in concepts(intent) or bool(_PERSON_REQUEST.search(intent.lower()))
+
+
+_PERSON_REQUEST = re.compile(r"\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:someone|somebody|a\s+(?:real\s+)?(?:person|human))\b")
+
+
 def intent_language(intent: str) -> str:
     """ "es" when the intent is in Spanish or asks for Spanish, else "en"."""
     words = set(re.findall(r"[a-z]+", unicodedata.normalize("NFKD", intent.lower()).encode("ascii", "ignore").decode()))
@@ -424,6 +432,7 @@ def intent_language(intent: str) -> str:
 
 MATCH_THRESHOLD = 0.45  # match_score at which an option counts as the intent's
 MEANING_THRESHOLD = 0.2  # cosine at which an option no word rule matched fits (tuned by industry-grouped CV)
+PERSON_MEANING_THRESHOLD = 0.45  # ... when the intent asks for a person ("talk to someone about ...")
 KEYWORD_WEIGHT = 0.1  # x match_score (at most 2), added to the cosine
 MENU_WAIT_SECONDS = 2.0  # a menu still being read: listen a little longer
 PROMPT_WAIT_SECONDS = 5.0  # nothing to act on yet (greeting, "please listen carefully")
@@ -673,7 +682,9 @@ class OfflineNavigator:
         words = np.array([match_score(intent, label) for label in labels])
         scores = cosines + self.keyword_weight * np.minimum(words, 2.0)
         best = int(np.argmax(scores))
-        if words.max() < self.match_threshold and cosines[best] < self.meaning_threshold:
+        # A caller who asks for a person goes to a department only when it plainly fits.
+        threshold = PERSON_MEANING_THRESHOLD if wants_person(intent) else self.meaning_threshold
+        if words.max() < self.match_threshold and cosines[best] < threshold:
             return None
         confidence = float(np.clip(0.45 + 0.6 * scores[best], 0.45, 0.95))
         return self._select(candidates[best], f'"{candidates[best].label}" is closest in meaning ({cosines[best]:.2f})', confidence)
