@@ -278,8 +278,40 @@ def markdown(rep: dict[str, Any], meta: dict[str, Any]) -> str:
         f"| **worst** ({rep['worst_industry']}) | | {rep['worst_correct_percent']:.1f}% | | |",
         f"| pooled | {rep['requests']} | {rep['pooled_correct_percent']:.1f}% | | |",
         "",
+        f"Decision time, cold (the model embeds the request and every option of the menu, as for a menu heard "
+        f"for the first time), one thread: median {meta['decision_ms_median']} ms, p90 {meta['decision_ms_p90']} ms, "
+        f"max {meta['decision_ms_max']} ms over {meta['decisions']} decisions. Memory the navigator added to a "
+        f"process that runs onnxruntime already (as the app does for Silero VAD): its model loaded and run: {meta['memory_added_mb']} MB.",
+        "",
     ]
     return "\n".join(lines)
+
+
+class Timed:
+    """A navigator that times each decision, cold: the model's vector cache is emptied first, so
+    every decision embeds its request and all of the menu's options (a menu heard for the first time)."""
+
+    def __init__(self, navigator: Any) -> None:
+        self.navigator = navigator
+        self.name = navigator.name
+        self.seconds: list[float] = []
+
+    async def decide(self, ctx: NavigationContext) -> Any:
+        cache = getattr(self.navigator.meaning, "_cache", None)
+        if cache is not None:
+            cache.clear()
+        started = time.perf_counter()
+        decision = await self.navigator.decide(ctx)
+        self.seconds.append(time.perf_counter() - started)
+        return decision
+
+
+def rss_mb() -> float:
+    """This process's resident memory (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,9 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     from app.ivr.navigator import OfflineNavigator
 
     menus = [m for m in load_corpus() if (m.industry in FROZEN_INDUSTRIES) == args.frozen]
+    import onnxruntime  # noqa: F401 - the app loads it for Silero VAD in any case: not the navigator's cost
+
+    before_mb = rss_mb()
     navigator = OfflineNavigator(meaning=None) if args.rules_only else OfflineNavigator()
+    timed = Timed(navigator)
     started = time.monotonic()
-    outcomes = asyncio.run(run(navigator, menus))
+    outcomes = asyncio.run(run(timed, menus))
+    model_mb = rss_mb() - before_mb
     rep = report(outcomes)
     import subprocess
 
@@ -305,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "split": "frozen" if args.frozen else "development (all but the frozen)",
         "wall_seconds": round(time.monotonic() - started, 1),
+        "decisions": len(timed.seconds),
+        "decision_ms_median": round(1000 * statistics.median(timed.seconds), 2),
+        "decision_ms_p90": round(1000 * sorted(timed.seconds)[int(0.9 * len(timed.seconds))], 2),
+        "decision_ms_max": round(1000 * max(timed.seconds), 2),
+        "memory_added_mb": round(model_mb, 1),
     }
     stem = "navigation-menus" + ("-frozen" if args.frozen else "") + ("-rules" if args.rules_only else "")
     args.out.mkdir(parents=True, exist_ok=True)
