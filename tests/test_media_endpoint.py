@@ -340,6 +340,16 @@ async def test_silence_fills_the_timeline_when_the_far_end_stops_sending(endpoin
     assert [f.arrival for f in frames] == pytest.approx([1000.02, 1000.04])
 
 
+async def test_frames_received_and_not_read_are_taken_at_once_and_the_end_is_kept(endpoint, peer):
+    peer.send(endpoint, *(rtp(seq) for seq in range(100, 104)))
+    await until(lambda: endpoint.stats.received == 4)
+    assert seqs(endpoint.take_unread()) == [100, 101, 102, 103]
+    assert endpoint.take_unread() == []  # nothing twice
+    await endpoint.close()
+    assert endpoint.take_unread() == []
+    assert [f async for f in endpoint.frames()] == []  # the end marker is still there for a reader
+
+
 async def test_slow_reader_loses_the_oldest_frames_not_the_newest(clock, peer, monkeypatch):
     monkeypatch.setattr(endpoint_module, "_MAX_UNREAD_FRAMES", 5)
     ep = await RtpEndpoint.open("127.0.0.1", 0, 0, clock=clock)

@@ -295,7 +295,10 @@ class CallSession:
         except _Finish as finish:
             outcome = finish
         except _CompanyGone:
-            outcome = self._company_gone_outcome()
+            # Audio that arrived before the hang-up may not be heard yet (a busy event loop): a
+            # special information tone in it says why the company went away.
+            self._hear_what_arrived()
+            outcome = self._sit_outcome() or self._company_gone_outcome()
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()
             outcome = _Finish(CallStatus.CANCELLED, EndReason.CANCELLED, "cancelled")
@@ -376,10 +379,15 @@ class CallSession:
         self._cancel_detail = detail
         self._notify()
 
+    def _sit_outcome(self) -> _Finish | None:
+        if self._sit is None:
+            return None
+        cause = str(self._sit.detail.get("cause", "unknown"))
+        return _Finish(CallStatus.FAILED, _SIT_REASONS.get(cause, EndReason.CONGESTION), f"special information tone: {cause}")
+
     def _check_interrupts(self) -> None:
-        if self._sit is not None:
-            cause = str(self._sit.detail.get("cause", "unknown"))
-            raise _Finish(CallStatus.FAILED, _SIT_REASONS.get(cause, EndReason.CONGESTION), f"special information tone: {cause}")
+        if (sit := self._sit_outcome()) is not None:
+            raise sit
         if self._cancel_detail is not None:
             if self._connected:  # the user already talked to the agent: that is a success
                 raise _Finish(CallStatus.COMPLETED, EndReason.BRIDGED, self._cancel_detail)
@@ -473,6 +481,12 @@ class CallSession:
         directory.mkdir(parents=True, exist_ok=True)
         self._recording_path = directory / f"{self.call_id}.wav"
         self._recorder = StreamingWavWriter(self._recording_path, SAMPLE_RATE)
+
+    def _hear_what_arrived(self) -> None:
+        endpoint = self._endpoints.get(self._active_source)
+        if endpoint is not None:
+            for frame in endpoint.take_unread():
+                self._hear(frame.pcm)
 
     async def _consume_audio(self, source: str, endpoint: RtpEndpoint) -> None:
         async for frame in endpoint.frames():

@@ -219,6 +219,17 @@ class RtpEndpoint:
                 return
             yield frame
 
+    def take_unread(self) -> list[Frame]:
+        """The frames received and not read yet, at once (the call is ending: hear what came)."""
+        frames: list[Frame] = []
+        while not self._unread.empty():
+            frame = self._unread.get_nowait()
+            if frame is None:
+                self._unread.put_nowait(None)
+                break
+            frames.append(frame)
+        return frames
+
     def record_to(self, path: str | Path) -> None:
         """Write the received audio, from now until close(), to a 16-bit 8 kHz WAV file.
 
