@@ -49,6 +49,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -206,19 +207,33 @@ def key_word_confusions(reference: str, heard: str) -> Counter[tuple[str, str]]:
     return tally
 
 
+SPANISH_KEY_VERB = re.compile(r"\b(?:oprima|oprime|marque|marca|presione|presiona|pulse|pulsa)\b")
+
+
 def parsed_keys(reference: str, heard: str) -> dict[str, int]:
     """What ``parse_menu`` finds in the text and in the transcript of one part: keys offered in
-    the text, found again in the transcript, found with the same label, and keys only the
-    transcript offers."""
+    the text, found again in the transcript, found with the same label, found with no label
+    (the text gave one), keys only the transcript offers; the same two first counts for the keys
+    the text offers in Spanish ("oprima nueve"); data requests (by field) of the text, found
+    again, and only in the transcript."""
     text_menu, heard_menu = parse_menu(reference), parse_menu(heard)
     text_options = {o.key: o.label for o in text_menu.options if o.key is not None}
     heard_options = {o.key: o.label for o in heard_menu.options if o.key is not None}
     found = set(text_options) & set(heard_options)
+    spanish = {o.key for o in text_menu.options if o.key is not None and SPANISH_KEY_VERB.search(o.text)}
+    text_data = {r.field for r in text_menu.data_requests}
+    heard_data = {r.field for r in heard_menu.data_requests}
     return {
         "keys": len(text_options),
         "found": len(found),
         "same_label": sum(text_options[k] == heard_options[k] for k in found),
+        "no_label": sum(bool(text_options[k]) and not heard_options[k] for k in found),
         "extra": len(set(heard_options) - set(text_options)),
+        "spanish_keys": len(spanish),
+        "spanish_found": len(spanish & found),
+        "data": len(text_data),
+        "data_found": len(text_data & heard_data),
+        "data_extra": len(heard_data - text_data),
     }
 
 
@@ -235,8 +250,10 @@ def stt_scores(parts: list[str], transcripts: dict[str, str]) -> dict[str, Any]:
         confusions.update(key_word_confusions(part, heard))
         parsed = parsed_keys(part, heard)
         keys.update(parsed)
-        if parsed["found"] < parsed["keys"]:
-            examples.append({"text": part, "heard": heard, **parsed})
+        english_lost = (parsed["keys"] - parsed["spanish_keys"]) - (parsed["found"] - parsed["spanish_found"])
+        if english_lost:
+            examples.append({"text": part, "heard": heard, "english_keys_lost": english_lost, **parsed})
+    examples.sort(key=lambda e: -e["english_keys_lost"])  # the most keys offered in English lost first
     key_total = sum(n for (ref, _), n in confusions.items())
     key_right = sum(n for (ref, hyp), n in confusions.items() if ref == hyp)
     wrong = Counter({f"{ref} -> {hyp}": n for (ref, hyp), n in confusions.items() if ref != hyp})
@@ -250,7 +267,11 @@ def stt_scores(parts: list[str], transcripts: dict[str, str]) -> dict[str, Any]:
         "key_word_errors": dict(wrong.most_common(12)),
         "parsed_keys": dict(keys),
         "parsed_keys_found_percent": 100.0 * keys["found"] / max(1, keys["keys"]),
+        "english_keys_found_percent": 100.0 * (keys["found"] - keys["spanish_found"])
+        / max(1, keys["keys"] - keys["spanish_keys"]),
+        "spanish_keys_found_percent": 100.0 * keys["spanish_found"] / max(1, keys["spanish_keys"]),
         "parsed_keys_same_label_percent": 100.0 * keys["same_label"] / max(1, keys["keys"]),
+        "data_requests_found_percent": 100.0 * keys["data_found"] / max(1, keys["data"]),
         "parts_losing_keys": examples,
     }
 
@@ -393,7 +414,7 @@ def transcribe_all(
     """voice name -> part -> record (cached or made now), and the run's counts and times."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     stt = stt_settings(stt_path)
-    versions = {engine: engine_version(engine) for engine in {v.engine for v in voices}}
+    versions = {engine: engine_version(engine) for engine in sorted({v.engine for v in voices})}
     records: dict[str, dict[str, dict[str, Any]]] = {v.name: {} for v in voices}
     jobs: list[Job] = []
     for voice in voices:
@@ -426,6 +447,8 @@ def transcribe_all(
         "engines": versions,
         "fresh_tts_seconds": round(sum(r["tts_seconds"] for r in fresh), 1),
         "fresh_stt_seconds": round(sum(r["stt_seconds"] for r in fresh), 1),
+        # what rendering everything took when it was rendered (cached or now): the cost of a cold run
+        "all_worker_seconds": round(sum(r["tts_seconds"] + r["stt_seconds"] for v in records.values() for r in v.values()), 1),
     }
     return records, run_facts
 
@@ -498,29 +521,49 @@ def markdown(rep: dict[str, Any]) -> str:
         "## Right key path by voice",
         "",
         "| voice | engine | right path, mean over industries | worst industry | pooled | right as text, wrong spoken | "
-        "wrong as text, right spoken | STT WER on the parts | key words heard right | keys parse_menu still finds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "wrong as text, right spoken |",
+        "|---|---|---|---|---|---|---|",
         f"| text (as written) | | {_pct(text['mean_correct_percent'])} | {_pct(text['worst_correct_percent'])} "
-        f"({text['worst_industry']}) | {_pct(text['pooled_correct_percent'])} | | | | | |",
+        f"({text['worst_industry']}) | {_pct(text['pooled_correct_percent'])} | | |",
     ]
     for name, v in voices.items():
-        nav, stt = v["navigation"], v["stt"]
+        nav = v["navigation"]
         lines.append(
             f"| {name} | {v['engine']} `{v['voice']}` | {_pct(nav['mean_correct_percent'])} | "
             f"{_pct(nav['worst_correct_percent'])} ({nav['worst_industry']}) | {_pct(nav['pooled_correct_percent'])} | "
-            f"{v['flips']['right_as_text_wrong_spoken']} | {v['flips']['wrong_as_text_right_spoken']} | "
-            f"{100 * stt['wer']:.1f}% | {_pct(stt['key_words_right_percent'])} | "
-            f"{_pct(stt['parsed_keys_found_percent'])} ({_pct(stt['parsed_keys_same_label_percent'])} same label) |"
+            f"{v['flips']['right_as_text_wrong_spoken']} | {v['flips']['wrong_as_text_right_spoken']} |"
         )
     if rep["all_voices_mean_correct_percent"] is not None:
         lines += ["", f"Mean over the voices of the mean over industries: {rep['all_voices_mean_correct_percent']:.1f}% "
                   f"(text: {text['mean_correct_percent']:.1f}%)."]
     lines += [
         "",
+        "## What the STT heard, and what parse_menu read in it",
+        "",
+        "| voice | speech | WER on the parts | key words heard right | keys parse_menu still finds | offered in "
+        "English | offered in Spanish | ... with the same label | ... with no label | data requests still found |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in voices.items():
+        stt = v["stt"]
+        parsed = stt["parsed_keys"]
+        lines.append(
+            f"| {name} | {v['audio_seconds'] / 60:.0f} min | {100 * stt['wer']:.1f}% | "
+            f"{_pct(stt['key_words_right_percent'])} | {_pct(stt['parsed_keys_found_percent'])} "
+            f"({parsed.get('found', 0)}/{parsed.get('keys', 0)}) | {_pct(stt['english_keys_found_percent'])} | "
+            f"{_pct(stt['spanish_keys_found_percent'])} ({parsed.get('spanish_found', 0)}/"
+            f"{parsed.get('spanish_keys', 0)}) | {_pct(stt['parsed_keys_same_label_percent'])} | "
+            f"{parsed.get('no_label', 0)} | {_pct(stt['data_requests_found_percent'])} "
+            f"({parsed.get('data_found', 0)}/{parsed.get('data', 0)}) |"
+        )
+    lines += [
+        "",
         "WER: word errors over the words of every distinct prompt part (numbers and number words compared alike, "
         "`speech_bench.score`), Spanish parts included (the app's STT is English only). Key words: the digit words, "
         "star, pound, press and dial of the text, aligned with the transcript. Keys parse_menu still finds: of the "
-        "keys `parse_menu` reads in a part's text, the share it reads in the transcript (and with the same label).",
+        "keys `parse_menu` reads in a part's text, the share it reads in the transcript; of those, the share with "
+        "the same label, and how many have an empty label where the text's has one. Data requests: the fields "
+        "(account number, date of birth, ...) `parse_menu` finds asked for in the text and again in the transcript.",
         "",
         "## Right key path by industry",
         "",
@@ -542,10 +585,13 @@ def markdown(rep: dict[str, Any]) -> str:
     for name, v in voices.items():
         errs = ", ".join(f"{k} ({n})" for k, n in v["stt"]["key_word_errors"].items()) or "none"
         lines.append(f"- **{name}** ({v['stt']['key_words']} key words): {errs}")
-    lines += ["", "Parts where parse_menu found fewer keys in the transcript than in the text (first two per voice):", ""]
+    lines += ["", "Parts where parse_menu lost the most keys offered in English (two per voice):", ""]
     for name, v in voices.items():
         for ex in v["stt"]["parts_losing_keys"][:2]:
-            lines.append(f"- {name}, {ex['found']} of {ex['keys']} keys: \"{ex['text']}\" heard as \"{ex['heard']}\"")
+            lines.append(
+                f"- {name}, {ex['english_keys_lost']} of {ex['keys'] - ex['spanish_keys']} lost: \"{ex['text']}\" "
+                f"heard as \"{ex['heard']}\""
+            )
     audio_min = sum(v["audio_seconds"] for v in voices.values()) / 60
     lines += [
         "",
@@ -556,7 +602,9 @@ def markdown(rep: dict[str, Any]) -> str:
         f"processes ({facts['rendering_wall_seconds'] / 60:.1f} min wall; TTS {facts['fresh_tts_seconds'] / 60:.1f} "
         f"min and STT {facts['fresh_stt_seconds'] / 60:.1f} min of worker time), {facts['from_cache']} read from "
         f"the cache. Navigation: {rep['navigation_wall_seconds']:.0f} s. Whole run: {rep['wall_seconds'] / 60:.1f} "
-        "min wall on a 2-core machine.",
+        f"min wall on a 2-core machine. Rendering every part from scratch took {facts['all_worker_seconds'] / 60:.0f} "
+        f"min of worker time (TTS + STT, as timed when each rendering was made), about "
+        f"{facts['all_worker_seconds'] / 60 / MAX_WORKERS:.0f} min wall on {MAX_WORKERS} workers.",
         "",
         "Engines: " + "; ".join(f"{k}: {v}" for k, v in facts["engines"].items()) + ".",
         "",
