@@ -147,9 +147,11 @@ def test_a_prompt_part_spoken_by_espeak_through_mulaw_is_heard_by_the_apps_whisp
         bundled_model_path()
     except SttUnavailable as error:
         pytest.skip(str(error))
-    # The key first: at the end of an utterance espeak's "press 2" often comes out as "press do" or
-    # "prep to" (see bench/results/navigation-menus-spoken.md), which is what the benchmark measures.
-    pcm = synthesize(VOICES_BY_NAME["espeak-en-us"], "Press 2 for billing.")
+    # espeak-ng's "press 2" is hard for Whisper tiny.en: "Please press 2." comes out as "Please press
+    # do.", "Press 2 for billing." as "prep tube armailing" now and then (when Whisper's log-prob is
+    # low, faster-whisper falls back to unseeded sampling). This sentence is heard with confidence,
+    # so the same each time; the benchmark measures the rest (bench/results/navigation-menus-spoken.md).
+    pcm = synthesize(VOICES_BY_NAME["espeak-en-us"], "Press 2 for the billing department.")
     assert 1.0 < len(pcm) / 8000 < 5.0
     heard = hear_audio(pcm)
     assert re.search(r"\bpress (2|two)\b", heard.lower()), heard
