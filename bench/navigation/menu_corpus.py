@@ -13,6 +13,10 @@ navigator walks each request through its menu as text (the transcript a perfect 
 - the vault holds every field the corpus asks for except the full card number, which the app
   never enters: those requests are reported apart.
 
+What the navigator hears of each prompt part is up to a *hearing* function (``Hearing``: part text
+in, transcript out). The default, ``clean_text``, is the text itself; the spoken variant
+(``bench.navigation.spoken_menus``) passes what the local STT made of the part as spoken by a voice.
+
 Scores are per industry (the folds: a navigator tuned on some industries is judged on the
 others), their mean and the worst. ``FROZEN_INDUSTRIES`` are never scored while developing;
 ``--frozen`` scores them (once, at the end of the work).
@@ -31,7 +35,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,20 @@ VAULT_FIELDS = {
     "<tracking_number>": "tracking_number", "<order_number>": "order_number",
     "<prescription_number>": "prescription_number",
 }  # fmt: skip
+
+
+Hearing = Callable[[str], str]
+"""What the caller hears of one prompt part (its text as written in the corpus): the transcript."""
+
+
+def clean_text(part: str) -> str:
+    """A perfect STT: the part as written."""
+    return part
+
+
+def heard_transcript(parts: Iterable[str], hear: Hearing = clean_text) -> str:
+    """The transcript of consecutive prompt parts: each one as heard, joined (parts heard as nothing drop out)."""
+    return " ".join(text for text in (hear(part).strip() for part in parts) if text)
 
 
 @dataclass(frozen=True)
@@ -144,8 +162,8 @@ def path_matches(expected: Iterable[str], taken: list[str]) -> bool:
     return len(expected) == len(taken) and all(step_matches(e, t) for e, t in zip(expected, taken))
 
 
-async def walk(navigator: Navigator, menu: CorpusMenu, request: Request) -> Walk:
-    """Navigate ``request`` through ``menu`` as text (see the module docstring)."""
+async def walk(navigator: Navigator, menu: CorpusMenu, request: Request, hear: Hearing = clean_text) -> Walk:
+    """Navigate ``request`` through ``menu``, each prompt part as ``hear`` gives it (see the module docstring)."""
     available = {name: "both" for name in VAULT_FIELDS.values()}
     level, start, heard = menu.root, 0, 1  # the transcript is parts[start:heard]
     history: list[Turn] = []
@@ -153,7 +171,7 @@ async def walk(navigator: Navigator, menu: CorpusMenu, request: Request) -> Walk
     result = Walk()
     for turn in range(MAX_DECISIONS):
         parts = level.parts
-        transcript = " ".join(parts[start:heard])
+        transcript = heard_transcript(parts[start:heard], hear)
         ctx = NavigationContext(
             intent=request.text,
             transcript=transcript,
@@ -217,11 +235,11 @@ class Outcome:
     reasons: tuple[str, ...]
 
 
-async def run(navigator: Navigator, menus: list[CorpusMenu]) -> list[Outcome]:
+async def run(navigator: Navigator, menus: list[CorpusMenu], hear: Hearing = clean_text) -> list[Outcome]:
     outcomes = []
     for menu in menus:
         for request in menu.requests:
-            w = await walk(navigator, menu, request)
+            w = await walk(navigator, menu, request, hear)
             never = any(step in NEVER_ENTERED for path in request.paths for step in path)
             outcomes.append(
                 Outcome(
