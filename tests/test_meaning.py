@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 
+import numpy as np
 import pytest
 
 from app.ivr.meaning import TOKENIZER_PATH, MiniLm, ModelIntegrityError, load_meaning_model, similarities
@@ -106,3 +107,15 @@ def test_a_caller_who_asks_for_a_person_goes_to_a_department_only_when_it_plainl
     # the topic alone is near enough for a caller who did not ask for a person
     assert decide("selling my house", navigator, realty).action == PressDigits("2")
     assert decide("talk to someone about renting an apartment", navigator, realty).action == PressDigits("1")
+
+
+def test_the_vector_cache_keeps_what_is_asked_for_when_it_is_full(model, monkeypatch):
+    import app.ivr.meaning as meaning
+
+    monkeypatch.setattr(meaning, "CACHE_SIZE", 3)
+    model._cache.clear()
+    first = model.embed(["billing", "claims", "sales"])
+    model.embed(["repairs"])  # "billing" is now the oldest, and goes
+    again = model.embed(["billing", "claims", "new one", "other"])  # more than fit: all still answered
+    assert np.allclose(again[:2], first[:2], atol=1e-6)
+    assert len(model._cache) == 3 and list(model._cache) == ["claims", "new one", "other"]

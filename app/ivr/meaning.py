@@ -79,15 +79,16 @@ class MiniLm:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            found = {text: self._cache[text] for text in texts if text in self._cache}
+            missing = list(dict.fromkeys(text for text in texts if text not in found))
             if missing:
-                for text, vector in zip(missing, self._run(missing)):
-                    self._cache[text] = vector
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
-            for text in texts:
+                found.update(zip(missing, self._run(missing)))
+            for text in dict.fromkeys(texts):  # the newest in the cache, then the oldest go
+                self._cache[text] = found[text]
                 self._cache.move_to_end(text)
-            return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return np.stack([found[text] for text in texts]) if texts else np.zeros((0, 384), np.float32)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encoded = self._tokenizer.encode_batch(texts)
