@@ -629,3 +629,19 @@ def test_otherwise_after_a_callback_offer_is_not_its_label():
 )
 def test_a_menu_that_reaches_a_person_by_waiting_says_so(transcript, stays):
     assert parse_menu(transcript, trailing_silence_seconds=4.0).stay_on_line is stays
+
+
+@pytest.mark.parametrize(
+    ("heard", "keys"),
+    [
+        # flite and espeak voices through Whisper (bench/navigation/spoken_menus.py)
+        ("press want to pay your bill, press to to set up a payment plan, press for for questions", ["1", "2", "4"]),
+        ("Prep one to report an emergency. Prep two for billing and payments.", ["1", "2"]),
+        ("Press free to check in or get a boarding pass.", ["3"]),
+        ("Say air points or press by for our loyalty program.", ["5"]),
+        # a lost key is not invented: "for our routing number" is the label
+        ("Press for our routing number and branch hours.", []),
+    ],
+)
+def test_keys_that_speech_to_text_turned_into_look_alike_words_are_read(heard, keys):
+    assert [o.key for o in parse_menu(heard, trailing_silence_seconds=4.0).options] == keys

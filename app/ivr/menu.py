@@ -151,6 +151,27 @@ _TERMINATOR = re.compile(
 )
 
 
+# What speech-to-text makes of a key after "press" when it mishears it (seen with Whisper on
+# synthetic and narrow-band voices): "press to to pay" (two), "press for for billing" (four),
+# "press free" (three), "press want" (one), "press by for" (five), "prep one" (press). Only
+# where the word cannot be the label: the key's own "to"/"for"/"if" follows it.
+_HEARD_KEYS = (
+    (re.compile(rf"\b(?:prep|pref|preff|preft|prepped|pray)\s+(?=(?:{_DIGIT_WORD}|\d)\b)"), "press "),
+    (re.compile(rf"\b({_VERB})\s+(?:to|too),?\s+(?=(?:to|for|if)\b)"), r"\1 2 "),
+    (re.compile(rf"\b({_VERB})\s+for,?\s+(?=(?:to|for|if)\b)"), r"\1 4 "),
+    (re.compile(rf"\b({_VERB})\s+by,?\s+(?=(?:to|for|if)\b)"), r"\1 5 "),
+    (re.compile(rf"\b({_VERB})\s+free\b"), r"\1 3"),
+    (re.compile(rf"\b({_VERB})\s+(?:want|won),?\s+(?=(?:to|for|if)\b)"), r"\1 1 "),
+)
+
+
+def repair_heard_keys(text: str) -> str:
+    """Keys speech-to-text turned into look-alike words, put back (normalised text in and out)."""
+    for pattern, replacement in _HEARD_KEYS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def key_symbol(spoken_key: str) -> str:
     """ "one" -> "1", "pound" -> "#", "six hundred" -> "600", "12" -> "12"."""
     words = spoken_key.split()
@@ -700,7 +721,7 @@ def _ends_mid_sentence(text: str, options: list[MenuOption], mentions_end: int) 
 
 def parse_menu(transcript: str, trailing_silence_seconds: float | None = None) -> Menu:
     """Read a prompt. ``trailing_silence_seconds``: quiet since it ended (None: unknown, as 0)."""
-    text = normalize_text(transcript)
+    text = repair_heard_keys(normalize_text(transcript))
     mentions = _find_mentions(text)
     sounds_human = bool(_HUMAN.search(text)) and not _AUTOMATED.search(text) and not mentions
     open_question = bool(_OPEN_QUESTION.search(text)) and not sounds_human
