@@ -113,7 +113,7 @@ def test_the_vector_cache_keeps_what_is_asked_for_when_it_is_full(model, monkeyp
     import app.ivr.meaning as meaning
 
     monkeypatch.setattr(meaning, "CACHE_SIZE", 3)
-    model._cache.clear()
+    model.forget()
     first = model.embed(["billing", "claims", "sales"])
     model.embed(["repairs"])  # "billing" is now the oldest, and goes
     again = model.embed(["billing", "claims", "new one", "other"])  # more than fit: all still answered

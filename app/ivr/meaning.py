@@ -8,7 +8,7 @@ runs). Its tokenizer is the model's original ``tokenizer.json``, kept beside thi
 navigator goes by its word rules alone (``load_meaning_model`` returns None).
 
 Vectors are mean-pooled over the real tokens and L2-normalised: a dot product is the cosine.
-One text costs about 2 ms on one core; a menu's options are embedded once per menu (cached).
+A menu's options are embedded once (a few ms per text on one core) and cached.
 """
 
 from __future__ import annotations
@@ -89,6 +89,11 @@ class MiniLm:
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
             return np.stack([found[text] for text in texts]) if texts else np.zeros((0, 384), np.float32)
+
+    def forget(self) -> None:
+        """Empty the vector cache (a benchmark times menus as if heard for the first time)."""
+        with self._lock:
+            self._cache.clear()
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encoded = self._tokenizer.encode_batch(texts)

@@ -33,6 +33,7 @@ import asyncio
 import json
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -315,9 +316,9 @@ class Timed:
         self.seconds: list[float] = []
 
     async def decide(self, ctx: NavigationContext) -> Any:
-        cache = getattr(self.navigator.meaning, "_cache", None)
-        if cache is not None:
-            cache.clear()
+        forget = getattr(self.navigator.meaning, "forget", None)
+        if forget is not None:
+            forget()
         started = time.perf_counter()
         decision = await self.navigator.decide(ctx)
         self.seconds.append(time.perf_counter() - started)
@@ -351,8 +352,6 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = asyncio.run(run(timed, menus))
     model_mb = rss_mb() - before_mb
     rep = report(outcomes)
-    import subprocess
-
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=MENUS_DIR, capture_output=True, text=True)
     meta = {
         "navigator": navigator.name + (" (word rules only)" if navigator.meaning is None else f" ({navigator.meaning.name})"),

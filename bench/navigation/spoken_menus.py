@@ -79,7 +79,7 @@ from bench.navigation.menu_corpus import (  # noqa: E402
     report,
     run,
 )
-from bench.navigation.speech_bench import normalize_words, score  # noqa: E402
+from bench.navigation.speech_bench import normalize_words, score, telephone  # noqa: E402
 
 PAD_SECONDS = 0.5
 MAX_WORKERS = 2  # the machine has two cores
@@ -286,13 +286,6 @@ def flips(text: list[Outcome], spoken: list[Outcome]) -> dict[str, int]:
 
 
 # --- I/O: rendering and recognition (run in worker processes) -----------------------------------
-
-
-def telephone(pcm: np.ndarray) -> np.ndarray:
-    """G.711 mu-law, encoded and decoded: what the far end's audio is after the network."""
-    from app.media.g711 import ulaw_decode, ulaw_encode
-
-    return ulaw_decode(ulaw_encode(np.asarray(pcm, dtype=np.int16)))
 
 
 def synthesize(voice: Voice, text: str) -> np.ndarray:
