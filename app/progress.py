@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.calls.events import CallEvent, EventType
+from app.calls import events as ev
+from app.calls.events import CallEvent
 
 
 @dataclass
@@ -32,48 +33,50 @@ class CallProgress:
         """Fold one event in; returns a log line worth showing, if any."""
         if event.call_id != self.call_id:
             return None
-        d, line = event.data, None
-        match event.type:
-            case EventType.CALL_STATUS:
-                self.status = d["status"]
-                line = f"status: {d['status']}"
-            case EventType.CALL_DIALING:
-                line = f"dialling {d['number']} ({d['dial_string']})"
-            case EventType.IVR_STEP:
-                self.steps.append(d["step_id"])
-                line = f"step {d['step_id']} [{d['step_type']}] {d.get('description', '')}".rstrip()
-            case EventType.IVR_MENU_DETECTED:
-                line = f"menu heard ({d['heard_seconds']:.1f} s of prompt)"
-            case EventType.IVR_DTMF_SENT:
-                line = f"pressed {d['digits']}"
-            case EventType.AUDIO_CLASSIFIED:
-                self.hearing, self.hearing_confidence = d["audio_class"], d["confidence"]
-            case EventType.HOLD_DETECTED:
-                line = f"on hold (confidence {d['confidence']:.2f})"
-            case EventType.HOLD_PROGRESS:
-                self.hold_seconds = d["hold_seconds"]
-            case EventType.HUMAN_DETECTED:
-                self.human_confidence = d["confidence"]
-                self.hold_seconds = d.get("hold_seconds", self.hold_seconds)
-                line = f"LIVE PERSON after {self.hold_seconds:.0f} s on hold (confidence {d['confidence']:.2f})"
-            case EventType.HUMAN_SUSPECTED:
-                line = f"maybe a person at {d['t']:.1f} s ({d['evidence'].get('rule')}): greeting them"
-            case EventType.HUMAN_RETRACTED:
-                line = f"not a person after all ({d['evidence'].get('why')})"
-            case EventType.HUMAN_PROBE:
-                line = f"asked: {d['text']!r}"
-            case EventType.AGENT_GREETED:
-                line = f"said to the person: {d['text']!r}"
-            case EventType.TRANSFER_STARTED:
-                line = f"ringing your device {d['device']} ({d['dial_string']})"
-            case EventType.TRANSFER_COMPLETE:
+        line = None
+        match event.data:
+            case ev.CallStatusChanged(status=status):
+                self.status = status
+                line = f"status: {status}"
+            case ev.CallDialing(number=number, dial_string=dial_string):
+                line = f"dialling {number} ({dial_string})"
+            case ev.IvrStep(step_id=step_id, step_type=None, note=note):
+                line = f"step {step_id}: {note}"
+            case ev.IvrStep(step_id=step_id, step_type=step_type, description=description):
+                self.steps.append(step_id)
+                line = f"step {step_id} [{step_type}] {description}".rstrip()
+            case ev.IvrMenuDetected(heard_seconds=heard):
+                line = f"menu heard ({heard:.1f} s of prompt)"
+            case ev.IvrDtmfSent(digits=digits):
+                line = f"pressed {digits}"
+            case ev.AudioClassified(audio_class=audio_class, confidence=confidence):
+                self.hearing, self.hearing_confidence = audio_class, confidence
+            case ev.HoldDetected(confidence=confidence):
+                line = f"on hold (confidence {confidence:.2f})"
+            case ev.HoldProgress(hold_seconds=hold_seconds):
+                self.hold_seconds = hold_seconds
+            case ev.HumanDetected(confidence=confidence, hold_seconds=hold_seconds):
+                self.human_confidence = confidence
+                self.hold_seconds = hold_seconds
+                line = f"LIVE PERSON after {self.hold_seconds:.0f} s on hold (confidence {confidence:.2f})"
+            case ev.HumanSuspected(t=t, evidence=evidence):
+                line = f"maybe a person at {t:.1f} s ({evidence.get('rule')}): greeting them"
+            case ev.HumanRetracted(evidence=evidence):
+                line = f"not a person after all ({evidence.get('why')})"
+            case ev.HumanProbe(text=text):
+                line = f"asked: {text!r}"
+            case ev.AgentGreeted(text=text):
+                line = f"said to the person: {text!r}"
+            case ev.TransferStarted(device=device, dial_string=dial_string):
+                line = f"ringing your device {device} ({dial_string})"
+            case ev.TransferComplete():
                 line = "you are connected to the agent"
-            case EventType.ARI_RECONNECTED:
+            case ev.AriReconnected():
                 line = "reconnected to the PBX"
-            case EventType.RECORDING_SAVED:
-                line = f"recording saved: {d['path']} ({d['seconds']:.0f} s)"
-            case EventType.CALL_ENDED:
-                self.status, self.reason, self.detail = d["status"], d["reason"], d.get("detail", "")
+            case ev.RecordingSaved(path=path, seconds=seconds):
+                line = f"recording saved: {path} ({seconds:.0f} s)"
+            case ev.CallEnded(status=status, reason=reason, detail=detail):
+                self.status, self.reason, self.detail = status, reason, detail
         if line:
             self.log.append(line)
         return line

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.calls.events import CallEvent, EventType
+from app.calls.events import CallEvent
 from app.calls.models import CallRequest
 from app.ivr.flow import CallFlow
 from app.store import Store
@@ -38,7 +38,7 @@ def record_call(store: Store, call_id: str, journal: Journal, status: str = "com
     request = CallRequest(number=NUMBER, intent="speak with a customer advocate")
     store.create_call(call_id, request, "sip_phone", company=company)
     store.add_events(
-        [CallEvent(EventType(e["type"]), call_id, e["data"], e["at"], e["seq"]) for e in journal.events]
+        [CallEvent.from_dict({**e, "call_id": call_id}) for e in journal.events]
     )
     store.update_call(call_id, status=status)
 

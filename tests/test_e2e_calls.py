@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from app.calls.events import CallEvent, event_json_schema
 from app.api.app import create_api
 from app.config import Settings
 from app.media.wavfile import read_wav
@@ -59,6 +61,11 @@ class Stack:
             if call["status"] in ("completed", "failed", "cancelled") and any(
                 e["type"] == "CALL_ENDED" for e in call["events"]
             ):
+                # Every event a call journals reads back as its type and matches the published schema.
+                validator = jsonschema.Draft202012Validator(event_json_schema())
+                for event in call["events"]:
+                    validator.validate(event)
+                    assert CallEvent.from_dict(event).to_dict() == event
                 return call
             await asyncio.sleep(0.2)
         raise AssertionError(f"call {call_id} did not end within {timeout} s: {call['status']}")

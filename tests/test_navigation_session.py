@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app.audio.activity import ActivityTracker
+from app.calls import events as ev
 from app.calls.events import EventType
 from app.calls.navigation import MenuNavigation, Outcome
 from app.ivr.flow import CallFlowStep, StepType
@@ -104,16 +105,16 @@ class FakeHost:
 
     async def send_dtmf(self, digits: str, step_id: str, *, masked: bool = False, **detail: Any) -> None:
         self.sent.append(digits)
-        self.emit(EventType.IVR_DTMF_SENT, step_id=step_id, digits="*" * len(digits) if masked else digits, **detail)
+        self.emit(ev.IvrDtmfSent(step_id=step_id, digits="*" * len(digits) if masked else digits, **detail))
         if self.on_input:
             self.on_input()
 
     async def say_text(self, text: str, step_id: str, *, cache: bool = True, masked: bool = False, **detail: Any) -> None:
         self.said.append(text)
-        self.emit(EventType.IVR_SPEECH_SENT, step_id=step_id, text=text, **detail)
+        self.emit(ev.IvrSpeechSent(step_id=step_id, text=text, seconds=0.5 * len(text.split()), **detail))
 
-    def emit(self, type_: EventType, **data: Any) -> None:
-        self.events.append((type_, data))
+    def emit(self, data: ev.EventData) -> None:
+        self.events.append((data.TYPE, data.model_dump(mode="json")))
 
     def of(self, type_: EventType) -> list[dict[str, Any]]:
         return [data for kind, data in self.events if kind is type_]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from app.calls.events import CallEvent, EventBus, EventType
+from app.calls import events as ev
+from app.calls.events import CallEvent, EventBus
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.ivr.flow import CallFlow, load_flows_dir
 from app.store import Store, StoreWriter, UnknownCallError
@@ -37,8 +38,8 @@ def new_call(store: Store, call_id: str = "c1", number: str = "(800) 555-0100", 
     store.create_call(call_id, CallRequest(number=number, intent="dispute a charge"), "sip_phone", **kwargs)
 
 
-def event(type_: EventType, call_id: str = "c1", seq: int = 1, at: datetime = T0, **data) -> CallEvent:
-    return CallEvent(type_, call_id, data, at.isoformat(timespec="milliseconds"), seq)
+def event(data: ev.EventData, call_id: str = "c1", seq: int = 1, at: datetime = T0) -> CallEvent:
+    return CallEvent(call_id, data, at.isoformat(timespec="milliseconds"), seq)
 
 
 def a_flow(flow_id: str = "acme", number: str = "8005550100", version: int = 1, **fields) -> CallFlow:
@@ -143,18 +144,10 @@ def test_list_calls_newest_first_with_status_filter_and_paging(store):
 def test_events_and_classifications_round_trip_in_order(store):
     new_call(store)
     # Written out of order on purpose: reads are ordered by seq / t_start.
-    store.add_event(event(EventType.CALL_STATUS, seq=7, status=CallStatus.ON_HOLD, previous="navigating"))
-    store.add_event(event(EventType.CALL_CREATED, seq=3, number="8005550100"))
+    store.add_event(event(ev.CallStatusChanged(status=CallStatus.ON_HOLD, previous="navigating"), seq=7))
+    store.add_event(event(ev.CallCreated(number="8005550100"), seq=3))
     store.add_event(
-        event(
-            EventType.AUDIO_CLASSIFIED,
-            seq=9,
-            t_start=3.0,
-            t_end=6.0,
-            audio_class="MUSIC",
-            confidence=np.float32(0.75),
-            features={"flatness": np.float64(0.25)},
-        )
+        event(ev.AudioClassified(t_start=3.0, t_end=6.0, audio_class="MUSIC", confidence=np.float32(0.75), features={"flatness": np.float64(0.25)}), seq=9)
     )
     store.add_classification("c1", 0.0, 3.0, "IVR_PROMPT", 0.9, {"flatness": 0.1})
 
@@ -163,7 +156,7 @@ def test_events_and_classifications_round_trip_in_order(store):
     assert record.events[0] == {
         "type": "CALL_CREATED",
         "call_id": "c1",
-        "data": {"number": "8005550100"},
+        "data": {"number": "8005550100", "intent": "", "device": None, "flow_id": None, "company": None},
         "at": T0.isoformat(timespec="milliseconds"),
         "seq": 3,
     }
@@ -177,11 +170,11 @@ def test_events_and_classifications_round_trip_in_order(store):
 
 def test_events_need_their_call(store):
     with pytest.raises(UnknownCallError):
-        store.add_event(event(EventType.CALL_CREATED, call_id="ghost"))
+        store.add_event(event(ev.CallCreated(number="8005550100"), call_id="ghost"))
     with pytest.raises(UnknownCallError):
         store.add_classification("ghost", 0, 1, "MUSIC", 0.5)
     new_call(store)
-    skipped = store.add_events([event(EventType.CALL_CREATED, seq=1), event(EventType.CALL_CREATED, "ghost", seq=2)])
+    skipped = store.add_events([event(ev.CallCreated(number="8005550100"), seq=1), event(ev.CallCreated(number="8005550100"), "ghost", seq=2)])
     assert [e.call_id for e in skipped] == ["ghost"]
     assert [e["seq"] for e in store.get_call("c1").events] == [1]
 
@@ -191,7 +184,7 @@ def test_mark_unfinished_calls_failed(store):
         new_call(store, call_id)
         store.update_call(call_id, created_at=T0 - timedelta(seconds=5))
     store.update_call("holding", status="on_hold", answered_at=T0, hold_started_at=T0 + timedelta(seconds=30))
-    store.add_event(event(EventType.HOLD_PROGRESS, "holding", seq=1, at=T0 + timedelta(minutes=12), hold_seconds=690))
+    store.add_event(event(ev.HoldProgress(hold_seconds=690), "holding", seq=1, at=T0 + timedelta(minutes=12)))
     store.update_call("done", status="completed", reason="bridged", ended_at=T0)
 
     assert store.mark_unfinished_calls_failed() == 2
@@ -211,7 +204,7 @@ def test_in_memory_database_is_shared_by_threads():
     new_call(store)
 
     def add(i: int) -> None:
-        store.add_event(event(EventType.HOLD_PROGRESS, seq=i, hold_seconds=i))
+        store.add_event(event(ev.HoldProgress(hold_seconds=i), seq=i))
 
     threads = [threading.Thread(target=add, args=(i,)) for i in range(1, 21)]
     for thread in threads:
@@ -315,7 +308,7 @@ def test_concurrent_writers_from_threads_do_not_corrupt(db_url):
                 call_id = f"w{worker}-c{c}"
                 new_call(store, call_id)
                 for seq in range(events_each):
-                    store.add_event(event(EventType.HOLD_PROGRESS, call_id, seq=seq, hold_seconds=seq))
+                    store.add_event(event(ev.HoldProgress(hold_seconds=seq), call_id, seq=seq))
                     store.update_call(call_id, status="on_hold", hold_seconds=seq)  # read-modify-write
                 store.record_flow_outcome("acme", success=c % 2 == 0)
         except BaseException as exc:  # surfaced in the main thread below
@@ -352,11 +345,11 @@ async def test_writer_persists_events_in_publish_order_and_drains_on_stop(store)
     bus = EventBus()
     writer = StoreWriter(store, bus, batch_size=7)
     writer.start()
-    published = [bus.emit(EventType.HOLD_PROGRESS, "c1", hold_seconds=i) for i in range(60)]
+    published = [bus.emit("c1", ev.HoldProgress(hold_seconds=i)) for i in range(60)]
     published.append(
-        bus.emit(EventType.AUDIO_CLASSIFIED, "c1", t_start=0.0, t_end=3.0, audio_class="MUSIC", confidence=0.8, features={"f": 1.0})
+        bus.emit("c1", ev.AudioClassified(t_start=0.0, t_end=3.0, audio_class="MUSIC", confidence=0.8, features={"f": 1.0}))
     )
-    published.append(bus.emit(EventType.CALL_ENDED, "c1", status="completed", reason="bridged", detail=""))
+    published.append(bus.emit("c1", ev.CallEnded(status="completed", reason="bridged", detail="")))
     await asyncio.wait_for(writer.stop(), 10)
 
     record = store.get_call("c1")
@@ -365,8 +358,8 @@ async def test_writer_persists_events_in_publish_order_and_drains_on_stop(store)
     assert record.classifications == [
         {"t_start": 0.0, "t_end": 3.0, "audio_class": "MUSIC", "confidence": 0.8, "features": {"f": 1.0}}
     ]
-    # The writer only journals: the session owns the calls row.
-    assert (record.status, record.reason) == (CallStatus.PENDING, None)
+    # The row follows the events: CALL_ENDED made the call completed.
+    assert (record.status, record.reason) == (CallStatus.COMPLETED, EndReason.BRIDGED)
     assert writer.journaled == len(published) and writer.skipped == 0 and writer.failed == 0
 
 
@@ -375,10 +368,10 @@ async def test_writer_skips_events_of_unknown_calls_and_keeps_going(store):
     bus = EventBus()
     writer = StoreWriter(store, bus)
     writer.start()
-    bus.emit(EventType.CALL_CREATED, "ghost")
-    bus.emit(EventType.CALL_CREATED, "c1")
-    bus.emit(EventType.CALL_DIALING, "ghost")
-    bus.emit(EventType.CALL_DIALING, "c1")
+    bus.emit("ghost", ev.CallCreated(number="8005550100"))
+    bus.emit("c1", ev.CallCreated(number="8005550100"))
+    bus.emit("ghost", ev.CallDialing(number="8005550100", dial_string="PJSIP/8005550100@trunk"))
+    bus.emit("c1", ev.CallDialing(number="8005550100", dial_string="PJSIP/8005550100@trunk"))
     await asyncio.wait_for(writer.stop(), 10)
     assert [e["type"] for e in store.get_call("c1").events] == ["CALL_CREATED", "CALL_DIALING"]
     assert (writer.journaled, writer.skipped) == (2, 2)
@@ -389,9 +382,9 @@ async def test_writer_isolates_an_event_the_database_refuses(store):
     bus = EventBus()
     writer = StoreWriter(store, bus)
     writer.start()
-    bus.emit(EventType.CALL_CREATED, "c1")
-    bus.publish(CallEvent(EventType.CALL_DIALING, "c1", {}, at="not a time"))
-    bus.emit(EventType.CALL_RINGING, "c1")
+    bus.emit("c1", ev.CallCreated(number="8005550100"))
+    bus.publish(CallEvent("c1", ev.CallDialing(number="8005550100", dial_string="PJSIP/8005550100@trunk"), at="not a time"))
+    bus.emit("c1", ev.CallRinging())
     await asyncio.wait_for(writer.stop(), 10)
     assert [e["type"] for e in store.get_call("c1").events] == ["CALL_CREATED", "CALL_RINGING"]
     assert (writer.journaled, writer.failed) == (2, 1)
@@ -404,9 +397,33 @@ async def test_writer_stops_even_when_its_queue_overflowed(store):
     writer.start()
     queue_size = 10_000  # EventBus.subscribe default
     for i in range(queue_size + 5):  # no await: the writer cannot run, its queue fills up
-        bus.emit(EventType.HOLD_PROGRESS, "c1", hold_seconds=i)
+        bus.emit("c1", ev.HoldProgress(hold_seconds=i))
     await asyncio.wait_for(writer.stop(), 30)
     assert writer.dropped == 5
     assert writer.journaled == queue_size
     events = store.get_call("c1").events
     assert len(events) == queue_size and events[-1]["data"]["hold_seconds"] == queue_size - 1
+
+
+def test_the_call_row_follows_its_events(store):
+    new_call(store)
+    at = [T0 + timedelta(seconds=s) for s in range(8)]
+    store.add_events(
+        [
+            event(ev.CallStatusChanged(status="navigating", previous="ringing"), seq=1, at=at[1]),
+            event(ev.CallStatusChanged(status="on_hold", previous="navigating"), seq=2, at=at[2]),
+            event(ev.CallStatusChanged(status="navigating", previous="on_hold"), seq=3, at=at[3]),  # menus again
+            event(ev.HumanDetected(t=80.0, confidence=0.9, evidence={}, hold_seconds=61.5), seq=4, at=at[4]),
+            event(ev.CallStatusChanged(status="human_detected", previous="on_hold"), seq=5, at=at[4]),
+            event(ev.CallStatusChanged(status="connected", previous="transferring"), seq=6, at=at[5]),
+            event(ev.RecordingSaved(path="/rec/c1.wav", seconds=90.0), seq=7, at=at[6]),
+            event(ev.CallEnded(status="completed", reason="bridged", detail="the user hung up"), seq=8, at=at[7]),
+        ]
+    )
+    record = store.get_call("c1")
+    assert record.answered_at == at[1]  # the first answer, not the menus coming back
+    assert (record.hold_started_at, record.human_detected_at, record.connected_at) == (at[2], at[4], at[5])
+    assert (record.hold_seconds, record.recording_path) == (61.5, "/rec/c1.wav")
+    assert (record.status, record.reason, record.detail, record.ended_at) == (
+        CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up", at[7],
+    )  # fmt: skip

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from app.calls.events import EventType
+from app.calls.events import FlowLearned
 from app.calls.manager import CallRequestError
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
 from app.config import Settings
@@ -251,12 +251,10 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
         await asyncio.to_thread(store.upsert_flow, flow)
         await asyncio.to_thread(store.set_flow_stale, flow.id, False)
         runtime.bus.emit(
-            EventType.FLOW_LEARNED,
             record.id,
-            flow_id=flow.id,
-            version=flow.version,
-            steps=[step.id for step in flow.steps],
-            merged=existing is not None,
+            FlowLearned(
+                flow_id=flow.id, version=flow.version, steps=[step.id for step in flow.steps], merged=existing is not None
+            ),
         )
         if existing is not None:
             response.status_code = 200

@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import replace
 
-from app.calls.events import EventType
+from app.calls.events import CallCreated, CallEnded, CallEvent, FlowLearned
 from app.calls.models import CallRequest, CallStatus
 from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
@@ -56,13 +56,14 @@ class CallManager:
         company = flow.company if flow else None
         await asyncio.to_thread(store.create_call, call_id, request, device, flow.id if flow else None, company)
         self.deps.bus.emit(
-            EventType.CALL_CREATED,
             call_id,
-            number=request.number,
-            intent=request.intent,
-            device=device,
-            flow_id=flow.id if flow else None,
-            company=company,
+            CallCreated(
+                number=request.number,
+                intent=request.intent,
+                device=device,
+                flow_id=flow.id if flow else None,
+                company=company,
+            ),
         )
         session = CallSession(call_id, request, device=device, flow=flow, deps=self.deps)
         self._sessions[call_id] = session
@@ -89,9 +90,9 @@ class CallManager:
         next call to the same number: its menus and answers become (or update) the stored flow."""
         if not session.explored:
             return False
-        ended = {"type": EventType.CALL_ENDED.value, "call_id": session.call_id, "seq": len(session.events),
-                 "data": {"status": session.status.value, "reason": session.reason.value if session.reason else None, "detail": detail}}  # fmt: skip
-        discoveries, outcome = discoveries_from_events([*session.events, ended])
+        reason = session.reason.value if session.reason else ""
+        ended = CallEvent(session.call_id, CallEnded(status=session.status.value, reason=reason, detail=detail))
+        discoveries, outcome = discoveries_from_events([*session.events, ended.to_dict()])
         learner = CallFlowLearner()
         store = self.deps.store
         try:
@@ -108,11 +109,9 @@ class CallManager:
         await asyncio.to_thread(store.upsert_flow, flow)
         await asyncio.to_thread(store.set_flow_stale, flow.id, False)
         session.emit(
-            EventType.FLOW_LEARNED,
-            flow_id=flow.id,
-            version=flow.version,
-            steps=[step.id for step in flow.steps],
-            merged=existing is not None,
+            FlowLearned(
+                flow_id=flow.id, version=flow.version, steps=[step.id for step in flow.steps], merged=existing is not None
+            )
         )
         return True
 

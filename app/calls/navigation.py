@@ -32,13 +32,13 @@ from enum import Enum
 from typing import Any, Protocol
 
 from app.audio.activity import ActivityTracker
-from app.calls.events import EventType
+from app.calls import events as ev
 from app.calls.listening import CallListener
 from app.clock import Clock
 from app.ivr.flow import CallFlowStep
 from app.ivr.learner import ReplayCheck, check_replay
 from app.ivr.loops import LoopDetector
-from app.ivr.menu import GIVE_UP_SILENCE_SECONDS, SETTLED_SILENCE_SECONDS, DataRequest, Menu, parse_menu
+from app.ivr.menu import GIVE_UP_SILENCE_SECONDS, DataRequest, Menu, parse_menu, prompt_finished
 from app.ivr.navigator import (
     Action,
     Decision,
@@ -102,7 +102,7 @@ class NavigationHost(Protocol):
 
     async def say_text(self, text: str, step_id: str, *, cache: bool = True, **detail: Any) -> None: ...
 
-    def emit(self, type_: EventType, **data: Any) -> None: ...
+    def emit(self, data: ev.EventData) -> None: ...
 
 
 class MenuNavigation:
@@ -151,7 +151,7 @@ class MenuNavigation:
         Raises ValueError for a malformed field or value."""
         stored = self.vault.put(field, value, permission)  # type: ignore[arg-type]
         if stored:
-            self.host.emit(EventType.USER_DATA_RECEIVED, field=field, requested=self.pending_request is not None)
+            self.host.emit(ev.UserDataReceived(field=field, requested=self.pending_request is not None))
         return stored
 
     # ------------------------------------------------------------------ replaying a learned step
@@ -173,18 +173,16 @@ class MenuNavigation:
             return ListenResult(menu)
         transcript = self.listener.text_since(start)
         check = check_replay(step, transcript, menu)
-        self._menu_heard(step, transcript, menu, start, heard_from, replay={"ok": check.ok, "similarity": round(check.similarity, 3), "reason": check.reason})
+        self._menu_heard(step, transcript, menu, start, heard_from, replay=ev.ReplayCheckResult(ok=check.ok, similarity=round(check.similarity, 3), reason=check.reason))
         if check.ok:
             await self._act_as_learned(step)
             return ListenResult(Outcome.ACTED)
-        self.host.emit(
-            EventType.FLOW_MISMATCH,
+        self.host.emit(ev.FlowMismatch(
             step_id=step.id,
             expected_transcript=step.metadata.get("expected_transcript"),
             heard_transcript=transcript,
             similarity=round(check.similarity, 3),
-            reason=check.reason,
-        )
+            reason=check.reason))
         if self.on_flow_mismatch is not None:
             self.on_flow_mismatch(step, check)
         self.exploring = True
@@ -262,13 +260,11 @@ class MenuNavigation:
                 decision = await self._decide(transcript, menu)
             assessment = self.loops.assess(self._elapsed())
             if assessment is not None:
-                self.host.emit(
-                    EventType.IVR_STUCK,
+                self.host.emit(ev.IvrStuck(
                     step_id=step.id,
                     problem=assessment.problem.value,
                     recovery=assessment.recovery.value,
-                    reason=assessment.reason,
-                )
+                    reason=assessment.reason))
                 if assessment.action is not None:
                     decision = Decision(assessment.action, f"recovery: {assessment.reason}", 0.5, "loop-detector")
             result = await self._carry_out(step, decision, transcript, menu, deadline)
@@ -351,7 +347,7 @@ class MenuNavigation:
             )
         except VaultError as error:
             log.info("call %s: cannot enter %s: %s", self.host.call_id, action.field, error)
-            self.host.emit(EventType.IVR_STEP, step_id=step_id, note=f"could not enter the {action.field}: {error}")
+            self.host.emit(ev.IvrStep(step_id=step_id, note=f"could not enter the {action.field}: {error}"))
             return False
         extra = {**detail, "purpose": "user_data", "field": action.field}
         if action.mode == "dtmf":
@@ -365,15 +361,13 @@ class MenuNavigation:
         request_id = uuid.uuid4().hex[:8]
         self.pending_request = action
         timeout = max(0.0, min(self.user_data_timeout, deadline - self.clock.now()))
-        self.host.emit(
-            EventType.USER_DATA_REQUESTED,
+        self.host.emit(ev.UserDataRequested(
             step_id=step.id,
             request_id=request_id,
             field=action.field,
             question=action.question,
             transcript=transcript,
-            timeout_seconds=round(timeout, 1),
-        )
+            timeout_seconds=round(timeout, 1)))
         try:
             await self.host.wait_for(lambda: action.field in self.vault, timeout)
         finally:
@@ -383,8 +377,7 @@ class MenuNavigation:
 
     def _prompt_over(self, heard_from: float) -> bool:
         activity = self.host.activity
-        spoke = activity.active_seconds - heard_from > 0.5
-        return spoke and activity.quiet_for(self.host.media_time) >= SETTLED_SILENCE_SECONDS
+        return prompt_finished(activity.active_seconds - heard_from, activity.quiet_for(self.host.media_time))
 
     async def _hear_menu(self, start: float, heard_from: float, deadline: float, asked_at: int) -> Menu | Outcome | None:
         """The menu heard since ``start``, once it is over and transcribed; an Outcome when hold
@@ -421,11 +414,16 @@ class MenuNavigation:
             await self.host.wait_for(lambda: ready() is not None, min(POLL_SECONDS, remaining))
 
     def _menu_heard(
-        self, step: CallFlowStep, transcript: str, menu: Menu, start: float, heard_from: float, **extra: Any
+        self,
+        step: CallFlowStep,
+        transcript: str,
+        menu: Menu,
+        start: float,
+        heard_from: float,
+        replay: ev.ReplayCheckResult | None = None,
     ) -> None:
         assert self.listener is not None
-        self.host.emit(
-            EventType.IVR_MENU_DETECTED,
+        self.host.emit(ev.IvrMenuDetected(
             step_id=step.id,
             transcript=transcript,
             options=[
@@ -442,8 +440,7 @@ class MenuNavigation:
             heard_seconds=round(self.host.activity.active_seconds - heard_from, 2),
             listened_seconds=round(self.host.media_time - start, 2),
             stt=self.listener.provider,
-            **extra,
-        )
+            replay=replay))
 
     def _no_menu(self, step: CallFlowStep) -> ListenResult:
         if self.host.hold_heard:
@@ -469,14 +466,12 @@ class MenuNavigation:
         return isinstance(decision.action, (PressDigits, Say)) and decision.confidence < CONFIDENT
 
     def _emit_decision(self, step: CallFlowStep, decision: Decision) -> None:
-        self.host.emit(
-            EventType.IVR_STEP,
+        self.host.emit(ev.IvrStep(
             step_id=step.id,
             step_type=step.type.value,
             description=step.description,
             decision=describe_action(decision.action),
-            **_decision_data(decision),
-        )
+            **_decision_data(decision)))
 
 
 def _decision_data(decision: Decision) -> dict[str, Any]:

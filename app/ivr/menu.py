@@ -37,6 +37,14 @@ from enum import Enum
 
 SETTLED_SILENCE_SECONDS = 1.5  # after a finished option: longer than the pauses between options
 GIVE_UP_SILENCE_SECONDS = 3.0  # whatever was heard, the menu is waiting for us by now
+PROMPT_MIN_SPEECH_SECONDS = 0.5  # a prompt has been heard: more than a click or a breath
+
+
+def prompt_finished(spoken_seconds: float, quiet_seconds: float) -> bool:
+    """The one rule for "the menu has finished": something was said since we started
+    listening (``spoken_seconds`` of activity) and the line has been quiet since for
+    ``SETTLED_SILENCE_SECONDS``."""
+    return spoken_seconds > PROMPT_MIN_SPEECH_SECONDS and quiet_seconds >= SETTLED_SILENCE_SECONDS
 
 
 class OptionKind(str, Enum):

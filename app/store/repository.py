@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calls.events import CallEvent, EventType
+from app.calls.events import AudioClassified, CallEnded, CallEvent, CallStatusChanged, HumanDetected, RecordingSaved
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir, normalize_phone_number
 from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
@@ -148,21 +148,25 @@ class Store:
                 if event.call_id not in known:
                     skipped.append(event)
                     continue
-                data = _json_safe(event.data)
-                event_type = EventType(event.type)
+                data = event.data.model_dump(mode="json")
                 session.add(
                     CallEventRow(
                         call_id=event.call_id,
                         seq=event.seq,
-                        type=event_type.value,
+                        type=event.type.value,
                         at=_as_utc(event.at),
                         data=data,
                     )
                 )
-                if event_type is EventType.AUDIO_CLASSIFIED:
-                    classification = _classification_row(event.call_id, data)
-                    if classification is not None:
-                        session.add(classification)
+                if isinstance(event.data, AudioClassified):
+                    session.add(_classification_row(event.call_id, event.data))
+                changes = call_row_changes(event)
+                if changes:
+                    row = _call_row(session, event.call_id)
+                    if row.answered_at is not None:
+                        changes.pop("answered_at", None)  # the first answer; menus may come back later
+                    for name, value in changes.items():
+                        setattr(row, name, _column_value(name, value))
             return skipped
 
     def add_classification(
@@ -403,20 +407,41 @@ def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
     )
 
 
-def _classification_row(call_id: str, data: dict[str, Any]) -> ClassificationRow | None:
-    try:
-        return ClassificationRow(
-            call_id=call_id,
-            t_start=float(data["t_start"]),
-            t_end=float(data["t_end"]),
-            audio_class=str(data["audio_class"]),
-            confidence=float(data["confidence"]),
-            features=data.get("features"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        # The event itself is still journaled; only the analytics row is missing.
-        log.warning("call %s: AUDIO_CLASSIFIED without usable t_start/t_end/audio_class/confidence (%r)", call_id, exc)
-        return None
+# A status reached stamps its time on the call (the event's own time).
+_STATUS_TIMES = {
+    CallStatus.NAVIGATING.value: "answered_at",
+    CallStatus.ON_HOLD.value: "hold_started_at",
+    CallStatus.HUMAN_DETECTED.value: "human_detected_at",
+    CallStatus.CONNECTED.value: "connected_at",
+}
+
+
+def call_row_changes(event: CallEvent) -> dict[str, Any]:
+    """What an event changes in its call's row: the row follows from the events alone."""
+    match event.data:
+        case CallStatusChanged(status=status):
+            changes: dict[str, Any] = {"status": status}
+            if status in _STATUS_TIMES:
+                changes[_STATUS_TIMES[status]] = event.at
+            return changes
+        case HumanDetected(hold_seconds=hold_seconds):
+            return {"hold_seconds": hold_seconds}
+        case RecordingSaved(path=path):
+            return {"recording_path": path}
+        case CallEnded(status=status, reason=reason, detail=detail):
+            return {"status": status, "reason": reason, "detail": detail, "ended_at": event.at}
+    return {}
+
+
+def _classification_row(call_id: str, window: AudioClassified) -> ClassificationRow:
+    return ClassificationRow(
+        call_id=call_id,
+        t_start=window.t_start,
+        t_end=window.t_end,
+        audio_class=window.audio_class,
+        confidence=window.confidence,
+        features=dict(window.features),
+    )
 
 
 def _put_flow(session: Session, flow: CallFlow) -> None:

@@ -1,8 +1,10 @@
 """Journals every event on the bus into the store, in publish order.
 
-The writer only journals: the call session keeps the ``calls`` row up to date itself, so a
-CALL_STATUS or CALL_ENDED event is recorded as an event and nothing more. AUDIO_CLASSIFIED
-events also become ``classifications`` rows (see ``Store.add_events``).
+The store is the only writer of a call's row after its creation, and it writes it from the
+events: a CALL_STATUS sets the status (and the time it was reached), HUMAN_DETECTED the hold
+time, RECORDING_SAVED the recording, CALL_ENDED the final status, reason and end time
+(``call_row_changes``). AUDIO_CLASSIFIED events also become ``classifications`` rows (see
+``Store.add_events``).
 
 Contract with publishers: ``Store.create_call`` has returned before the first event of that call
 is published. An event whose call has no row is not journaled (counted in ``skipped`` and logged
