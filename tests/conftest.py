@@ -96,3 +96,11 @@ async def api_without_calls(tmp_path: Path, http, corpus) -> AsyncIterator[tuple
         await server.stop()
         await holdslayer.stop()
         await pbx.stop()
+
+
+@pytest.fixture
+def manual_clock():
+    """Time that moves only when the test says so (``tests/fakes/clock.py``)."""
+    from tests.fakes.clock import ManualClock
+
+    return ManualClock()

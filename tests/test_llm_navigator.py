@@ -123,17 +123,6 @@ async def provider(request, opened: list) -> AsyncIterator[Provider]:
         yield Provider(request.param, server, opened)
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
 # --- each tool becomes its action --------------------------------------------------------------
 
 TOOL_CASES = [
@@ -344,8 +333,8 @@ async def test_fallback_uses_the_offline_navigator_when_the_provider_fails(provi
     assert len(provider.server.requests) == 2
 
 
-async def test_fallback_rests_a_failing_provider_then_tries_it_again(provider: Provider):
-    clock = ManualClock()
+async def test_fallback_rests_a_failing_provider_then_tries_it_again(provider: Provider, manual_clock):
+    clock = manual_clock
     navigator = FallbackNavigator(
         provider.navigator, OfflineNavigator(), failures_before_cooldown=2, cooldown_seconds=30, clock=clock
     )

@@ -22,6 +22,7 @@ from app.media.pacing import Pacer, RtpSender
 from app.media.recorder import StreamingWavWriter
 from app.media.rtp import RtpPacket, parse_rtp
 from app.media.wavfile import read_wav
+from tests.fakes.clock import ManualClock
 
 FRAME = 0.02
 TIMEOUT = 5.0
@@ -161,28 +162,6 @@ def test_streaming_writer_rejects_non_int16(tmp_path):
 # --- RtpEndpoint: helpers ------------------------------------------------------------------
 
 
-class ManualClock:
-    """Time moves only when the test says so; sleepers wake when it reaches their deadline."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._advanced = asyncio.Event()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        deadline = self._now + seconds
-        await asyncio.sleep(0)
-        while self._now < deadline:
-            await self._advanced.wait()
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-        self._advanced.set()
-        self._advanced = asyncio.Event()
-
-
 class Peer(asyncio.DatagramProtocol):
     """The far end (Asterisk's side of externalMedia): a plain UDP socket on 127.0.0.1."""
 
@@ -217,7 +196,7 @@ async def peer():
 
 @pytest.fixture
 def clock():
-    return ManualClock()
+    return ManualClock(start=1000.0)
 
 
 @pytest.fixture

@@ -21,23 +21,13 @@ from app.ivr.flow import CallFlowStep, StepType
 from app.ivr.navigator import OfflineNavigator
 from app.ivr.vault import UserDataVault
 from app.speech import Transcript
+from tests.fakes.clock import ManualClock
 
 STEP = 0.02  # the fake far end advances in 20 ms frames
 LOUD = np.full(160, 3000, dtype=np.int16)
 QUIET = np.zeros(160, dtype=np.int16)
 
 MENU = "Thank you for calling. For billing, press 1. For technical support, press 2."
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @dataclass
@@ -62,7 +52,7 @@ class Speech:
 class FakeHost:
     call_id = "test"
 
-    def __init__(self, script: list[Speech], clock: FakeClock, listener: FakeListener) -> None:
+    def __init__(self, script: list[Speech], clock: ManualClock, listener: FakeListener) -> None:
         self.script = script
         self.clock = clock
         self.listener = listener
@@ -121,7 +111,7 @@ class FakeHost:
 
 
 def navigation(script: list[Speech], *, vault: UserDataVault | None = None, intent: str = "pay my bill"):
-    clock = FakeClock()
+    clock = ManualClock(jumping=True)
     listener = FakeListener()
     host = FakeHost(script, clock, listener)
     mismatches: list[str] = []
@@ -228,7 +218,7 @@ async def test_missing_data_is_asked_for_then_entered_masked():
 
 
 async def test_without_speech_to_text_exploring_waits_for_hold_music():
-    clock = FakeClock()
+    clock = ManualClock(jumping=True)
     host = FakeHost([], clock, FakeListener())
     nav = MenuNavigation(host, clock=clock, navigator=OfflineNavigator(), listener=None, intent="x", vault=UserDataVault())  # type: ignore[arg-type]
     host.script = []
