@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 
 from pydantic import BaseModel, Field, field_validator
+
+from app.phone import normalize_phone_number
 
 
 class CallStatus(str, Enum):
@@ -40,9 +41,6 @@ class EndReason(str, Enum):
     ERROR = "error"
 
 
-_NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
-
-
 class CallRequest(BaseModel):
     """A request to call a company and reach a person for the user."""
 
@@ -60,7 +58,4 @@ class CallRequest(BaseModel):
     @field_validator("number")
     @classmethod
     def _number_is_dialable(cls, value: str) -> str:
-        cleaned = re.sub(r"[\s().-]", "", value)
-        if not _NUMBER.match(cleaned):
-            raise ValueError("must be a phone number: 2-32 digits, optionally with a leading +")
-        return cleaned
+        return normalize_phone_number(value)

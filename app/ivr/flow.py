@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.calls.models import CallRequest
+from app.phone import normalize_phone_number
 
 CONDITION_KEYS: tuple[str, ...] = ("on_timeout", "on_failure", "on_human", "on_hold")
 FLOW_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
@@ -72,14 +72,6 @@ def _text_not_number(value: Any, what: str) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError(f"write {what} as a quoted string (e.g. \"{value}\"): unquoted digits are read as a number")
     return value
-
-
-def normalize_phone_number(value: str) -> str:
-    """The number as the call manager dials it (same rule as ``CallRequest.number``)."""
-    try:
-        return CallRequest(number=value).number
-    except ValidationError as exc:
-        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
 class CallFlowStep(BaseModel):

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.events import CallEvent, EventType
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
-from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir, normalize_phone_number
+from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
+from app.phone import normalize_phone_number
 from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
 from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow, LineRecordingRow
 
