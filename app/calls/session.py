@@ -40,7 +40,9 @@ from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.clock import Clock, MonotonicClock
+from app.clock import utc_now as _now
 from app.config import Settings
+from app.jsonable import event_jsonable as _jsonable
 from app.corpus import CorpusError, ensure_corpus, load_audio
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.learner import ReplayCheck
@@ -987,24 +989,3 @@ class _HoldBridgeSpeaker:
         endpoint = self._session._endpoints.get("hold")
         if endpoint is not None:
             endpoint.clear_outgoing()
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
-
-
-def _jsonable(value: Any) -> Any:
-    """Evidence dicts may hold numpy scalars; events must be plain JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return round(float(value), 4)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value

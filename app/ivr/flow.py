@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.clock import utc_now
 from app.phone import normalize_phone_number
 
 CONDITION_KEYS: tuple[str, ...] = ("on_timeout", "on_failure", "on_human", "on_hold")
@@ -151,10 +152,6 @@ class CallFlowStep(BaseModel):
         return self
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class CallFlow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -164,8 +161,8 @@ class CallFlow(BaseModel):
     phone_number: str = Field(..., description="Normalised like CallRequest.number")
     description: str = ""
     steps: list[CallFlowStep] = Field(..., min_length=1)
-    created_at: datetime = Field(default_factory=_utc_now)
-    updated_at: datetime = Field(default_factory=_utc_now)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
     version: int = Field(1, ge=1)
     tags: list[str] = Field(default_factory=list)
     success_count: int = Field(0, ge=0)

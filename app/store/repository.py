@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.events import CallEvent, EventType
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
+from app.clock import utc_now
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
 from app.phone import normalize_phone_number
 from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
@@ -116,7 +117,7 @@ class Store:
                     flow_id=flow_id,
                     company=company,
                     status=CallStatus.PENDING.value,
-                    created_at=_utc_now(),
+                    created_at=utc_now(),
                 )
             )
 
@@ -260,7 +261,7 @@ class Store:
     def save_line_recordings(self, number: str, fingerprints: Sequence[bytes]) -> None:
         """Replace what is known of this number's recordings (the call's memory holds the old ones too)."""
         phone = normalize_phone_number(number)
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         with self._transaction(write=True) as session:
             session.execute(delete(LineRecordingRow).where(LineRecordingRow.phone_number == phone))
             session.add_all(
@@ -341,10 +342,6 @@ class Store:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(value: datetime) -> str:
