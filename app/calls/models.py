@@ -26,6 +26,10 @@ class CallStatus(str, Enum):
 
 FINAL_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
 
+# Every ARI id a call creates starts with this, so that a restart can tell (and sweep) what an
+# earlier run of this app left in the PBX.
+ARI_ID_PREFIX = "hs-"
+
 
 class EndReason(str, Enum):
     BRIDGED = "bridged"  # success: user talked to the agent

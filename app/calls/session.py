@@ -38,7 +38,7 @@ from app.calls.events import EventBus, EventType
 from app.calls.handoff import Handoff, HandoffPolicy, HandoffSettings, Line
 from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.navigation import MenuNavigation, Outcome
-from app.calls.models import CallRequest, CallStatus, EndReason
+from app.calls.models import ARI_ID_PREFIX, CallRequest, CallStatus, EndReason
 from app.clock import Clock, MonotonicClock
 from app.clock import utc_now as _now
 from app.config import Settings
@@ -142,7 +142,7 @@ class CallIds:
     call_id: str
 
     def _id(self, suffix: str) -> str:
-        return f"hs-{self.call_id}-{suffix}"
+        return f"{ARI_ID_PREFIX}{self.call_id}-{suffix}"
 
     @property
     def company(self) -> str:
