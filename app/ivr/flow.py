@@ -235,6 +235,24 @@ class CallFlow(BaseModel):
         index = next(i for i, candidate in enumerate(self.steps) if candidate.id == step.id)
         return self.steps[index + 1] if index + 1 < len(self.steps) else None
 
+    def edit_of(self, stored: CallFlow | None, now: datetime | None = None) -> CallFlow:
+        """This flow as the replacement of ``stored`` (the flow of the same id, if any).
+
+        An edit is a new version of the same flow: its version goes past the stored one, its
+        creation time and its history of outcomes carry over. With nothing stored it is as given.
+        """
+        if stored is None:
+            return self
+        return self.model_copy(
+            update={
+                "version": max(self.version, stored.version + 1),
+                "created_at": stored.created_at,
+                "updated_at": now or utc_now(),
+                "success_count": stored.success_count,
+                "fail_count": stored.fail_count,
+            }
+        )
+
 
 # ---------------------------------------------------------------------------- error messages
 
