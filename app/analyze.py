@@ -37,10 +37,9 @@ from app.audio.types import (
     HumanRetracted,
     HumanSuspected,
 )
-from app.corpus import resample
 from app.jsonable import jsonable
 from app.media.g711 import ulaw_decode, ulaw_encode
-from app.media.wavfile import WavError, read_wav
+from app.media.wavfile import WavError, read_wav, resample
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms: one RTP packet

@@ -43,12 +43,12 @@ from app.clock import Clock, MonotonicClock
 from app.clock import utc_now as _now
 from app.config import Settings
 from app.jsonable import event_jsonable as _jsonable
-from app.corpus import CorpusError, ensure_corpus, load_audio
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.learner import ReplayCheck
 from app.ivr.navigator import Navigator, OfflineNavigator
 from app.ivr.vault import UserDataVault
 from app.media.endpoint import RtpEndpoint
+from app.media.sounds import SoundError, load_sound
 from app.media.recorder import StreamingWavWriter
 from app.speech import SttError, TextToSpeech
 from app.store.repository import Store
@@ -797,9 +797,8 @@ class CallSession:
     async def _say(self, audio_ref: str) -> None:
         """Play a recording to the far end through the hold bridge, paced in real time."""
         try:
-            corpus = await asyncio.to_thread(ensure_corpus)
-            pcm = await asyncio.to_thread(load_audio, corpus.resolve(audio_ref))
-        except CorpusError as exc:
+            pcm = await asyncio.to_thread(load_sound, audio_ref, self.settings.sounds_dir)
+        except SoundError as exc:
             log.warning("call %s: cannot play %s: %s", self.call_id, audio_ref, exc)
             return
         await self._endpoints["hold"].play(pcm)

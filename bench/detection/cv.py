@@ -521,7 +521,7 @@ def run_cv(
 
 
 def _base_corpus():
-    from app.corpus import ensure_corpus
+    from app.sim.corpus import ensure_corpus
 
     return ensure_corpus()
 

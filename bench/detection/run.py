@@ -35,7 +35,7 @@ from app.analyze import DETECTORS, FRAME_SAMPLES, Detector, default_detector, ma
 from app.clock import utc_now
 from app.jsonable import jsonable
 from app.audio.types import Classification, HumanDetected
-from app.corpus import Corpus, ensure_corpus
+from app.sim.corpus import Corpus, ensure_corpus
 from bench.detection.dataset import RATE, Session, SessionSpec, render, session_specs
 from bench.detection.metrics import (
     Check,

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from app.clock import utc_now
-from app.corpus import Corpus, ensure_corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus, ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 REPO = Path(__file__).resolve().parents[2]
