@@ -37,9 +37,9 @@ from app.audio.types import (
     HumanRetracted,
     HumanSuspected,
 )
-from app.corpus import resample
+from app.jsonable import jsonable
 from app.media.g711 import ulaw_decode, ulaw_encode
-from app.media.wavfile import WavError, read_wav
+from app.media.wavfile import WavError, read_wav, resample
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms: one RTP packet
@@ -222,21 +222,6 @@ def run_analyze(
     return 0
 
 
-def jsonable(value: Any) -> Any:
-    """Evidence as plain JSON values (numpy scalars and arrays, tuples, enums)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, AudioClass):
-        return value.value
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 _EVENT_NAMES: dict[type, str] = {

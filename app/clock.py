@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from typing import Protocol
 
 
@@ -22,8 +23,11 @@ class MonotonicClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+def utc_now() -> datetime:
+    """The wall-clock time, timezone-aware UTC: the one source of record and flow times."""
+    return datetime.now(timezone.utc)
+
+
 def utc_now_iso() -> str:
     """Wall-clock UTC timestamp for records and events (ISO 8601, millisecond precision)."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return utc_now().isoformat(timespec="milliseconds")

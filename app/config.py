@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/holdslayer.db"
     recordings_dir: Path = DEFAULT_DATA_DIR / "recordings"
     flows_dir: Path = Path("flows")
+    # Where a flow's SPEAK step finds ``prompt:NAME`` (app/media/sounds.py): by default where
+    # Debian's asterisk-core-sounds-en-wav installs the Asterisk prompts. Read, never fetched.
+    sounds_dir: Path = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 
     # --- hold ---
     max_hold_time: float = Field(7200.0, gt=0, description="Give up after this many seconds on hold")

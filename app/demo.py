@@ -11,7 +11,7 @@ from rich.console import Console
 from app.calls.events import EventType
 from app.calls.models import CallRequest
 from app.config import Settings
-from app.corpus import CorpusError, ensure_corpus
+from app.sim.corpus import CorpusError, ensure_corpus
 from app.progress import CallProgress
 from app.runtime import HoldSlayer
 

@@ -11,6 +11,7 @@ from app.ari.stream import AriEventStream
 from app.calls.dial_in import DialInTrigger
 from app.calls.events import EventBus
 from app.calls.manager import CallManager
+from app.calls.models import ARI_ID_PREFIX
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
@@ -21,7 +22,6 @@ from app.store.repository import Store
 from app.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
-ORPHAN_PREFIX = "hs-"  # CallIds: every ARI id a call creates
 
 
 class HoldSlayer:
@@ -87,14 +87,14 @@ class HoldSlayer:
     async def _sweep_orphans(self) -> None:
         """Delete channels and bridges an earlier run of this app left in the PBX (after a crash).
 
-        Every id this app creates starts with ``hs-``; at start-up no call is running yet, so any
+        Every id this app creates starts with ``ARI_ID_PREFIX``; at start-up no call is running yet, so any
         such resource belongs to a call that can no longer finish.
         """
         channels, bridges = await asyncio.gather(self.ari.list_channels(), self.ari.list_bridges())
-        orphans = [c.id for c in channels if c.id.startswith(ORPHAN_PREFIX)]
+        orphans = [c.id for c in channels if c.id.startswith(ARI_ID_PREFIX)]
         for channel_id in orphans:
             await self.ari.hangup(channel_id, missing_ok=True)
-        stale_bridges = [b.id for b in bridges if b.id.startswith(ORPHAN_PREFIX)]
+        stale_bridges = [b.id for b in bridges if b.id.startswith(ARI_ID_PREFIX)]
         for bridge_id in stale_bridges:
             await self.ari.destroy_bridge(bridge_id, missing_ok=True)
         if orphans or stale_bridges:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch the recording corpus (Debian packages, see ../shared/CORPUS.md) into the cache.
 
-No option: the base corpus (``app.corpus``), exactly as always.
+No option: the base corpus (``app.sim.corpus``), exactly as always.
 ``--wide``: the wide corpus's full tier; ``--wide-sample``: its small sample tier (for CI).
 See ``bench/corpus/README.md``. The base corpus is fetched first either way.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.corpus import CorpusError, ensure_corpus  # noqa: E402
+from app.sim.corpus import CorpusError, ensure_corpus  # noqa: E402
 
 WIDE_FLAGS = {"--wide": "full", "--wide-sample": "sample"}
 

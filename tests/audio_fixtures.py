@@ -21,7 +21,8 @@ import numpy as np
 from app.audio.features import frame_features, window_features
 from app.audio.simple_detector import SimpleHoldDetector
 from app.audio.types import DetectorOutput, HoldDetected, HumanDetected
-from app.corpus import Corpus, CorpusError, ensure_corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus, CorpusError, ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.corpus import ensure_corpus
+from app.sim.corpus import ensure_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.audio.features import SILENCE_DBOV, analyse_window, band_powers, frame_features, window_features
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from tests.audio_fixtures import (
     RATE,
     audible,

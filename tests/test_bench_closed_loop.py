@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.audio.types import HumanDetected, HumanSuspected
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from bench.detection.closed_loop import FRAME, FarEnd, Person, _speaker_source, run_interactive_session
 from bench.detection.metrics_cv import fold_score, greet_latency, lost, opener_latency, ring_latency
 from bench.detection.sources import Item

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.audio.types import AudioClass
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode
 from bench.detection.dataset import (
     AFTER_ONSET_SECONDS,

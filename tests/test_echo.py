@@ -8,7 +8,7 @@ import pytest
 from app.audio.echo import EchoMonitor, frame_levels_dbov
 from app.audio.pipeline import AudioPipeline
 from app.audio.types import HumanDetected, HumanSuspected
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

@@ -9,7 +9,7 @@ from app.audio.features import frame_features, tonality_db
 from app.audio.fingerprint import RecordingMemory, landmarks
 from app.audio.human import HumanDetector, HumanSettings
 from app.audio.types import AudioClass, HumanSuspected
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

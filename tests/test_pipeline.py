@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.audio.pipeline import AudioPipeline
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.audio.types import Classification, HoldDetected, HumanDetected, HumanSuspected
 from bench.detection.dataset import render, session_specs, speech_islands

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.corpus import ensure_corpus, load_audio
-from app.media.wavfile import Audio, read_wav
+from app.media.wavfile import Audio, load_audio, read_wav
+from app.sim.corpus import ensure_corpus
 from app.sim import ScenarioError, SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios, run_sim
 from app.sim.audio import AudioLibrary
 from app.sim.company import CompanyCall

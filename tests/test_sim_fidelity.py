@@ -24,7 +24,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from app.corpus import ensure_corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.media.rtp import PT_PCMU, RtpPacket, parse_rtp
 from app.sim import Scenario, SimConfig, SimulatedPBX, UserPhoneConfig

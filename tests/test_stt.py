@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.speech import (
     MULAW_8K,

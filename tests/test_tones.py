@@ -17,7 +17,7 @@ from app.audio.tones import (
     ToneDetector,
     ToneEvent,
 )
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from bench.detection.dtmf_sweep import (
     BARESIP_KEYS,
     dtmf_tone,

@@ -22,7 +22,7 @@ from app.audio.vad import (
     WebRtcGate,
     silero_model_path,
 )
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from tests.audio_fixtures import (
     ANNOUNCEMENTS,
     HUMANS,

@@ -25,6 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
 
 from app.clock import utc_now_iso
+from app.jsonable import event_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +66,8 @@ class EventType(str, Enum):
     ARI_RECONNECTED = "ARI_RECONNECTED"
 
 
-def _plain_json(value: Any) -> Any:
-    """Evidence and detail dicts hold numpy scalars, tuples and enums; events hold plain JSON."""
-    import numpy as np  # noqa: PLC0415 - only evidence from the audio path carries numpy values
-
-    if isinstance(value, dict):
-        return {str(k): _plain_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_json(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (np.floating, float)) and not isinstance(value, bool):
-        return round(float(value), 4)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return _plain_json(value.tolist())
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    return str(value)
-
-
-JsonObject = Annotated[dict[str, Any], BeforeValidator(_plain_json)]
+# Evidence and detail dicts from the audio path hold numpy values, tuples and enums: plain JSON here.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(event_jsonable)]
 
 
 class EventData(BaseModel):

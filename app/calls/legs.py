@@ -23,12 +23,12 @@ from app.ari import events as ari_events
 from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.calls.context import CallContext
+from app.calls.models import ARI_ID_PREFIX
 from app.media.endpoint import RtpEndpoint
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT = 10.0  # for a channel's own StasisStart
-ID_PREFIX = "hs-"  # every ARI id this app chooses starts so (the dial-in trigger's too)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class CallIds:
     call_id: str
 
     def _id(self, suffix: str) -> str:
-        return f"{ID_PREFIX}{self.call_id}-{suffix}"
+        return f"{ARI_ID_PREFIX}{self.call_id}-{suffix}"
 
     @property
     def company(self) -> str:

@@ -7,12 +7,12 @@ import logging
 import uuid
 from dataclasses import replace
 
-from app.calls.events import CallCreated, CallEnded, CallEvent, FlowLearned
+from app.calls.events import CallCreated, CallEnded, CallEvent
+from app.calls.learning import LearnError, learn_and_save
 from app.calls.models import CallRequest, CallStatus
 from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
 from app.ivr.vault import UserDataVault
-from app.ivr.learner import CallFlowLearner, LearnError, discoveries_from_events
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
@@ -92,27 +92,19 @@ class CallManager:
             return False
         reason = session.reason.value if session.reason else ""
         ended = CallEvent(session.call_id, CallEnded(status=session.status.value, reason=reason, detail=detail))
-        discoveries, outcome = discoveries_from_events([*session.events, ended.to_dict()])
-        learner = CallFlowLearner()
-        store = self.deps.store
         try:
-            existing = session.flow or await asyncio.to_thread(store.find_flow_for_number, session.request.number)
-            if existing is not None:
-                flow = learner.merge_discoveries(existing, discoveries, outcome=outcome, intent=session.request.intent)
-            else:
-                flow = learner.build_flow(
-                    discoveries, session.request.number, "", session.request.intent, outcome=outcome
-                )
+            await learn_and_save(
+                self.deps.store,
+                [*session.events, ended.to_dict()],
+                number=session.request.number,
+                company="",
+                intent=session.request.intent,
+                flow=session.flow,
+                emit=session.emit,
+            )
         except LearnError as error:
             log.info("call %s: nothing learned: %s", session.call_id, error)
             return False
-        await asyncio.to_thread(store.upsert_flow, flow)
-        await asyncio.to_thread(store.set_flow_stale, flow.id, False)
-        session.emit(
-            FlowLearned(
-                flow_id=flow.id, version=flow.version, steps=[step.id for step in flow.steps], merged=existing is not None
-            )
-        )
         return True
 
     def session(self, call_id: str) -> CallSession | None:

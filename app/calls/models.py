@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 
 from pydantic import BaseModel, Field, field_validator
+
+from app.phone import normalize_phone_number
 
 
 class CallStatus(str, Enum):
@@ -25,6 +26,10 @@ class CallStatus(str, Enum):
 
 FINAL_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
 
+# Every ARI id a call creates starts with this, so that a restart can tell (and sweep) what an
+# earlier run of this app left in the PBX.
+ARI_ID_PREFIX = "hs-"
+
 
 class EndReason(str, Enum):
     BRIDGED = "bridged"  # success: user talked to the agent
@@ -38,9 +43,6 @@ class EndReason(str, Enum):
     CANCELLED = "cancelled"
     FLOW_FAILED = "flow_failed"
     ERROR = "error"
-
-
-_NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
 
 
 class CallRequest(BaseModel):
@@ -60,7 +62,4 @@ class CallRequest(BaseModel):
     @field_validator("number")
     @classmethod
     def _number_is_dialable(cls, value: str) -> str:
-        cleaned = re.sub(r"[\s().-]", "", value)
-        if not _NUMBER.match(cleaned):
-            raise ValueError("must be a phone number: 2-32 digits, optionally with a leading +")
-        return cleaned
+        return normalize_phone_number(value)

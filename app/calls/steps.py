@@ -29,10 +29,10 @@ from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.outcomes import Finish
 from app.config import Settings
-from app.corpus import CorpusError, ensure_corpus, load_audio
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.menu import prompt_finished
 from app.media.endpoint import RtpEndpoint
+from app.media.sounds import SoundError, load_sound
 from app.speech import TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -343,9 +343,8 @@ class FlowSteps:
     async def _play(self, audio_ref: str) -> None:
         """Play a recording to the far end through the hold bridge, paced in real time."""
         try:
-            corpus = await asyncio.to_thread(ensure_corpus)
-            pcm = await asyncio.to_thread(load_audio, corpus.resolve(audio_ref))
-        except CorpusError as exc:
+            pcm = await asyncio.to_thread(load_sound, audio_ref, self.settings.sounds_dir)
+        except SoundError as exc:
             log.warning("call %s: cannot play %s: %s", self.call_id, audio_ref, exc)
             return
         await self.media.endpoints["hold"].play(pcm)

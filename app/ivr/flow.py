@@ -30,7 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.calls.models import CallRequest
+from app.clock import utc_now
+from app.phone import normalize_phone_number
 
 CONDITION_KEYS: tuple[str, ...] = ("on_timeout", "on_failure", "on_human", "on_hold")
 FLOW_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
@@ -72,14 +73,6 @@ def _text_not_number(value: Any, what: str) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError(f"write {what} as a quoted string (e.g. \"{value}\"): unquoted digits are read as a number")
     return value
-
-
-def normalize_phone_number(value: str) -> str:
-    """The number as the call manager dials it (same rule as ``CallRequest.number``)."""
-    try:
-        return CallRequest(number=value).number
-    except ValidationError as exc:
-        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
 class CallFlowStep(BaseModel):
@@ -159,10 +152,6 @@ class CallFlowStep(BaseModel):
         return self
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class CallFlow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -172,8 +161,8 @@ class CallFlow(BaseModel):
     phone_number: str = Field(..., description="Normalised like CallRequest.number")
     description: str = ""
     steps: list[CallFlowStep] = Field(..., min_length=1)
-    created_at: datetime = Field(default_factory=_utc_now)
-    updated_at: datetime = Field(default_factory=_utc_now)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
     version: int = Field(1, ge=1)
     tags: list[str] = Field(default_factory=list)
     success_count: int = Field(0, ge=0)
@@ -245,6 +234,24 @@ class CallFlow(BaseModel):
             return None
         index = next(i for i, candidate in enumerate(self.steps) if candidate.id == step.id)
         return self.steps[index + 1] if index + 1 < len(self.steps) else None
+
+    def edit_of(self, stored: CallFlow | None, now: datetime | None = None) -> CallFlow:
+        """This flow as the replacement of ``stored`` (the flow of the same id, if any).
+
+        An edit is a new version of the same flow: its version goes past the stored one, its
+        creation time and its history of outcomes carry over. With nothing stored it is as given.
+        """
+        if stored is None:
+            return self
+        return self.model_copy(
+            update={
+                "version": max(self.version, stored.version + 1),
+                "created_at": stored.created_at,
+                "updated_at": now or utc_now(),
+                "success_count": stored.success_count,
+                "fail_count": stored.fail_count,
+            }
+        )
 
 
 # ---------------------------------------------------------------------------- error messages

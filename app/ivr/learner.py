@@ -20,9 +20,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from app.clock import utc_now
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.menu import Menu, normalize_text, parse_menu, same_menu, text_similarity
 
@@ -351,12 +352,8 @@ def flow_id_for(company: str, phone_number: str) -> str:
 # ---------------------------------------------------------------------------- the learner
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class CallFlowLearner:
-    def __init__(self, *, min_similarity: float = DEFAULT_MIN_SIMILARITY, now: Callable[[], datetime] = _utc_now):
+    def __init__(self, *, min_similarity: float = DEFAULT_MIN_SIMILARITY, now: Callable[[], datetime] = utc_now):
         self.min_similarity = min_similarity
         self.now = now
 

@@ -1,5 +1,7 @@
 """Reading and writing WAV files: the one place that knows the RIFF layout.
 
+``load_audio`` reads a WAV (or codec2's headerless ``.raw``) at the rate the caller wants.
+
 Reads PCM (8/16/24/32-bit), IEEE float, A-law and mu-law WAV (the stdlib ``wave`` module
 refuses the G.711 and float formats that telephony recordings often use).
 """
@@ -97,3 +99,33 @@ def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = 8000) -> Non
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+
+
+def load_audio(path: Path, sample_rate: int = 8000) -> np.ndarray:
+    """Load an audio file as mono int16 at ``sample_rate``.
+
+    Handles any WAV that ``read_wav`` reads, at any rate, and codec2's headerless ``.raw`` (8 kHz s16le).
+    Resampling is linear interpolation after a moving-average anti-alias filter: good enough
+    for telephone-band material that is then mu-law coded anyway.
+    """
+    path = Path(path)
+    if path.suffix == ".raw":
+        pcm, rate = np.fromfile(path, dtype="<i2"), 8000
+    else:
+        audio = read_wav(path)
+        pcm, rate = audio.pcm, audio.sample_rate
+    return resample(pcm, rate, sample_rate)
+
+
+def resample(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return np.asarray(pcm, dtype=np.int16)
+    x = np.asarray(pcm, dtype=np.float64)
+    if target < rate:
+        taps = int(round(rate / target))
+        if taps > 1:
+            x = np.convolve(x, np.ones(taps) / taps, mode="same")
+    n_out = int(len(x) * target / rate)
+    positions = np.arange(n_out) * (rate / target)
+    out = np.interp(positions, np.arange(len(x)), x)
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from app.corpus import Corpus, load_audio
-from app.media.wavfile import read_wav, write_wav
+from app.media.wavfile import load_audio, read_wav, write_wav
+from app.sim.corpus import Corpus
 from app.speech.types import resample
 
 SAMPLE_RATE = 8000

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
+from app.clock import utc_now
 from app.sim.farend import FarEnd
 
 # The documentation MAC address the captures use as entity id.
@@ -58,7 +59,7 @@ def cause_text(cause: int) -> str:
 
 def ari_time(moment: datetime | None = None) -> str:
     """Asterisk's timestamp format: ``2026-11-21T11:33:22.232+0000``."""
-    moment = moment or datetime.now(UTC)
+    moment = moment or utc_now()
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 

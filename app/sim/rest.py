@@ -7,15 +7,14 @@ Handlers translate HTTP into ``Pbx`` operations and back; the rules themselves l
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from app.sim.farend import CompanyCallLog, FarEnd, UserCallLog
 from app.sim.media import RTP_FORMATS, RtpPort
-from app.sim.model import HANGUP_REASONS, AriError, Bridge, Channel, ari_time, parse_endpoint
-
-if TYPE_CHECKING:
-    from app.sim.server import SimulatedPBX
+from app.sim.model import HANGUP_REASONS, AriError, Bridge, Channel, Endpoint, ari_time, parse_endpoint
+from app.sim.telephony import Pbx
 
 ASTERISK_VERSION = "22.10.1"
 # Codec names Asterisk knows (core show codecs); the simulator carries only G.711 over RTP.
@@ -25,6 +24,34 @@ KNOWN_FORMATS = {
     "slin24", "slin32", "slin44", "slin48", "slin96", "slin192",
 }  # fmt: skip
 UNSUPPORTED_MEDIA_SCHEMES = {"tone", "number", "characters"}
+
+
+class HostConfig(Protocol):
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def user_phones(self) -> Collection[str]: ...
+
+
+class PbxHost(Protocol):
+    """What the resources need of the simulated PBX (``server.SimulatedPBX``).
+
+    A protocol rather than the class: the server imports this module, so importing the server
+    here would be a cycle.
+    """
+
+    model: Pbx
+
+    @property
+    def config(self) -> HostConfig: ...
+
+    @property
+    def registered_apps(self) -> Collection[str]: ...
+
+    def far_end_for(self, endpoint: Endpoint) -> tuple[FarEnd, CompanyCallLog | UserCallLog]: ...
+
+    def record_call(self, call_log: CompanyCallLog | UserCallLog, channel: Channel) -> None: ...
 
 
 @dataclass
@@ -105,7 +132,7 @@ def _require(params: dict[str, Any], name: str, message: str | None = None) -> A
 class AriRest:
     """The handlers, bound to one simulated PBX."""
 
-    def __init__(self, sim: SimulatedPBX) -> None:
+    def __init__(self, sim: PbxHost) -> None:
         self.sim = sim
         self.model = sim.model
         self.started_at = ari_time()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from app.corpus import Corpus, ensure_corpus
+from app.sim.corpus import Corpus, ensure_corpus
 from app.sim.audio import AudioLibrary, AudioRefError
 from app.sim.company import CompanyCall
 from app.sim.farend import CompanyCallLog, FarEnd, UserCallLog

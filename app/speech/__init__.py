@@ -6,8 +6,9 @@ vendor SDK: each provider imports its own when it is first used.
 """
 
 from app.speech.segmenter import Segmenter, SegmenterSettings, Utterance
-from app.speech.stt import FallbackStt, SpeechToText, SttProvider, stream, stt_from_settings
-from app.speech.tts import FallbackTts, TextToSpeech, TtsProvider, tts_from_settings
+from app.speech.factory import stt_from_settings, tts_from_settings
+from app.speech.stt import FallbackStt, SpeechToText, SttProvider, stream
+from app.speech.tts import FallbackTts, TextToSpeech, TtsProvider
 from app.speech.types import (
     MULAW_8K,
     PCM_8K,

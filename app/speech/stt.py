@@ -2,7 +2,7 @@
 
 Usage (one recogniser per call, fed with the far end's 20 ms frames)::
 
-    stt = stt_from_settings("deepgram", deepgram_api_key=key)
+    stt = stt_from_settings("deepgram", deepgram_api_key=key)   # app.speech.factory
     async for frame in endpoint.frames():
         stt.push(frame.pcm, frame.arrival)      # int16 8 kHz, call time of its first sample
     ...
@@ -22,34 +22,24 @@ interim results), ``openai`` (one request per utterance). The batch ones (local,
 transcribe the utterances ``app.speech.segmenter`` cuts with the VAD; Deepgram gets the raw
 stream and segments by itself.
 
-Degrading to the local path (``stt_from_settings``):
-  - a cloud provider asked for without its key, or whose SDK does not import, is replaced by
-    the local recogniser at once (a warning is logged);
-  - otherwise the cloud recogniser is wrapped in ``FallbackStt``: when it fails during the
-    call (key refused, connection refused or dropped, an HTTP error, a timeout) the wrapper
-    starts the local recogniser, replays to it the audio pushed since the cloud's last final
-    transcript (at most ``retain_seconds``), and goes on with the local one for the rest of
-    the call. ``FallbackStt.provider`` says which one is active, ``fallback_reason`` why.
+Choosing and degrading a provider: ``app.speech.factory``. The providers import this module,
+never the other way round.
 Vendor SDKs are imported inside the provider modules, only when one is used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from app.speech.segmenter import Segmenter, SegmenterSettings, Utterance
 from app.speech.types import TELEPHONE_RATE, AudioChunk, SttError, Transcript, resample
-
-if TYPE_CHECKING:
-    from app.speech.whisper_local import WhisperSettings
 
 log = logging.getLogger(__name__)
 
@@ -275,55 +265,3 @@ class FallbackStt:
         """Audio a final transcript covered will not be needed again."""
         while self._retained and self._retained[0][1] + len(self._retained[0][0]) / TELEPHONE_RATE <= t_end:
             self._retained.popleft()
-
-
-def stt_from_settings(
-    provider: SttProvider = "local",
-    *,
-    deepgram_api_key: str | None = None,
-    openai_api_key: str | None = None,
-    deepgram_url: str | None = None,
-    openai_base_url: str | None = None,
-    deepgram_model: str = "nova-3",
-    openai_model: str = "gpt-4o-mini-transcribe",
-    whisper: WhisperSettings | None = None,
-    segmenter: SegmenterSettings = SegmenterSettings(),
-) -> SpeechToText:
-    """A recogniser for one call. Without the provider's key or SDK: the local one (see module doc)."""
-    from app.speech.whisper_local import LocalWhisperStt, WhisperSettings
-
-    whisper_settings = whisper if whisper is not None else WhisperSettings()
-
-    def local() -> SpeechToText:
-        return LocalWhisperStt(whisper_settings, segmenter=Segmenter(segmenter))
-
-    if provider == "local":
-        return local()
-    if provider == "deepgram":
-        if not deepgram_api_key:
-            log.warning("STT provider deepgram has no API key; using the local recogniser")
-            return local()
-        if not _sdk_installed("deepgram"):
-            log.warning("STT provider deepgram needs the deepgram-sdk package; using the local recogniser")
-            return local()
-        from app.speech.deepgram_stt import DeepgramStt
-
-        return FallbackStt(DeepgramStt(deepgram_api_key, model=deepgram_model, url=deepgram_url), local)
-    if provider == "openai":
-        if not openai_api_key:
-            log.warning("STT provider openai has no API key; using the local recogniser")
-            return local()
-        if not _sdk_installed("openai"):
-            log.warning("STT provider openai needs the openai package; using the local recogniser")
-            return local()
-        from app.speech.openai_stt import OpenAiStt
-
-        recogniser = OpenAiStt(
-            openai_api_key, model=openai_model, base_url=openai_base_url, segmenter=Segmenter(segmenter)
-        )
-        return FallbackStt(recogniser, local)
-    raise ValueError(f"unknown STT provider {provider!r} (local, deepgram or openai)")
-
-
-def _sdk_installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None  # finds it without importing it

@@ -1,8 +1,8 @@
-"""Text-to-speech behind one small protocol, and the factory that picks a provider.
+"""Text-to-speech behind one small protocol (the factory that picks a provider: ``app.speech.factory``).
 
 Usage::
 
-    tts = tts_from_settings("piper")
+    tts = tts_from_settings("piper")                       # app.speech.factory
     pcm = await tts.synthesize_async("Billing, please.")   # int16, 8 kHz, mono
     await endpoint.play(pcm)                                 # RtpEndpoint paces it out
 
@@ -20,20 +20,16 @@ for the rest of the process (``FallbackTts``).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from app.speech.types import TtsError
-
-if TYPE_CHECKING:
-    from app.speech.piper_tts import PiperSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,36 +111,3 @@ class FallbackTts:
 
     async def synthesize_async(self, text: str, *, cache: bool = True) -> np.ndarray:
         return await asyncio.to_thread(self.synthesize, text, cache=cache)
-
-
-def tts_from_settings(
-    provider: TtsProvider = "piper",
-    *,
-    openai_api_key: str | None = None,
-    openai_base_url: str | None = None,
-    openai_model: str = "gpt-4o-mini-tts",
-    openai_voice: str = "alloy",
-    piper: PiperSettings | None = None,
-) -> TextToSpeech:
-    """A voice. Without the OpenAI key or package: Piper (see the module docstring)."""
-    from app.speech.piper_tts import PiperSettings, PiperTts
-
-    piper_settings = piper if piper is not None else PiperSettings()
-
-    def local() -> TextToSpeech:
-        return PiperTts.shared(piper_settings)
-
-    if provider == "piper":
-        return local()
-    if provider == "openai":
-        if not openai_api_key:
-            log.warning("TTS provider openai has no API key; using the local Piper voice")
-            return local()
-        if importlib.util.find_spec("openai") is None:
-            log.warning("TTS provider openai needs the openai package; using the local Piper voice")
-            return local()
-        from app.speech.openai_tts import OpenAiTts
-
-        voice = OpenAiTts(openai_api_key, model=openai_model, voice=openai_voice, base_url=openai_base_url)
-        return FallbackTts(voice, local)
-    raise ValueError(f"unknown TTS provider {provider!r} (piper or openai)")

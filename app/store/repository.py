@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.events import AudioClassified, CallEnded, CallEvent, CallStatusChanged, HumanDetected, RecordingSaved
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
-from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir, normalize_phone_number
+from app.clock import utc_now
+from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
+from app.phone import normalize_phone_number
 from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
 from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow, LineRecordingRow
 
@@ -115,7 +117,7 @@ class Store:
                     flow_id=flow_id,
                     company=company,
                     status=CallStatus.PENDING.value,
-                    created_at=_utc_now(),
+                    created_at=utc_now(),
                 )
             )
 
@@ -263,7 +265,7 @@ class Store:
     def save_line_recordings(self, number: str, fingerprints: Sequence[bytes]) -> None:
         """Replace what is known of this number's recordings (the call's memory holds the old ones too)."""
         phone = normalize_phone_number(number)
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         with self._transaction(write=True) as session:
             session.execute(delete(LineRecordingRow).where(LineRecordingRow.phone_number == phone))
             session.add_all(
@@ -344,10 +346,6 @@ class Store:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(value: datetime) -> str:

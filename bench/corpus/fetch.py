@@ -5,7 +5,7 @@
 1. installs the tier's tools with ``apt-get install`` if missing (sox, espeak-ng, flite,
    festival and its voices, openmpt123, fluidsynth with fluid-soundfont-gm; root needed
    only then);
-2. makes sure the base corpus is there (``app.corpus.ensure_corpus``; read only: nothing is
+2. makes sure the base corpus is there (``app.sim.corpus.ensure_corpus``; read only: nothing is
    ever written under it);
 3. downloads the tier's data packages (``apt-get download``) and unpacks them
    (``dpkg-deb -x``) into a staging directory;
@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from app.corpus import default_corpus_dir, ensure_corpus, load_audio
-from app.media.wavfile import read_wav, write_wav
+from app.media.wavfile import load_audio, read_wav, write_wav
+from app.sim.corpus import default_corpus_dir, ensure_corpus
 from bench.corpus import script, sources
 from bench.corpus.sources import (
     MAX_TRACK_SECONDS,
@@ -388,7 +388,7 @@ class _Renderer:
     def _piper_say(self, text: str, out: Path) -> None:
         from piper.config import SynthesisConfig
 
-        from app.corpus import resample
+        from app.media.wavfile import resample
 
         with self._piper_lock:
             voice = self._piper_voice()

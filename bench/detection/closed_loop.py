@@ -772,7 +772,7 @@ def _rule(evidence: dict[str, Any]) -> str | None:
 
 def render_lines(settings: HandoffSettings = HandoffSettings()) -> dict[str, np.ndarray]:
     """Every line the policy may say, rendered once with the local TTS (Piper) for the whole run."""
-    from app.speech.tts import tts_from_settings
+    from app.speech import tts_from_settings
 
     tts = tts_from_settings("piper")
     texts = (settings.greeting, settings.intro, settings.probe, settings.hold_on)

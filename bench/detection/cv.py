@@ -31,13 +31,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from app.analyze import DETECTORS, FRAME_SAMPLES, Detector, default_detector, make_detector
 from app.audio.types import Classification, HumanDetected, HumanRetracted, HumanSuspected
+from app.clock import utc_now
 from bench.detection.dataset import RATE, Session
 from bench.detection.folds import FROZEN, FoldPlan, plan_folds
 from bench.detection.metrics import window_truth
@@ -193,7 +193,7 @@ def build_report(
         "seed": seed,
         "commit": commit,
         "dirty": dirty,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now().isoformat(timespec="seconds"),
         "wall_seconds": round(wall_seconds, 1),
         "jobs": jobs,
         "audio_hours": round(audio / 3600.0, 3),
@@ -521,7 +521,7 @@ def run_cv(
 
 
 def _base_corpus():
-    from app.corpus import ensure_corpus
+    from app.sim.corpus import ensure_corpus
 
     return ensure_corpus()
 

@@ -57,7 +57,8 @@ from typing import Any, Literal
 import numpy as np
 
 from app.audio.types import AudioClass
-from app.corpus import Corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

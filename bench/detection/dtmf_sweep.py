@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from app.audio.tones import DTMF_DIGITS, DTMF_HIGH, DTMF_LOW, DtmfDetector, ToneDetector
-from app.corpus import Corpus, ensure_corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus, ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

@@ -27,14 +27,15 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from app.analyze import DETECTORS, FRAME_SAMPLES, Detector, default_detector, jsonable, make_detector
+from app.analyze import DETECTORS, FRAME_SAMPLES, Detector, default_detector, make_detector
+from app.clock import utc_now
+from app.jsonable import jsonable
 from app.audio.types import Classification, HumanDetected
-from app.corpus import Corpus, ensure_corpus
+from app.sim.corpus import Corpus, ensure_corpus
 from bench.detection.dataset import RATE, Session, SessionSpec, render, session_specs
 from bench.detection.metrics import (
     Check,
@@ -189,7 +190,7 @@ def build_report(
         seed=seed,
         commit=commit,
         dirty=dirty,
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        date=utc_now().isoformat(timespec="seconds"),
         wall_seconds=wall_seconds,
         jobs=jobs,
         cpu_percent=cpu_percent,

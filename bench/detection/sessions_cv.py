@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from app.audio.types import AudioClass
-from app.corpus import load_audio
+from app.media.wavfile import load_audio
 from bench.detection import conditions as cond
 from bench.detection.dataset import (
     AFTER_ONSET_SECONDS,

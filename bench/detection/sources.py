@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.corpus import Corpus, ensure_corpus
+from app.sim.corpus import Corpus, ensure_corpus
 
 KINDS = ("announcement", "music", "speech", "noise")
 FOLD_KINDS = ("announcement", "music", "speech")  # every fold needs groups of these

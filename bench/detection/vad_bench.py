@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from app.audio.vad import FRAME_SAMPLES, SILERO_STEP_SAMPLES, SileroStream, SileroVad, Vad, WebRtcGate
-from app.corpus import Corpus, ensure_corpus, load_audio
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus, ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000

@@ -8,9 +8,9 @@ import logging
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+from app.clock import utc_now
 from app.config import Settings
 from bench.handoff.calls import HandoffBench, population, save
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "jobs": args.jobs,
         "commit": commit or "unknown",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": utc_now().isoformat(timespec="seconds"),
         "wall_seconds": time.monotonic() - started,
         "media_skipped_seconds": skipped[0] if skipped else None,
     }

@@ -8,9 +8,9 @@ import logging
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+from app.clock import utc_now
 from app.config import Settings
 from bench.navigation.calls import NavigationSuite, navigation_scenarios, save
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         "companies": len(navigation_scenarios(args.only)),
         "calls": len(result.calls),
         "commit": commit or "unknown",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": utc_now().isoformat(timespec="seconds"),
         "wall_seconds": time.monotonic() - started,
     }
     sys.stdout.write(save(result, args.out, meta))

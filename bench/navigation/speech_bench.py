@@ -36,13 +36,14 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.corpus import Corpus, ensure_corpus, load_audio
+from app.clock import utc_now
+from app.media.wavfile import load_audio
+from app.sim.corpus import Corpus, ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -358,7 +359,7 @@ def rescore(report: dict[str, Any]) -> dict[str, Any]:
     trip_fields = {f for f in RoundTripResult.__dataclass_fields__}
     trips = [RoundTripResult(**{k: v for k, v in t.items() if k in trip_fields}) for t in report["round_trip"]["results"]]
     run = {k: report[k] for k in ("date", "commit", "dirty", "whisper", "subset")}
-    return build_report(stt, trips, {**run, "rescored": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return build_report(stt, trips, {**run, "rescored": utc_now().isoformat(timespec="seconds")})
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -436,7 +437,7 @@ async def run_benchmark(subset: int | None, beam_size: int, progress: bool) -> d
     round_trip = await run_round_trip(recognizer)
     commit, dirty = _git_state()
     run = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now().isoformat(timespec="seconds"),
         "commit": commit,
         "dirty": dirty,
         "whisper": {k: str(v) for k, v in asdict(settings).items()},

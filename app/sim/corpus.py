@@ -1,5 +1,9 @@
 """The recording corpus: real recordings from Debian packages, fetched into a cache on first use.
 
+Development and benchmark tooling: the simulated PBX plays these recordings as its companies,
+the tests and ``bench/`` measure on them, ``scripts/fetch_corpus.py`` and the demo fetch them.
+The app itself never reads them (an import-linter contract in pyproject.toml keeps it so).
+
 The audio is never committed (its licences travel with derived mixes); ``ensure_corpus``
 downloads the packages listed in ``PACKAGES`` with ``apt-get download`` and unpacks them
 with ``dpkg-deb -x`` into ``$HOLDSLAYER_CORPUS_DIR`` (default ``~/.cache/holdslayer/corpus``).
@@ -15,10 +19,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-
-from app.media.wavfile import read_wav
 
 PACKAGES = (
     "asterisk-core-sounds-en-wav",  # IVR prompts and announcements, 8 kHz WAV
@@ -141,33 +141,3 @@ def _download(into: Path, *, quiet: bool) -> list[Path]:
     if len(debs) != len(PACKAGES):
         raise CorpusError(f"expected {len(PACKAGES)} packages, got {[d.name for d in debs]}")
     return debs
-
-
-def load_audio(path: Path, sample_rate: int = 8000) -> np.ndarray:
-    """Load a corpus file as mono int16 at ``sample_rate``.
-
-    Handles any WAV that ``read_wav`` reads, at any rate, and codec2's headerless ``.raw`` (8 kHz s16le).
-    Resampling is linear interpolation after a moving-average anti-alias filter: good enough
-    for telephone-band material that is then mu-law coded anyway.
-    """
-    path = Path(path)
-    if path.suffix == ".raw":
-        pcm, rate = np.fromfile(path, dtype="<i2"), 8000
-    else:
-        audio = read_wav(path)
-        pcm, rate = audio.pcm, audio.sample_rate
-    return resample(pcm, rate, sample_rate)
-
-
-def resample(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return np.asarray(pcm, dtype=np.int16)
-    x = np.asarray(pcm, dtype=np.float64)
-    if target < rate:
-        taps = int(round(rate / target))
-        if taps > 1:
-            x = np.convolve(x, np.ones(taps) / taps, mode="same")
-    n_out = int(len(x) * target / rate)
-    positions = np.arange(n_out) * (rate / target)
-    out = np.interp(positions, np.arange(len(x)), x)
-    return np.clip(np.round(out), -32768, 32767).astype(np.int16)

@@ -1,0 +1,85 @@
+"""/api/calls: start a call, list and read calls, their recordings, hang up, give user data."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+
+from app.api.deps import Manager, StoreDep
+from app.api.schemas import CallCreated, CallDetail, CallSummary, UserDataAnswer, call_detail, call_summary
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
+
+router = APIRouter()
+
+
+def _no_call(call_id: str) -> HTTPException:
+    return HTTPException(404, f"no call with id {call_id!r}")
+
+
+@router.post("/api/calls", status_code=201, response_model=CallCreated)
+async def create_call(body: CallRequest, manager: Manager) -> CallCreated:
+    call_id = await manager.start_call(body)
+    return CallCreated(call_id=call_id, status=CallStatus.PENDING.value, url=f"/api/calls/{call_id}")
+
+
+@router.get("/api/calls", response_model=list[CallSummary])
+async def list_calls(
+    store: StoreDep,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: CallStatus | None = None,
+) -> list[dict[str, Any]]:
+    records = await asyncio.to_thread(store.list_calls, limit=limit, offset=offset, status=status.value if status else None)
+    return [call_summary(r) for r in records]
+
+
+@router.get("/api/calls/{call_id}", response_model=CallDetail)
+async def get_call(call_id: str, store: StoreDep) -> dict[str, Any]:
+    record = await asyncio.to_thread(store.get_call, call_id)
+    if record is None:
+        raise _no_call(call_id)
+    return call_detail(record)
+
+
+@router.get("/api/calls/{call_id}/recording")
+async def get_recording(call_id: str, store: StoreDep) -> FileResponse:
+    record = await asyncio.to_thread(store.get_call, call_id)
+    if record is None:
+        raise _no_call(call_id)
+    if not record.recording_path or not Path(record.recording_path).exists():
+        raise HTTPException(404, f"call {call_id!r} has no recording")
+    return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{call_id}.wav")
+
+
+@router.post("/api/calls/{call_id}/hangup", status_code=202)
+async def hangup(call_id: str, manager: Manager, store: StoreDep) -> dict[str, Any]:
+    if await manager.hangup(call_id):
+        return {"call_id": call_id, "cancelled": True}
+    record = await asyncio.to_thread(store.get_call, call_id)
+    if record is None:
+        raise _no_call(call_id)
+    if CallStatus(record.status) in FINAL_STATUSES:
+        raise HTTPException(409, f"call {call_id!r} has already ended ({record.status})")
+    raise HTTPException(409, f"call {call_id!r} is not running in this process")
+
+
+@router.post("/api/calls/{call_id}/user-data", status_code=202)
+async def provide_user_data(call_id: str, body: UserDataAnswer, manager: Manager, store: StoreDep) -> dict[str, Any]:
+    """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
+    session = manager.session(call_id)
+    if session is None:
+        record = await asyncio.to_thread(store.get_call, call_id)
+        if record is None:
+            raise _no_call(call_id)
+        raise HTTPException(409, f"call {call_id!r} is not running ({record.status})")
+    try:
+        stored = session.provide_user_data(body.field, body.value, body.permission)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+    if not stored:
+        raise HTTPException(422, f"{body.field} is never entered into a phone menu")
+    return {"call_id": call_id, "field": body.field, "accepted": True}
