@@ -7,7 +7,7 @@ every window that covers it, so the cost per second of audio does not grow with 
 
 What separates speech from music on 8 kHz mu-law (3 s windows of the corpus; balanced accuracy
 of each feature alone, printed by ``python -m tests.audio_fixtures``, bounds asserted in
-tests/test_audio_features.py):
+tests/unit/test_audio_features.py):
 
 - ``harmonic_steadiness`` (~0.99): how alike the harmonic fine structure (the log spectrum
   minus its smooth envelope) of loud frames 100 ms apart is. Music holds pitches for notes and

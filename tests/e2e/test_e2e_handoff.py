@@ -18,7 +18,7 @@ from app.audio.human import HumanSettings
 from app.audio.pipeline import AudioPipeline
 from app.sim import UserPhoneConfig
 from app.sim.scenario import Scenario
-from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.sim import UserPhoneConfig
-from tests.test_e2e_calls import USER_PHONE, Stack, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from app.calls import events as ev
 from app.calls.events import PAYLOADS, CallEvent, EventFormatError, EventType, event_json_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "events.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "events.schema.json"
 
 # One example of every event type, with the optional parts filled in where there are any.
 EXAMPLES: list[ev.EventData] = [

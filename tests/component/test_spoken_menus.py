@@ -24,7 +24,7 @@ from bench.navigation.spoken_menus import (
     stt_settings,
     transcribe_all,
 )
-from tests.test_menu_corpus import Scripted
+from tests.component.test_menu_corpus import Scripted
 
 MENU = CorpusMenu(
     "t-1", "test", "Test Co", (),

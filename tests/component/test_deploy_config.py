@@ -28,7 +28,7 @@ import yaml
 
 from app.config import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASTERISK_DIR = REPO / "asterisk"
 CONF_DIR = ASTERISK_DIR / "conf"
 DOCKERFILE = ASTERISK_DIR / "Dockerfile"

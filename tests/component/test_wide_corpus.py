@@ -20,7 +20,7 @@ from app.media.wavfile import read_wav
 from bench.corpus import fetch, script, sources
 from bench.corpus.manifest import problems, summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------

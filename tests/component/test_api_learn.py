@@ -17,7 +17,7 @@ from app.calls.models import CallRequest
 from app.ivr.flow import CallFlow
 from app.store import Store
 from tests.conftest import api_without_calls
-from tests.test_learner import ADVOCATE_MENU, MAIN_MENU, MAIN_MENU_AGAIN, MAIN_MENU_REORDERED, Journal
+from tests.unit.test_learner import ADVOCATE_MENU, MAIN_MENU, MAIN_MENU_AGAIN, MAIN_MENU_REORDERED, Journal
 
 NUMBER = "18005550199"  # no shipped flow has it
 

@@ -21,7 +21,7 @@ from app.ivr.flow import (
     normalize_phone_number,
 )
 
-FLOWS_DIR = Path(__file__).resolve().parents[1] / "flows"
+FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
 
 VALID = {
     "id": "sample-co",

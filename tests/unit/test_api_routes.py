@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_api
 from app.api.deps import get_store
-from tests.test_learning import FakeFlowStore, _flow
+from tests.unit.test_learning import FakeFlowStore, _flow
 
 
 class FakeStore(FakeFlowStore):

@@ -49,7 +49,7 @@ from tests.fakes import (
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROVIDERS = ("openai", "anthropic")
 KEY = "test-key"
 SHORT_TIMEOUT = 0.3

@@ -17,7 +17,7 @@ import pytest
 from app.calls.listening import flow_needs_listener
 from app.ivr.flow import CallFlow
 from app.sim import UserPhoneConfig, load_scenarios
-from tests.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 from app.calls.events import FlowLearned
 from app.calls.learning import LearnError, continued_flow, learn_and_save, new_flow_id
 from app.ivr.flow import CallFlow
-from tests.test_learner import ADVOCATE_MENU, MAIN_MENU, Journal
+from tests.unit.test_learner import ADVOCATE_MENU, MAIN_MENU, Journal
 
 NUMBER = "18005550199"
 

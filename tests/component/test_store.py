@@ -18,7 +18,7 @@ from app.calls.models import CallRequest, CallStatus, EndReason
 from app.ivr.flow import CallFlow, load_flows_dir
 from app.store import Store, StoreWriter, UnknownCallError
 
-FLOWS_DIR = Path(__file__).resolve().parents[1] / "flows"
+FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
 T0 = datetime(2025, 3, 1, 9, 30, 0, 123000, tzinfo=timezone.utc)
 
 
