@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         description="User device name -> Asterisk dial string",
     )
     default_transfer_device: str = "sip_phone"
+    blocked_numbers: list[str] = Field(
+        default_factory=list,
+        description="Numbers never dialled, besides the emergency numbers (911, 112, 999, 000, 110, 119) that never are",
+    )
     dial_timeout: int = Field(60, ge=5, le=600, description="Seconds to let the company ring")
     user_answer_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to let the user's phone ring")
 
@@ -106,6 +110,8 @@ class Settings(BaseSettings):
 
     # --- API ---
     api_host: str = "127.0.0.1"
+    ws_heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="A WebSocket client idle this long gets a heartbeat")
+    ws_max_queued_events: int = Field(2000, ge=10, description="Events a WebSocket client may fall behind before it is dropped")
     api_port: int = Field(8000, ge=0, le=65535)
 
     @field_validator("dial_string_template")

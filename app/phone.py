@@ -23,3 +23,41 @@ def normalize_phone_number(value: str) -> str:
 def digits_only(number: str) -> str:
     """The digits of a number (no +, * or #), e.g. to name something after it."""
     return "".join(ch for ch in number if ch.isdigit())
+
+
+# Emergency and special service numbers around the world: 911 (North America), 112 (Europe,
+# GSM everywhere), 999 (UK and others), 000 (Australia), 110 and 119 (police and fire/ambulance
+# in Japan, China, Korea, Taiwan and others). Never dialled by the app: a person in an emergency
+# must call them from their own phone, and a line held there would block a real emergency.
+EMERGENCY_NUMBERS: tuple[str, ...] = ("911", "112", "999", "000", "110", "119")
+# How a dialled string still reaches them: behind an outside-line digit ("9 911", "0 112"), the
+# North American long-distance 1 ("1 911"), or with a digit too many ("9111", "9999"), which
+# exchanges route to the emergency service rather than risk a missed call. Each code only with
+# the prefixes used where it is dialled, so that an extension such as 1000 stays callable.
+_PREFIXES: dict[str, tuple[str, ...]] = {
+    "911": ("", "9", "8", "1", "91", "81", "99"),
+    "112": ("", "9", "8", "0", "00"),
+    "999": ("", "9", "8", "0"),
+    "000": ("", "0"),
+    "110": ("", "9", "0"),
+    "119": ("", "9", "0"),
+}
+_EXTRA_DIGIT_CODES = frozenset({"911", "999"})
+_USER_PREFIXES = ("", "9", "8", "0", "1")
+
+
+def emergency_code(number: str, extra: tuple[str, ...] | list[str] = ()) -> str | None:
+    """The emergency or blocked code ``number`` would reach, or None.
+
+    ``extra``: numbers the user has blocked too (reached exactly or behind an outside-line digit).
+    """
+    digits = digits_only(number)
+    for code in EMERGENCY_NUMBERS:
+        for prefix in _PREFIXES[code]:
+            rest = digits[len(prefix) :] if digits.startswith(prefix) else None
+            if rest == code or (code in _EXTRA_DIGIT_CODES and rest is not None and len(rest) == 4 and rest.startswith(code)):
+                return code
+    for blocked in filter(None, (digits_only(b) for b in extra)):
+        if any(digits == prefix + blocked for prefix in _USER_PREFIXES):
+            return blocked
+    return None

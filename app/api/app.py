@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
-from app.api.routes import call_flows, calls, health
+from app.api.routes import call_flows, calls, events_ws, health
 from app.api.routes.dashboard import mount_dashboard
 from app.config import Settings
 from app.runtime import HoldSlayer
@@ -37,7 +37,7 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
 
     app = FastAPI(title="Hold Slayer", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for resource in (health, calls, call_flows):
+    for resource in (health, calls, call_flows, events_ws):
         app.include_router(resource.router)
     mount_dashboard(app)  # last: it answers every path no route took
     return app

@@ -13,6 +13,7 @@ from app.calls.models import CallRequest, CallStatus
 from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
 from app.ivr.vault import UserDataVault
+from app.phone import emergency_code
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
@@ -36,6 +37,13 @@ class CallManager:
     async def start_call(self, request: CallRequest) -> str:
         """Validate the request, record the call and start its session; returns the call id."""
         settings, store = self.deps.settings, self.deps.store
+        if (code := emergency_code(request.number, settings.blocked_numbers)) is not None:
+            # Every trigger (REST, MCP, the dashboard, dial-in) comes through here: none of them dials it.
+            raise CallRequestError(
+                "number",
+                f"{request.number} reaches {code}, an emergency or blocked number: Hold Slayer never dials it; "
+                "call it from your own phone",
+            )
         device = request.device or settings.default_transfer_device
         if device not in settings.user_devices:
             known = ", ".join(sorted(settings.user_devices))

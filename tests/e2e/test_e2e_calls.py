@@ -269,6 +269,15 @@ async def test_invalid_call_requests_name_the_field(stack: Stack, payload, field
     assert not stack.pbx.company_calls, "nothing was dialled"
 
 
+@pytest.mark.parametrize("number", ["911", "112", "999", "000", "110", "119", "9-911", "+1 911", "9111", "0 112"])
+async def test_emergency_numbers_are_refused_and_never_dialled(stack: Stack, number):
+    status, body = await stack.post("/api/calls", {"number": number, "intent": "help"})
+    assert status == 422, body
+    error = next(err for err in body["detail"] if "number" in err["loc"])
+    assert "emergency" in error["msg"] and "never dials" in error["msg"]
+    assert not stack.pbx.company_calls, "nothing was dialled"
+
+
 async def test_unknown_call_is_404(stack: Stack):
     status, _, _ = await stack.get("/api/calls/doesnotexist")
     assert status == 404
@@ -333,6 +342,16 @@ async def test_dial_in_from_the_users_phone_starts_a_call(stack: Stack):
     await stack.assert_pbx_clean()
     inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
     assert inbound.answered and inbound.heard_seconds > 0.3, "the user heard the acknowledgement"
+
+
+async def test_dial_in_to_an_emergency_number_is_refused_and_never_dialled(stack: Stack):
+    channel_id = await stack.pbx.place_inbound_call("911", endpoint=USER_PHONE)
+    inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
+    await stack.assert_pbx_clean()
+    assert inbound.answered and inbound.heard_seconds > 0.3, "the user heard the refusal"
+    assert not stack.pbx.company_calls, "nothing was dialled"
+    async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
+        assert await resp.json() == []
 
 
 async def test_dial_in_with_a_bad_number_is_refused_politely(stack: Stack):

@@ -4,7 +4,7 @@ import pytest
 
 from app.calls.models import CallRequest
 from app.ivr.flow import CallFlow
-from app.phone import digits_only, normalize_phone_number
+from app.phone import digits_only, emergency_code, normalize_phone_number
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,30 @@ def test_a_call_request_and_a_flow_normalise_alike():
 
 def test_digits_only_drops_plus_star_and_hash():
     assert digits_only("+1555*0100#") == "15550100"
+
+
+EMERGENCY = ["911", "112", "999", "000", "110", "119"]
+
+
+@pytest.mark.parametrize(
+    ("dialled", "code"),
+    [
+        *[(code, code) for code in EMERGENCY],
+        ("9-1-1", "911"), ("+1 911", "911"), ("9 911", "911"), ("9 1 911", "911"), ("9111", "911"), ("1 9111", "911"),
+        ("0 112", "112"), ("00 112", "112"), ("9 999", "999"), ("9999", "999"), ("0 000", "000"), ("0 110", "110"),
+        ("0 119", "119"),
+    ],
+)  # fmt: skip
+def test_emergency_numbers_are_found_behind_prefixes_and_separators(dialled, code):
+    assert emergency_code(dialled) == code
+
+
+@pytest.mark.parametrize("dialled", ["5550112", "8005550911", "18005550100", "1000", "1007", "100", "4110", "+44 20 7946 0999"])
+def test_ordinary_numbers_and_extensions_stay_callable(dialled):
+    assert emergency_code(dialled) is None
+
+
+def test_numbers_the_user_blocks_are_refused_too():
+    assert emergency_code("(555) 867-5309", ["5558675309"]) == "5558675309"
+    assert emergency_code("9 5558675309", ["555-867-5309"]) == "5558675309"
+    assert emergency_code("5558675300", ["5558675309"]) is None
