@@ -110,6 +110,13 @@ class Settings(BaseSettings):
 
     # --- API ---
     api_host: str = "127.0.0.1"
+    # --- notifications ---
+    notify_urls: list[str] = Field(
+        default_factory=list, description="apprise URLs (mailto://, dbus://, twilio://, tgram://, ...): desktop, email, SMS, chat"
+    )
+    webhook_url: str | None = Field(None, description="POST each notification here as signed JSON")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the webhook signature")
+    notify_timeout_seconds: float = Field(60.0, gt=0, description="A channel slower than this is given up on")
     ws_heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="A WebSocket client idle this long gets a heartbeat")
     ws_max_queued_events: int = Field(2000, ge=10, description="Events a WebSocket client may fall behind before it is dropped")
     api_port: int = Field(8000, ge=0, le=65535)

@@ -11,6 +11,7 @@ from app.ari.stream import AriEventStream
 from app.calls.dial_in import DialInTrigger
 from app.calls.events import EventBus
 from app.calls.manager import CallManager
+from app.notify import Notifier, channels_from_settings
 from app.calls.models import ARI_ID_PREFIX
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
@@ -56,6 +57,7 @@ class HoldSlayer:
         self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings)
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
+        self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
 
     async def start(self) -> None:
         failed = await asyncio.to_thread(self.store.mark_unfinished_calls_failed)
@@ -67,6 +69,7 @@ class HoldSlayer:
             log.error("call flow rejected: %s", error)
         log.info("imported %d call flows from %s", imported, self.settings.flows_dir)
         self.writer.start()
+        self.notifier.start()
         await self.stream.start()
         await self._sweep_orphans()
 
@@ -75,6 +78,7 @@ class HoldSlayer:
         await self.manager.shutdown()
         await self.stream.stop()
         await self.writer.stop()
+        await self.notifier.stop()
         await self.ari.close()
         close_navigator = getattr(self.navigator, "aclose", None)
         if close_navigator is not None:
