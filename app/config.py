@@ -110,6 +110,9 @@ class Settings(BaseSettings):
 
     # --- API ---
     api_host: str = "127.0.0.1"
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token of the REST API, WebSocket, MCP and dashboard; required unless api_host is a loopback address"
+    )
     # --- notifications ---
     notify_urls: list[str] = Field(
         default_factory=list, description="apprise URLs (mailto://, dbus://, twilio://, tgram://, ...): desktop, email, SMS, chat"

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.auth import BearerTokenMiddleware, required_token
 from app.api.errors import install_error_handlers
 from app.api.routes import call_flows, calls, events_ws, health
 from app.api.routes.dashboard import mount_dashboard
@@ -35,7 +36,10 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
         finally:
             await owned.stop()
 
+    token = required_token(settings or (holdslayer.settings if holdslayer is not None else Settings()))
     app = FastAPI(title="Hold Slayer", version="0.1.0", lifespan=lifespan)
+    if token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=token)
     install_error_handlers(app)
     for resource in (health, calls, call_flows, events_ws):
         app.include_router(resource.router)

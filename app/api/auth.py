@@ -1,0 +1,104 @@
+"""Who may use the API: a bearer token on every surface (REST, WebSocket, MCP), unless the
+settings say explicitly that the app listens on this machine only and wants none.
+
+The token comes as ``Authorization: Bearer <token>``; a browser's WebSocket cannot set headers,
+so ``/ws/...`` also takes ``?token=``. ``GET /api/health`` stays open for container health
+checks (it tells nothing about calls); the dashboard's static files are open too, and the page
+asks for the token once and sends it with every request. Everything else answers 401 without
+it, and recordings and transcripts are behind it like the rest.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from app.config import Settings
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROTECTED_PREFIXES = ("/api/", "/ws/", "/mcp", "/docs", "/redoc", "/openapi.json")
+OPEN_PATHS = frozenset({"/api/health"})
+
+
+class AuthSettingsError(ValueError):
+    pass
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def required_token(settings: Settings) -> str | None:
+    """The token every request must bear, or None when the API is open (loopback only, and the
+    settings ask for no token). Listening beyond this machine without a token is refused."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token:
+        return token
+    if not is_loopback(settings.api_host):
+        raise AuthSettingsError(
+            f"HOLDSLAYER_API_HOST={settings.api_host} listens beyond this machine: set HOLDSLAYER_API_TOKEN "
+            "(every client then sends 'Authorization: Bearer <token>')"
+        )
+    return None
+
+
+def needs_token(path: str) -> bool:
+    return path not in OPEN_PATHS and path.startswith(PROTECTED_PREFIXES)
+
+
+def presented_token(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                return credentials.strip()
+    if scope["type"] == "websocket":
+        tokens = parse_qs(scope.get("query_string", b"").decode()).get("token")
+        if tokens:
+            return tokens[0]
+    return None
+
+
+class BearerTokenMiddleware:
+    """Answers 401 (HTTP) or closes with 1008 (WebSocket) when the token is missing or wrong."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not needs_token(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        presented = presented_token(scope)
+        if presented is not None and hmac.compare_digest(presented.encode(), self.token):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "a valid token is required"})
+            return
+        body = b'{"detail": "a valid bearer token is required (Authorization: Bearer <token>)"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Bearer realm="holdslayer"'),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
