@@ -61,6 +61,9 @@ class Settings(BaseSettings):
 
     # --- storage ---
     database_url: str = "sqlite:///data/holdslayer.db"
+    store_classification_windows: bool = Field(
+        False, description="Also store every 0.5 s classification window as an event (debugging); normally segments only"
+    )
     recordings_dir: Path = DEFAULT_DATA_DIR / "recordings"
     flows_dir: Path = Path("flows")
     # Where a flow's SPEAK step finds ``prompt:NAME`` (app/media/sounds.py): by default where

@@ -30,7 +30,7 @@ class HoldSlayer:
         self.settings = settings
         self.clock = clock or MonotonicClock()
         self.bus = EventBus()
-        self.store = Store(settings.database_url)
+        self.store = Store(settings.database_url, keep_classification_windows=settings.store_classification_windows)
         self.writer = StoreWriter(self.store, self.bus)
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
         self.router = EventRouter(on_unclaimed=self._on_unclaimed)

@@ -79,7 +79,11 @@ class CallRecord:
 
 
 class Store:
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, *, keep_classification_windows: bool = False):
+        """``keep_classification_windows``: also journal every AUDIO_CLASSIFIED window as an
+        event (for debugging the detector); normally a call keeps its classification history as
+        segments only (a class and its span), not a row every half second."""
+        self.keep_classification_windows = keep_classification_windows
         self.engine = create_engine_for(database_url)
         init_db(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
@@ -145,23 +149,25 @@ class Store:
         with self._transaction(write=True) as session:
             call_ids = {event.call_id for event in events}
             known = set(session.scalars(select(CallRow.id).where(CallRow.id.in_(call_ids))))
+            segments = _Segments()
             skipped = []
             for event in events:
                 if event.call_id not in known:
                     skipped.append(event)
                     continue
-                data = event.data.model_dump(mode="json")
-                session.add(
-                    CallEventRow(
-                        call_id=event.call_id,
-                        seq=event.seq,
-                        type=event.type.value,
-                        at=_as_utc(event.at),
-                        data=data,
+                window = event.data if isinstance(event.data, AudioClassified) else None
+                if window is not None:
+                    segments.add(session, event.call_id, window)
+                if window is None or self.keep_classification_windows:
+                    session.add(
+                        CallEventRow(
+                            call_id=event.call_id,
+                            seq=event.seq,
+                            type=event.type.value,
+                            at=_as_utc(event.at),
+                            data=event.data.model_dump(mode="json"),
+                        )
                     )
-                )
-                if isinstance(event.data, AudioClassified):
-                    session.add(_classification_row(event.call_id, event.data))
                 changes = call_row_changes(event)
                 if changes:
                     row = _call_row(session, event.call_id)
@@ -431,15 +437,42 @@ def call_row_changes(event: CallEvent) -> dict[str, Any]:
     return {}
 
 
-def _classification_row(call_id: str, window: AudioClassified) -> ClassificationRow:
-    return ClassificationRow(
-        call_id=call_id,
-        t_start=window.t_start,
-        t_end=window.t_end,
-        audio_class=window.audio_class,
-        confidence=window.confidence,
-        features=dict(window.features),
-    )
+SEGMENT_GAP_SECONDS = 0.05  # windows closer than this (they abut: 0.0) continue one segment
+
+
+class _Segments:
+    """Classification windows folded into segments as they are written: a window of the class of
+    the call's last segment, starting where it ends, lengthens it (its confidence the mean over
+    its windows, their count in ``features["windows"]``); any other starts a new segment."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, ClassificationRow | None] = {}
+
+    def add(self, session: Session, call_id: str, window: AudioClassified) -> None:
+        if call_id not in self._last:
+            self._last[call_id] = session.scalars(
+                select(ClassificationRow)
+                .where(ClassificationRow.call_id == call_id)
+                .order_by(ClassificationRow.t_end.desc(), ClassificationRow.id.desc())
+                .limit(1)
+            ).first()
+        last = self._last[call_id]
+        if last is not None and last.audio_class == window.audio_class and 0 <= window.t_start - last.t_end <= SEGMENT_GAP_SECONDS:
+            windows = int((last.features or {}).get("windows", 1))
+            last.confidence = round((last.confidence * windows + window.confidence) / (windows + 1), 4)
+            last.t_end = window.t_end
+            last.features = {"windows": windows + 1}
+            return
+        row = ClassificationRow(
+            call_id=call_id,
+            t_start=window.t_start,
+            t_end=window.t_end,
+            audio_class=window.audio_class,
+            confidence=window.confidence,
+            features={"windows": 1},
+        )
+        session.add(row)
+        self._last[call_id] = row
 
 
 def _put_flow(session: Session, flow: CallFlow) -> None:

@@ -152,7 +152,7 @@ def test_events_and_classifications_round_trip_in_order(store):
     store.add_classification("c1", 0.0, 3.0, "IVR_PROMPT", 0.9, {"flatness": 0.1})
 
     record = store.get_call("c1")
-    assert [e["seq"] for e in record.events] == [3, 7, 9]
+    assert [e["seq"] for e in record.events] == [3, 7], "classification windows are kept as segments, not events"
     assert record.events[0] == {
         "type": "CALL_CREATED",
         "call_id": "c1",
@@ -161,11 +161,44 @@ def test_events_and_classifications_round_trip_in_order(store):
         "seq": 3,
     }
     assert record.events[1]["data"] == {"status": "on_hold", "previous": "navigating"}
-    assert record.events[2]["data"]["confidence"] == 0.75
     assert record.classifications == [
         {"t_start": 0.0, "t_end": 3.0, "audio_class": "IVR_PROMPT", "confidence": 0.9, "features": {"flatness": 0.1}},
-        {"t_start": 3.0, "t_end": 6.0, "audio_class": "MUSIC", "confidence": 0.75, "features": {"flatness": 0.25}},
+        {"t_start": 3.0, "t_end": 6.0, "audio_class": "MUSIC", "confidence": 0.75, "features": {"windows": 1}},
     ]
+
+
+def window(t: float, audio_class: str, confidence: float = 0.8, seconds: float = 0.5) -> ev.AudioClassified:
+    return ev.AudioClassified(t_start=t, t_end=round(t + seconds, 3), audio_class=audio_class, confidence=confidence, features={"f": 1.0})
+
+
+def test_classification_windows_become_segments_of_one_class_each(store):
+    new_call(store)
+    windows = [window(0.5 * i, "MUSIC", 0.8 if i % 2 else 0.6) for i in range(240)]  # two minutes of music
+    windows += [window(120.0, "LIVE_HUMAN", 0.9), window(120.5, "LIVE_HUMAN", 0.7)]
+    windows += [window(121.0, "MUSIC"), window(125.0, "MUSIC")]  # a gap: a new segment
+    # Written in batches, as the writer does: a segment goes on across batches.
+    for start in range(0, len(windows), 7):
+        store.add_events([event(w, seq=start + i) for i, w in enumerate(windows[start : start + 7])])
+    record = store.get_call("c1")
+    assert record.events == []
+    assert [(c["audio_class"], c["t_start"], c["t_end"], c["features"]["windows"]) for c in record.classifications] == [
+        ("MUSIC", 0.0, 120.0, 240),
+        ("LIVE_HUMAN", 120.0, 121.0, 2),
+        ("MUSIC", 121.0, 121.5, 1),
+        ("MUSIC", 125.0, 125.5, 1),
+    ]
+    assert record.classifications[0]["confidence"] == pytest.approx(0.7)
+    assert record.classifications[1]["confidence"] == pytest.approx(0.8)
+
+
+def test_raw_windows_are_kept_as_events_on_request(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'debug.db'}", keep_classification_windows=True)
+    new_call(store)
+    store.add_events([event(window(0.0, "MUSIC"), seq=1), event(window(0.5, "MUSIC"), seq=2)])
+    record = store.get_call("c1")
+    assert [e["type"] for e in record.events] == ["AUDIO_CLASSIFIED", "AUDIO_CLASSIFIED"]
+    assert len(record.classifications) == 1 and record.classifications[0]["features"] == {"windows": 2}
+    store.close()
 
 
 def test_events_need_their_call(store):
@@ -353,10 +386,10 @@ async def test_writer_persists_events_in_publish_order_and_drains_on_stop(store)
     await asyncio.wait_for(writer.stop(), 10)
 
     record = store.get_call("c1")
-    assert [e["seq"] for e in record.events] == [e.seq for e in published]
+    assert [e["seq"] for e in record.events] == [e.seq for e in published if e.type is not ev.EventType.AUDIO_CLASSIFIED]
     assert [e["data"].get("hold_seconds") for e in record.events[:60]] == list(range(60))
     assert record.classifications == [
-        {"t_start": 0.0, "t_end": 3.0, "audio_class": "MUSIC", "confidence": 0.8, "features": {"f": 1.0}}
+        {"t_start": 0.0, "t_end": 3.0, "audio_class": "MUSIC", "confidence": 0.8, "features": {"windows": 1}}
     ]
     # The row follows the events: CALL_ENDED made the call completed.
     assert (record.status, record.reason) == (CallStatus.COMPLETED, EndReason.BRIDGED)
