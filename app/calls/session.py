@@ -27,6 +27,7 @@ import numpy as np
 from app.ari.client import AriClient
 from app.ari.router import EventRouter
 from app.audio.pipeline import AudioPipeline
+from app.audio.types import HumanDetected
 from app.calls import events as ev
 from app.calls.context import CallContext
 from app.calls.events import EventBus
@@ -34,7 +35,7 @@ from app.calls.handoff import Handoff, HandoffPolicy, HandoffSettings
 from app.calls.hearing import Hearing
 from app.calls.legs import CallIds, Legs, MediaPorts
 from app.calls.listening import CallListener, flow_needs_listener
-from app.calls.models import CallRequest, CallStatus, EndReason
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation
 from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
 from app.calls.steps import FlowSteps, Media, default_flow
@@ -176,6 +177,18 @@ class CallSession:
         lost = self.legs.reconcile(live_channels)
         self.ctx.emit(ev.AriReconnected(lost_channels=lost))
         self.ctx.notify()
+
+    def transfer_now(self) -> bool:
+        """The user wants to be put through now (they know a person is there, or will wait on
+        the line themselves): the call goes on as if the detector had found the person. False
+        when the call is not answered yet, already past the person, or over."""
+        if not self.steps.answered or self.hearing.human is not None or self.status in FINAL_STATUSES:
+            return False
+        if self.status not in (CallStatus.NAVIGATING, CallStatus.ON_HOLD):
+            return False
+        self.hearing.human = HumanDetected(t=self.media_time, confidence=1.0, evidence={"rule": "the user asked"})
+        self.ctx.notify()
+        return True
 
     def provide_user_data(self, field: str, value: str, permission: str | None = None) -> bool:
         """The user's answer to a USER_DATA_REQUESTED (or data given mid-call); see MenuNavigation."""

@@ -278,6 +278,24 @@ async def test_emergency_numbers_are_refused_and_never_dialled(stack: Stack, num
     assert not stack.pbx.company_calls, "nothing was dialled"
 
 
+async def test_transfer_now_puts_the_user_through_from_hold(stack: Stack):
+    call_id = await stack.call(LONG_HOLD)
+    status, body = await stack.post(f"/api/calls/{call_id}/transfer")
+    assert status == 409, "not answered yet: nothing to put through"
+    await stack.wait_status(call_id, "on_hold", timeout=30)
+    status, body = await stack.post(f"/api/calls/{call_id}/transfer")
+    assert status == 202 and body["transferring"] is True
+    call = await stack.wait_final(call_id)
+    assert (call["status"], call["reason"]) == ("completed", "bridged")
+    detected = events_of(call, "HUMAN_DETECTED")
+    assert detected and detected[0]["evidence"] == {"rule": "the user asked"}
+    status, _ = await stack.post(f"/api/calls/{call_id}/transfer")
+    assert status == 409, "over: nothing to put through"
+    status, _ = await stack.post("/api/calls/nosuchcall/transfer")
+    assert status == 404
+    await stack.assert_pbx_clean()
+
+
 async def test_unknown_call_is_404(stack: Stack):
     status, _, _ = await stack.get("/api/calls/doesnotexist")
     assert status == 404

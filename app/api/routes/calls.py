@@ -67,6 +67,19 @@ async def hangup(call_id: str, manager: Manager, store: StoreDep) -> dict[str, A
     raise HTTPException(409, f"call {call_id!r} is not running in this process")
 
 
+@router.post("/api/calls/{call_id}/transfer", status_code=202)
+async def transfer_now(call_id: str, manager: Manager, store: StoreDep) -> dict[str, Any]:
+    """Ring the user's phone now, without waiting for the detector to find a person."""
+    session = manager.session(call_id)
+    if session is None:
+        if await asyncio.to_thread(store.get_call, call_id) is None:
+            raise _no_call(call_id)
+        raise HTTPException(409, f"call {call_id!r} is not running")
+    if not session.transfer_now():
+        raise HTTPException(409, f"call {call_id!r} cannot be put through now ({session.status.value})")
+    return {"call_id": call_id, "transferring": True}
+
+
 @router.post("/api/calls/{call_id}/user-data", status_code=202)
 async def provide_user_data(call_id: str, body: UserDataAnswer, manager: Manager, store: StoreDep) -> dict[str, Any]:
     """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
