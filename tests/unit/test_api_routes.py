@@ -14,12 +14,18 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_api
 from app.api.deps import get_store
+from app.config import Settings
 from tests.unit.test_learning import FakeFlowStore, _flow
 
 
 class FakeStore(FakeFlowStore):
+    calls: list = []
+
     def get_call(self, call_id):
         return None
+
+    def list_calls(self, limit=100, offset=0, status=None):
+        return self.calls[offset : offset + limit]
 
     def delete_flow(self, flow_id):
         return self.flows.pop(flow_id, None) is not None
@@ -33,6 +39,7 @@ def _runtime(store) -> SimpleNamespace:
         manager=SimpleNamespace(active_calls=["a", "b"]),
         flow_errors=["flows/bad.yaml: steps[0].dtmf: ..."],
         store=store,
+        settings=Settings(),
     )
 
 
@@ -83,3 +90,25 @@ def test_the_store_is_a_dependency_a_test_can_replace(store):
     app.dependency_overrides[get_store] = lambda: other
     with TestClient(app) as client:
         assert [f["id"] for f in client.get("/api/call-flows").json()] == ["initech"]
+
+
+def test_analytics_sum_up_the_stored_calls(client, store):
+    from datetime import datetime, timezone
+
+    def call(company, status, hold, person, hour):
+        return SimpleNamespace(
+            number="8005550100", company=company, status=status, hold_seconds=hold,
+            human_detected_at=datetime(2026, 12, 1, hour, 5, tzinfo=timezone.utc) if person else None,
+            created_at=datetime(2026, 12, 1, hour, 0, tzinfo=timezone.utc),
+        )  # fmt: skip
+
+    store.calls = [call("Acme", "completed", 600.0, True, 9), call("Acme", "failed", 1200.0, False, 9),
+                   call("Acme", "completed", 300.0, True, 14), call("Globex", "completed", 60.0, True, 14),
+                   call("Globex", "on_hold", 30.0, False, 15)]  # fmt: skip
+    body = client.get("/api/analytics").json()
+    assert body["overall"]["calls"] == 4, "a call still running is not counted"
+    acme = next(c for c in body["by_company"] if c["company"] == "Acme")
+    assert (acme["calls"], acme["succeeded"], acme["success_rate"]) == (3, 2, 0.667)
+    assert acme["hold_median_seconds"] == 600.0 and acme["time_to_person_median_seconds"] == 450.0
+    assert [(h["hour"], h["calls"]) for h in body["by_hour_utc"]] == [(9, 2), (14, 2)]
+    assert client.get("/api/analytics?limit=0").status_code == 422

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
+from app.analytics import analytics
 from app.api.deps import Manager, StoreDep
 from app.api.schemas import CallCreated, CallDetail, CallSummary, UserDataAnswer, call_detail, call_summary
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
@@ -96,3 +97,11 @@ async def provide_user_data(call_id: str, body: UserDataAnswer, manager: Manager
     if not stored:
         raise HTTPException(422, f"{body.field} is never entered into a phone menu")
     return {"call_id": call_id, "field": body.field, "accepted": True}
+
+
+@router.get("/api/analytics")
+async def get_analytics(store: StoreDep, limit: int = Query(10_000, ge=1, le=100_000)) -> dict[str, Any]:
+    """Calls per company, success rate, hold time (median, p90) and time to a person, by company
+    and by hour of the day (the newest ``limit`` finished calls)."""
+    records = await asyncio.to_thread(store.list_calls, limit=limit)
+    return analytics(records)

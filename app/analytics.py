@@ -1,0 +1,80 @@
+"""What the user's calls add up to: pure, over stored call records.
+
+Per company and overall: how many calls, how many reached a person and got the user through
+(success), how long the hold was (median and 90th percentile), and how long until a person
+answered, also by hour of the day the call was placed (UTC), to show when to call.
+Only finished calls count; a call without a company is counted under its number.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+_FINISHED = {"completed", "failed", "cancelled"}
+
+
+class CallFacts(Protocol):
+    number: str
+    company: str | None
+    status: Any  # CallStatus or its value
+    created_at: datetime
+    human_detected_at: datetime | None
+    hold_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    calls: int
+    succeeded: int
+    success_rate: float | None
+    hold_median_seconds: float | None
+    hold_p90_seconds: float | None
+    time_to_person_median_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def summarize(calls: list[CallFacts]) -> Summary:
+    held = [c.hold_seconds for c in calls if c.hold_seconds is not None]
+    to_person = [c.hold_seconds for c in calls if c.hold_seconds is not None and c.human_detected_at is not None]
+    succeeded = sum(1 for c in calls if _status(c) == "completed")
+    return Summary(
+        calls=len(calls),
+        succeeded=succeeded,
+        success_rate=round(succeeded / len(calls), 3) if calls else None,
+        hold_median_seconds=_percentile(held, 50),
+        hold_p90_seconds=_percentile(held, 90),
+        time_to_person_median_seconds=_percentile(to_person, 50),
+    )
+
+
+def analytics(records: Iterable[CallFacts]) -> dict[str, Any]:
+    finished = [r for r in records if _status(r) in _FINISHED]
+    by_company: dict[str, list[CallFacts]] = defaultdict(list)
+    by_hour: dict[int, list[CallFacts]] = defaultdict(list)
+    for record in finished:
+        by_company[record.company or record.number].append(record)
+        by_hour[record.created_at.hour].append(record)
+    return {
+        "overall": summarize(finished).to_dict(),
+        "by_company": [
+            {"company": company, **summarize(calls).to_dict()}
+            for company, calls in sorted(by_company.items(), key=lambda item: (-len(item[1]), item[0]))
+        ],
+        "by_hour_utc": [{"hour": hour, **summarize(calls).to_dict()} for hour, calls in sorted(by_hour.items())],
+    }
+
+
+def _status(record: CallFacts) -> str:
+    return getattr(record.status, "value", record.status)
