@@ -47,6 +47,8 @@ class Settings(BaseSettings):
         description="User device name -> Asterisk dial string",
     )
     default_transfer_device: str = "sip_phone"
+    dial_in_asks_intent: bool = Field(True, description="Dial-in: ask what the call is about and read it back")
+    dial_in_question: str = "Hold Slayer. What is the call about?"
     blocked_numbers: list[str] = Field(
         default_factory=list,
         description="Numbers never dialled, besides the emergency numbers (911, 112, 999, 000, 110, 119) that never are",

@@ -54,7 +54,7 @@ class HoldSlayer:
                 on_flow_mismatch=self._flow_is_stale,
             )
         )
-        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings)
+        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.manager.deps.tts)
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)

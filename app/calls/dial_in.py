@@ -1,9 +1,12 @@
 """The dial-in trigger: the user dials the extension prefix + a number from their own SIP phone.
 
 Asterisk's dialplan sends that call to ``Stasis(holdslayer,dial,<number>)`` (capture d), so it
-reaches us as a StasisStart we did not ask for. We answer, start a Hold Slayer call to the
-number with the phone that dialled as the device to ring back, say "thank you" and hang up: the
-user gets on with their day and is rung when a person is on the line.
+reaches us as a StasisStart we did not ask for. We answer; a number no call may go to (an
+emergency number, an unknown device) gets the refusal and nothing else. Otherwise we ask what
+the call is about (text to speech, through a bridge with an externalMedia channel), transcribe
+the answer, read it back, hang up and start the call with that intent and the phone that dialled
+as the device to ring back: the user gets on with their day and is rung when a person is on the
+line. With ``dial_in_asks_intent`` off we say "thank you" and hang up at once.
 """
 
 from __future__ import annotations
@@ -18,15 +21,24 @@ from app.ari import events as ari_events
 from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.ari.router import EventRouter
+from app.calls.context import CallContext
+from app.calls.events import EventBus
+from app.calls.legs import Legs, MediaPorts
+from app.calls.listening import CallListener
 from app.calls.manager import CallManager, CallRequestError
 from app.calls.models import CallRequest
+from app.clock import MonotonicClock
 from app.config import Settings
+from app.speech import SttError, TextToSpeech
 
 log = logging.getLogger(__name__)
 
 ACK_SOUND = "sound:auth-thankyou"  # "Thank you."
 REJECT_SOUND = "sound:cannot-complete-as-dialed"  # "Your call cannot be completed as dialed..."
 PLAYBACK_TIMEOUT = 8.0
+ANSWER_TIMEOUT_SECONDS = 15.0  # after the question: how long the user may take to start and finish
+MORE_WORDS_SECONDS = 1.2  # after an utterance: a pause this long ends the answer
+SAMPLE_RATE = 8000
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # Asterisk appends -<sequence> to endpoint names
 
 
@@ -39,9 +51,23 @@ def device_for_channel(channel_name: str, settings: Settings) -> str:
     return settings.default_transfer_device
 
 
+def spoken_number(number: str) -> str:
+    """Digits read one by one ("8 0 0 5 5 5 0 1 0 0"), as a person reads a number back."""
+    return " ".join(ch for ch in number if ch.isdigit())
+
+
 class DialInTrigger:
-    def __init__(self, ari: AriClient, router: EventRouter, manager: CallManager, settings: Settings) -> None:
+    def __init__(
+        self,
+        ari: AriClient,
+        router: EventRouter,
+        manager: CallManager,
+        settings: Settings,
+        *,
+        tts: TextToSpeech | None = None,
+    ) -> None:
         self.ari, self.router, self.manager, self.settings = ari, router, manager, settings
+        self.tts = tts
         self._tasks: set[asyncio.Task] = set()
 
     def wants(self, event: ari_events.AriEvent) -> bool:
@@ -51,7 +77,7 @@ class DialInTrigger:
         """Called from event dispatch (sync): the work runs as its own task, in order for this channel."""
         channel_id = event.channel.id
         owner = f"dial-in-{channel_id}"
-        queue = self.router.register(owner, [channel_id, f"{owner}-ack"])
+        queue = self.router.register(owner, [channel_id, f"{owner}-ack", f"{owner}-em", f"{owner}-br"])
         task = asyncio.create_task(self._run(event, owner, queue), name=owner)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -63,18 +89,97 @@ class DialInTrigger:
             await self.ari.answer(channel.id)
             try:
                 request = CallRequest(number=number, device=device_for_channel(channel.name, self.settings))
-                call_id = await self.manager.start_call(request)
+                self.manager.check(request)
             except (ValidationError, CallRequestError) as exc:
                 log.warning("dial-in from %s to %r rejected: %s", channel.name, number, exc)
                 await self._play_and_wait(channel.id, REJECT_SOUND, f"{owner}-ack", queue)
             else:
-                log.info("dial-in from %s started call %s to %s", channel.name, call_id, number)
-                await self._play_and_wait(channel.id, ACK_SOUND, f"{owner}-ack", queue)
+                if self.settings.dial_in_asks_intent:
+                    intent, still_there = await self._ask_intent(channel.id, request.number, owner, queue)
+                    request = request.model_copy(update={"intent": intent})
+                else:
+                    await self._play_and_wait(channel.id, ACK_SOUND, f"{owner}-ack", queue)
+                    still_there = True
+                if still_there:
+                    await self.ari.hangup(channel.id, missing_ok=True)
+                call_id = await self.manager.start_call(request)
+                log.info("dial-in from %s started call %s to %s about %r", channel.name, call_id, number, request.intent)
             await self.ari.hangup(channel.id, missing_ok=True)
-        except AriError as exc:
+        except (AriError, CallRequestError) as exc:
             log.warning("dial-in from %s: %s", channel.name, exc)
         finally:
             self.router.unregister(owner)
+
+    async def _ask_intent(self, channel_id: str, number: str, owner: str, queue: asyncio.Queue) -> tuple[str, bool]:
+        """Ask what the call is about, transcribe the answer, read it back. Returns the answer
+        ("" when none came: the call still goes ahead) and whether the user is still there."""
+        ctx = CallContext(owner, EventBus(), MonotonicClock())  # a conversation with no call events
+        s = self.settings
+        legs = Legs(ctx, self.ari, MediaPorts(s.media_host, s.media_port_min, s.media_port_max))
+        legs.track(channel_id).started = True  # it is in Stasis: that is how it reached us
+        follower = asyncio.create_task(legs.follow(queue), name=f"{owner}-events")
+        user = legs.track(channel_id)
+        endpoint = listener = feeder = None
+        try:
+            bridge = f"{owner}-br"
+            await legs.create_bridge(bridge, "mixing")
+            await self.ari.add_channel(bridge, channel_id)
+            endpoint = await legs.open_media(f"{owner}-em", bridge)
+            try:
+                listener = await CallListener.open(s, lambda _transcript: ctx.notify())
+            except SttError as error:
+                log.warning("dial-in: no speech-to-text, the call goes ahead without an intent: %s", error)
+            heard = {"samples": 0}
+
+            async def feed() -> None:
+                async for frame in endpoint.frames():
+                    if listener is not None:
+                        listener.push(frame.pcm, heard["samples"] / SAMPLE_RATE)
+                    heard["samples"] += len(frame.pcm)
+
+            feeder = asyncio.create_task(feed(), name=f"{owner}-hear")
+            await endpoint.play(await self._speech(s.dial_in_question))
+            asked_at = heard["samples"] / SAMPLE_RATE
+            intent = ""
+            if listener is not None:
+                intent = await self._answer(ctx, listener, asked_at, lambda: heard["samples"] / SAMPLE_RATE, user)
+            if user.gone:
+                return intent, False
+            about = f" about: {intent}" if intent else ""
+            readback = f"Calling {spoken_number(number)}{about}. I will ring you when a person is on the line. Goodbye."
+            await endpoint.play(await self._speech(readback, cache=False))
+            return intent, not user.gone
+        finally:
+            for task in (feeder, follower):
+                if task is not None:
+                    task.cancel()
+            if listener is not None:
+                await listener.close()
+            if endpoint is not None:
+                await endpoint.close()
+            await legs.clean_up()
+            await asyncio.gather(*(t for t in (feeder, follower) if t is not None), return_exceptions=True)
+
+    async def _answer(self, ctx: CallContext, listener: CallListener, asked_at: float, now, user) -> str:
+        """The words said after the question: the first utterance and any that follows it within
+        ``MORE_WORDS_SECONDS``; "" if nothing was said within ``ANSWER_TIMEOUT_SECONDS``."""
+        said = lambda: listener.transcripts_since(asked_at)  # noqa: E731
+        if not await ctx.wait_for(lambda: bool(said()) or user.gone, ANSWER_TIMEOUT_SECONDS) or user.gone:
+            return listener.text_since(asked_at)
+        while not user.gone:
+            count = len(said())
+            more = await ctx.wait_for(lambda: len(said()) > count or user.gone, MORE_WORDS_SECONDS + 1.5)
+            if not more:
+                break
+        return listener.text_since(asked_at)
+
+    async def _speech(self, text: str, *, cache: bool = True):
+        tts = self.tts
+        if tts is None:
+            from app.speech import tts_from_settings
+
+            tts = tts_from_settings("piper")
+        return await tts.synthesize_async(text, cache=cache)
 
     async def _play_and_wait(self, channel_id: str, media: str, playback_id: str, queue: asyncio.Queue) -> None:
         await self.ari.play(channel_id, media, playback_id)

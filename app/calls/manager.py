@@ -34,9 +34,9 @@ class CallManager:
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
 
-    async def start_call(self, request: CallRequest) -> str:
-        """Validate the request, record the call and start its session; returns the call id."""
-        settings, store = self.deps.settings, self.deps.store
+    def check(self, request: CallRequest) -> str:
+        """Refuse what no trigger may ask for (``CallRequestError``); returns the device to ring."""
+        settings = self.deps.settings
         if (code := emergency_code(request.number, settings.blocked_numbers)) is not None:
             # Every trigger (REST, MCP, the dashboard, dial-in) comes through here: none of them dials it.
             raise CallRequestError(
@@ -52,6 +52,12 @@ class CallManager:
             UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
         except ValueError as error:
             raise CallRequestError("user_data", str(error)) from None
+        return device
+
+    async def start_call(self, request: CallRequest) -> str:
+        """Validate the request, record the call and start its session; returns the call id."""
+        store = self.deps.store
+        device = self.check(request)
         flow: CallFlow | None
         if request.flow_id:
             flow = await asyncio.to_thread(store.get_flow, request.flow_id)

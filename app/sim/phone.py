@@ -10,6 +10,7 @@ from app.sim.farend import DialPlan, EndedBy, UserCallLog
 
 NORMAL_CLEARING = 16
 _SPEECH_DELAY_SECONDS = 0.5  # people say "hello" a moment after picking up
+_ANSWER_AFTER_QUIET_SECONDS = 0.7  # a question has ended: the caller answers
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class UserPhoneConfig:
     answer_after: float | None = 1.0  # seconds of ringing; None = never answers
     hangup_after: float | None = None  # seconds after answer; None = stays until the other side ends
     speech: str | None = None  # corpus reference the user "says" after answering
+    # Dialling in: the user waits for the app's question and answers once it has finished
+    # (speech after 0.7 s of quiet following words heard), instead of at once.
+    answers_prompt: bool = False
 
     def __post_init__(self) -> None:
         if self.answer_after is not None and self.answer_after < 0:
@@ -38,6 +42,7 @@ class UserPhone:
         self._speech: ClipCursor | None = None
         self._hangup_cause: int | None = None
         self._finished = False
+        self._last_voice_frame: int | None = None  # when the phone last heard words (answered frames)
 
     def dial_plan(self) -> DialPlan:
         self.log.dialled_at = time.monotonic()
@@ -69,13 +74,21 @@ class UserPhone:
             self._finished = True
             self._hangup_cause = NORMAL_CLEARING
             return None
-        if self.config.speech and self._speech is None and elapsed >= _SPEECH_DELAY_SECONDS:
+        if self.config.speech and self._speech is None and elapsed >= _SPEECH_DELAY_SECONDS and self._may_speak():
             self._speech = ClipCursor(self._audio.clip(self.config.speech))
         return self._speech.next_frame() if self._speech is not None else None
+
+    def _may_speak(self) -> bool:
+        if not self.config.answers_prompt:
+            return True
+        if self._last_voice_frame is None or self._answered_frames is None:
+            return False  # the question has not come yet
+        return (self._answered_frames - self._last_voice_frame) * FRAME_SECONDS >= _ANSWER_AFTER_QUIET_SECONDS
 
     def hear(self, frame: Frame | None) -> None:
         if self._answered_frames is not None and not self._finished and is_voice(frame):
             self.log.heard_seconds += FRAME_SECONDS
+            self._last_voice_frame = self._answered_frames
 
     def take_hangup(self) -> int | None:
         cause, self._hangup_cause = self._hangup_cause, None

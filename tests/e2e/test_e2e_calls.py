@@ -347,7 +347,7 @@ async def test_dial_in_from_the_users_phone_starts_a_call(stack: Stack):
     # The user dials the prefix + a number; Asterisk hands it to Stasis(holdslayer,dial,<number>).
     channel_id = await stack.pbx.place_inbound_call(BUSY, endpoint=USER_PHONE)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
+    deadline = loop.time() + 40  # the app asks what the call is about and reads the answer back first
     calls: list = []
     while loop.time() < deadline and not calls:
         async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
@@ -370,6 +370,33 @@ async def test_dial_in_to_an_emergency_number_is_refused_and_never_dialled(stack
     assert not stack.pbx.company_calls, "nothing was dialled"
     async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
         assert await resp.json() == []
+
+
+async def test_dial_in_asks_what_the_call_is_about_then_calls_and_rings_back(tmp_path: Path, http, corpus):
+    phone = "PJSIP/talkingphone"
+    user_phones = {
+        phone: UserPhoneConfig(
+            answer_after=0.5, hangup_after=25.0, speech="tts:I want to dispute a charge on my bill.", answers_prompt=True
+        )
+    }
+    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, user_devices={"sip_phone": phone}) as stack:
+        channel_id = await stack.pbx.place_inbound_call(LONG_HOLD, endpoint=phone)
+        loop = asyncio.get_running_loop()
+        deadline, calls = loop.time() + 60, []
+        while loop.time() < deadline and not calls:
+            async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
+                calls = [c for c in await resp.json() if c["number"] == LONG_HOLD]
+            await asyncio.sleep(0.2)
+        assert calls, "the dial-in started no call"
+        assert "dispute" in calls[0]["intent"].lower() and "charge" in calls[0]["intent"].lower(), calls[0]["intent"]
+        inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
+        assert inbound.end_cause is not None, "the app hung up the dial-in before calling"
+        assert inbound.heard_seconds > 4, "the user heard the question and the read-back"
+        call = await stack.wait_final(calls[0]["call_id"], timeout=120)
+        assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
+        callback = [u for u in stack.pbx.user_calls if u.channel_id != channel_id]
+        assert callback and callback[-1].endpoint == phone and callback[-1].answered, "the same phone was rung back"
+        await stack.assert_pbx_clean()
 
 
 async def test_dial_in_with_a_bad_number_is_refused_politely(stack: Stack):
