@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--number", default="8005550100", help="company number in the simulator (default: Acme Bank)")
     demo.add_argument("--intent", default="talk to a customer advocate about my bill")
     demo.add_argument("--api", action="store_true", help="also serve the REST API and dashboard during the demo")
+    demo.add_argument("--follow-flow", action="store_true", help="follow the stored call flow instead of finding the way by speech")
+    demo.add_argument("--list", action="store_true", help="list the simulated companies and exit")
 
     sim = sub.add_parser("sim", help="run the simulated PBX on its own")
     sim.add_argument("--host", default="127.0.0.1")
@@ -54,9 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "demo":
-        from app.demo import run_demo
+        from app.demo import list_companies, run_demo
 
-        return asyncio.run(run_demo(settings, number=args.number, intent=args.intent, with_api=args.api))
+        if args.list:
+            return list_companies()
+        try:
+            return asyncio.run(
+                run_demo(settings, number=args.number, intent=args.intent, with_api=args.api, follow_flow=args.follow_flow)
+            )
+        except KeyboardInterrupt:  # the call was cancelled and cleaned up on the way out
+            print("\ninterrupted: the call was hung up", file=sys.stderr)
+            return 130
     if args.command == "sim":
         from app.sim import run_sim
 

@@ -1,12 +1,23 @@
-"""``holdslayer demo``: the simulated PBX and the app in one process, one call, live progress."""
+"""``holdslayer demo``: the simulated PBX and the app in one process, one call, live progress.
+
+By default the company is called as a first-time caller would: no stored call flow, so the app
+finds its way through the menu by what the menu says (speech to text, the offline navigator);
+``--follow-flow`` follows the shipped flow instead. ``--list`` names the simulated companies.
+On a terminal the state is one live line (rich's live display) under the log of what happened.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
+import tempfile
+from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from app.calls.events import EventType
 from app.calls.models import CallRequest
@@ -18,7 +29,23 @@ from app.runtime import HoldSlayer
 DEMO_DEVICE_ENDPOINT = "PJSIP/userphone"
 
 
-async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bool = False) -> int:
+def list_companies(console: Console | None = None) -> int:
+    """``holdslayer demo --list``: the companies of the simulated PBX, with what callers want there."""
+    from app.sim import load_scenarios
+
+    console = console or Console(highlight=False)
+    table = Table("number", "company", "what callers want", box=None, pad_edge=False)
+    for number, scenario in sorted(load_scenarios().items()):
+        wants = "; ".join(intent.intent for intent in scenario.intents[:3])
+        fallback = "a menu, hold and a person" if scenario.outcome == "answer" else scenario.outcome.replace("_", " ")
+        table.add_row(number, escape(scenario.name), escape(wants or fallback))
+    console.print(table)
+    return 0
+
+
+async def run_demo(
+    settings: Settings, *, number: str, intent: str, with_api: bool = False, follow_flow: bool = False
+) -> int:
     """Place one call on the simulator; exit code 0 only if the user's phone was bridged to the agent."""
     from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 
@@ -46,15 +73,19 @@ async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bo
         )
     )
     await pbx.start()
-    settings = settings.model_copy(
-        update={
-            "ari_url": pbx.ari_url,
-            "user_devices": {**settings.user_devices, "sip_phone": DEMO_DEVICE_ENDPOINT},
-            "default_transfer_device": "sip_phone",
-            # Demo calls go to their own database, not the one `holdslayer serve` uses.
-            "database_url": settings.database_url.replace("holdslayer.db", "demo.db"),
-        }
-    )
+    update = {
+        "ari_url": pbx.ari_url,
+        "user_devices": {**settings.user_devices, "sip_phone": DEMO_DEVICE_ENDPOINT},
+        "default_transfer_device": "sip_phone",
+        # Demo calls go to their own database, not the one `holdslayer serve` uses.
+        "database_url": settings.database_url.replace("holdslayer.db", "demo.db"),
+    }
+    if not follow_flow:
+        # A first-time caller: no flow for the number (none shipped, none learned by an earlier demo).
+        scratch = Path(tempfile.mkdtemp(prefix="holdslayer-demo-"))
+        (scratch / "flows").mkdir()
+        update.update(flows_dir=scratch / "flows", database_url=f"sqlite:///{scratch / 'demo.db'}")
+    settings = settings.model_copy(update=update)
     holdslayer = HoldSlayer(settings)
     server_task = None
     try:
@@ -64,36 +95,50 @@ async def run_demo(settings: Settings, *, number: str, intent: str, with_api: bo
         subscription = holdslayer.bus.subscribe()
         call_id = await holdslayer.manager.start_call(CallRequest(number=number, intent=intent))
         console.print(f"[bold]Hold Slayer demo[/bold]: calling {number} on the simulated PBX ({pbx.ari_url}), call {call_id}")
+        if follow_flow:
+            console.print("following the stored call flow for this number")
+        else:
+            console.print(f"no stored flow: finding the way by what the menu says, for {escape(repr(intent))}")
         progress = CallProgress(call_id)
         await _follow(progress, subscription, console)
-        console.print(progress.outcome_line(), style="bold green" if progress.bridged else "bold red")
+        console.print(Text(progress.outcome_line(), style="bold green" if progress.bridged else "bold red"))
         return 0 if progress.bridged else 1
     finally:
         if server_task is not None:
-            server_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server_task
+            server, task = server_task
+            server.should_exit = True  # a clean stop, not a cancellation (no traceback)
+            await asyncio.gather(task, return_exceptions=True)
         await holdslayer.stop()
         await pbx.stop()
 
 
 async def _follow(progress: CallProgress, subscription, console: Console) -> None:
-    live = sys.stdout.isatty()
-    last_status = ""
+    """The log of what happened, and (on a terminal) one live status line under it."""
+    if not console.is_terminal:
+        await _follow_plain(progress, subscription, console)
+        return
+    with Live(Text(progress.status_line()), console=console, transient=True, refresh_per_second=8) as live:
+        while not progress.ended:
+            event = await subscription.get()
+            if event is None:
+                return
+            line = progress.apply(event)
+            if line:
+                live.console.print(Text(f"  {line}"))
+            live.update(Text(f"  {progress.status_line()}"))
+
+
+async def _follow_plain(progress: CallProgress, subscription, console: Console) -> None:
+    """Not a terminal: log lines, and the status once per hold progress event."""
     while not progress.ended:
         event = await subscription.get()
         if event is None:
             return
         line = progress.apply(event)
         if line:
-            console.print(f"  {line}")
-        status = progress.status_line()
-        if event.type in (EventType.HOLD_PROGRESS, EventType.AUDIO_CLASSIFIED) and status != last_status:
-            last_status = status
-            if live:
-                console.print(f"  {status}", end="\r")
-            elif event.type is EventType.HOLD_PROGRESS:
-                console.print(f"  {status}")
+            console.print(Text(f"  {line}"))
+        if event.type is EventType.HOLD_PROGRESS:
+            console.print(Text(f"  {progress.status_line()}"))
 
 
 async def _start_api(holdslayer: HoldSlayer, settings: Settings, console: Console):
@@ -106,4 +151,4 @@ async def _start_api(holdslayer: HoldSlayer, settings: Settings, console: Consol
     task = asyncio.create_task(server.serve())
     await asyncio.sleep(0.5)
     console.print(f"API and dashboard: http://{settings.api_host}:{settings.api_port}/")
-    return task
+    return server, task

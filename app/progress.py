@@ -45,10 +45,17 @@ class CallProgress:
             case ev.IvrStep(step_id=step_id, step_type=step_type, description=description):
                 self.steps.append(step_id)
                 line = f"step {step_id} [{step_type}] {description}".rstrip()
+            case ev.IvrMenuDetected(heard_seconds=heard, transcript=transcript) if transcript:
+                shown = transcript if len(transcript) <= 160 else transcript[:157] + "..."
+                line = f"menu heard ({heard:.1f} s): {shown!r}"
             case ev.IvrMenuDetected(heard_seconds=heard):
                 line = f"menu heard ({heard:.1f} s of prompt)"
+            case ev.IvrDtmfSent(digits=digits, reason=reason, navigator=navigator) if reason and navigator != "flow":
+                line = f"pressed {digits} ({navigator}: {reason})"
             case ev.IvrDtmfSent(digits=digits):
                 line = f"pressed {digits}"
+            case ev.IvrSpeechSent(text=text, reason=reason):
+                line = f"said {text!r}" + (f" ({reason})" if reason else "")
             case ev.AudioClassified(audio_class=audio_class, confidence=confidence):
                 self.hearing, self.hearing_confidence = audio_class, confidence
             case ev.HoldDetected(confidence=confidence):

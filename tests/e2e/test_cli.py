@@ -37,11 +37,19 @@ async def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> tu
 
 
 async def test_demo_bridges_the_user_and_exits_0(tmp_path):
-    code, out = await _run(["demo", "--number", "5550001"], _env(tmp_path))
+    code, out = await _run(["demo", "--number", "5550001", "--follow-flow"], _env(tmp_path))
     assert code == 0, out
+    assert "Traceback" not in out
     assert "pressed 2" in out and "pressed 1" in out
     assert "LIVE PERSON" in out
     assert out.strip().splitlines()[-1].startswith("OUTCOME: SUCCESS")
+
+
+async def test_demo_lists_the_simulated_companies(tmp_path):
+    code, out = await _run(["demo", "--list"], _env(tmp_path), timeout=60)
+    assert code == 0, out
+    for number, name in ((s.number, s.name) for s in load_scenarios().values()):
+        assert number in out and name in out
 
 
 async def test_demo_exits_nonzero_when_the_call_fails(tmp_path):

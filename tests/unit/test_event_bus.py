@@ -78,3 +78,13 @@ def test_progress_reports_failure_reason():
     p.apply(CallEvent("c", ev.CallEnded(status="failed", reason="busy", detail="dial status BUSY")))
     assert not p.bridged
     assert p.outcome_line() == "OUTCOME: FAILED - busy: dial status BUSY"
+
+
+def test_progress_tells_what_the_menu_said_and_why_a_key_was_pressed():
+    p = CallProgress("c")
+    heard = p.apply(CallEvent("c", ev.IvrMenuDetected(step_id="m", transcript="For billing, press 2.", t_start=0.0,
+                                                      t_end=3.0, heard_seconds=2.5, listened_seconds=3.0)))  # fmt: skip
+    pressed = p.apply(CallEvent("c", ev.IvrDtmfSent(step_id="m", digits="2", navigator="offline", reason="billing")))
+    replayed = p.apply(CallEvent("c", ev.IvrDtmfSent(step_id="m", digits="1", navigator="flow", reason="the learned flow")))
+    assert heard == "menu heard (2.5 s): 'For billing, press 2.'"
+    assert pressed == "pressed 2 (offline: billing)" and replayed == "pressed 1"
