@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.auth import BearerTokenMiddleware, required_token
 from app.api.errors import install_error_handlers
@@ -37,7 +38,8 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
             await owned.stop()
 
     token = required_token(settings or (holdslayer.settings if holdslayer is not None else Settings()))
-    app = FastAPI(title="Hold Slayer", version="0.1.0", lifespan=lifespan)
+    # The docs page with its assets from the package (fastapi-offline): it works with no internet.
+    app = FastAPIOffline(title="Hold Slayer", version="0.1.0", lifespan=lifespan)
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token)
     install_error_handlers(app)

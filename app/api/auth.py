@@ -3,8 +3,9 @@ settings say explicitly that the app listens on this machine only and wants none
 
 The token comes as ``Authorization: Bearer <token>``; a browser's WebSocket cannot set headers,
 so ``/ws/...`` also takes ``?token=``. ``GET /api/health`` stays open for container health
-checks (it tells nothing about calls); the dashboard's static files are open too, and the page
-asks for the token once and sends it with every request. Everything else answers 401 without
+checks (it tells nothing about calls); the dashboard's static files and the API's description
+(``/docs``, ``/openapi.json``) are open too: they hold no data, and the pages ask for the token
+once and send it with every request. Everything else answers 401 without
 it, and recordings and transcripts are behind it like the rest.
 """
 
@@ -23,7 +24,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/api/", "/ws/", "/mcp", "/docs", "/redoc", "/openapi.json")
+PROTECTED_PREFIXES = ("/api/", "/ws/", "/mcp")
 OPEN_PATHS = frozenset({"/api/health"})
 
 

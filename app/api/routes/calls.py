@@ -31,7 +31,7 @@ async def create_call(body: CallRequest, manager: Manager) -> CallCreated:
 async def list_calls(
     store: StoreDep,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
     status: CallStatus | None = None,
 ) -> list[dict[str, Any]]:
     records = await asyncio.to_thread(store.list_calls, limit=limit, offset=offset, status=status.value if status else None)
