@@ -36,6 +36,10 @@ class HoldSlayer:
         self.router = EventRouter(on_unclaimed=self._on_unclaimed)
         # One navigator per process: an LLM client (with its connection pool) is shared by every call.
         self.navigator = navigator_from_settings(settings, offline=OfflineNavigator())
+        # One voice per process too: what calls say to menus and people, and the dial-in's questions.
+        self.tts = tts_from_settings(
+            settings.tts_provider, openai_api_key=_secret(settings.openai_api_key), openai_base_url=settings.openai_base_url
+        )
         self.manager = CallManager(
             SessionDeps(
                 ari=self.ari,
@@ -46,15 +50,11 @@ class HoldSlayer:
                 clock=self.clock,
                 detector_factory=detector_factory,
                 navigator=self.navigator,
-                tts=tts_from_settings(
-                    settings.tts_provider,
-                    openai_api_key=_secret(settings.openai_api_key),
-                    openai_base_url=settings.openai_base_url,
-                ),
+                tts=self.tts,
                 on_flow_mismatch=self._flow_is_stale,
             )
         )
-        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.manager.deps.tts)
+        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.tts)
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)

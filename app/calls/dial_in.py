@@ -64,7 +64,7 @@ class DialInTrigger:
         manager: CallManager,
         settings: Settings,
         *,
-        tts: TextToSpeech | None = None,
+        tts: TextToSpeech,
     ) -> None:
         self.ari, self.router, self.manager, self.settings = ari, router, manager, settings
         self.tts = tts
@@ -138,7 +138,7 @@ class DialInTrigger:
                     heard["samples"] += len(frame.pcm)
 
             feeder = asyncio.create_task(feed(), name=f"{owner}-hear")
-            await endpoint.play(await self._speech(s.dial_in_question))
+            await endpoint.play(await self.tts.synthesize_async(s.dial_in_question))
             asked_at = heard["samples"] / SAMPLE_RATE
             intent = ""
             if listener is not None:
@@ -147,7 +147,7 @@ class DialInTrigger:
                 return intent, False
             about = f" about: {intent}" if intent else ""
             readback = f"Calling {spoken_number(number)}{about}. I will ring you when a person is on the line. Goodbye."
-            await endpoint.play(await self._speech(readback, cache=False))
+            await endpoint.play(await self.tts.synthesize_async(readback, cache=False))
             return intent, not user.gone
         finally:
             for task in (feeder, follower):
@@ -172,14 +172,6 @@ class DialInTrigger:
             if not more:
                 break
         return listener.text_since(asked_at)
-
-    async def _speech(self, text: str, *, cache: bool = True):
-        tts = self.tts
-        if tts is None:
-            from app.speech import tts_from_settings
-
-            tts = tts_from_settings("piper")
-        return await tts.synthesize_async(text, cache=cache)
 
     async def _play_and_wait(self, channel_id: str, media: str, playback_id: str, queue: asyncio.Queue) -> None:
         await self.ari.play(channel_id, media, playback_id)
