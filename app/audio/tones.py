@@ -726,6 +726,11 @@ class CallProgressDetector:
             for burst in (first, second)
             for item in ("low" if "low" in burst.pattern else "high", "short" if burst.seconds < threshold else "long")
         )
+        if key not in _SIT_CODES and key[1] == "short":
+            # Lost or late packets can only shorten what we hear, and the first segment is the one
+            # cut when the tone starts with the audio: an unassigned reading whose first segment
+            # is "short" is the assigned one with it long, if there is one.
+            key = (key[0], "long", *key[2:])
         code, cause, variant = _SIT_CODES.get(key, ("--", "unknown", None))  # type: ignore[arg-type]
         third.reported = True
         detail = {

@@ -394,6 +394,16 @@ def test_an_unassigned_sit_code_is_reported_as_unknown():
     assert (event.kind, event.detail["cause"]) == ("sit", "unknown")
 
 
+def test_a_first_segment_cut_short_by_lost_audio_still_names_the_cause():
+    # No circuit (high long, high long) with the first 70 ms lost: read "high short, high long",
+    # which no SIT is; the only assigned reading is the first segment long.
+    event = only(events_heard(np.concatenate((quiet(LEAD), sit((985.2, 0.310), (1428.5, 0.380)), quiet(1.0)))))
+    assert (event.kind, event.detail["code"], event.detail["cause"]) == ("sit", "NC", "no_circuit")
+    # A short first segment of an assigned code is read as short: intercept stays intercept.
+    event = only(events_heard(np.concatenate((quiet(LEAD), sit((913.8, 0.274), (1370.6, 0.274)), quiet(1.0)))))
+    assert event.detail["cause"] == "intercept"
+
+
 def test_call_progress_detector_alone_ignores_dtmf():
     detector = CallProgressDetector()
     samples = telephone(np.concatenate([np.concatenate((dtmf_tone(d, 0.3), quiet(0.1))) for d in DTMF_DIGITS]))
