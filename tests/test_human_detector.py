@@ -211,6 +211,38 @@ def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
     assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
 
 
+def test_a_talker_who_stops_for_us_rings_as_their_answer_begins_and_one_who_stopped_before_hearing_us_when_it_ends():
+    """A talker still speaking as we begin, who stops for us (a reaction: not sooner than
+    ``min_reaction_seconds``) and answers as our words end, rings 0.3 s into the answer. Words
+    that ended as we began, sooner than anyone reacts to us, are a recording's sentence
+    ending as often as a person's: the same answer rings only once it has ended and waited."""
+    rng = np.random.default_rng(8)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng)]))  # words until 6.3 s
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0))])
+    quiet = telephone(noise(1.3, -75.0, rng))  # 6.3-7.6 s: they listen
+    answer = telephone(np.concatenate([noise(0.4, -75.0, rng), voiced(2.0, rng), noise(1.0, -75.0, rng)]))  # from 8.0 s
+    answer_probs = np.concatenate([np.zeros(frames_of(0.4)), np.ones(frames_of(2.0)), np.zeros(frames_of(1.0))])
+
+    def rung(our_start: float) -> list:
+        detector = HumanDetector(lenient)
+        feed(detector, before[: int((our_start) * RATE)], before_probs[: frames_of(our_start)])
+        detector.our_speech_started(our_start)
+        rest = before[int(our_start * RATE) :]
+        feed(detector, rest, before_probs[frames_of(our_start) :], t0=our_start)
+        feed(detector, quiet, np.zeros(frames_of(1.3)), t0=6.3)
+        detector.our_speech_ended(7.6)
+        decisions = feed(detector, answer, answer_probs, t0=7.6, everything=True)
+        return [d for d in decisions if type(d).__name__ == "HumanDetected"]
+
+    stopped_for_us = rung(6.0)  # still talking 0.3 s into our words
+    assert [d.evidence["rule"] for d in stopped_for_us] == ["reply"]
+    assert 8.2 <= stopped_for_us[0].t <= 8.5, stopped_for_us[0].t  # 0.3 s into the answer, not after its end
+    stopped_before_hearing_us = rung(6.26)  # their words ended 0.04 s after ours began
+    assert [d.evidence["rule"] for d in stopped_before_hearing_us] == ["reply"]
+    assert stopped_before_hearing_us[0].t >= 10.0 + lenient.reply_end_quiet_seconds - 0.05, stopped_before_hearing_us[0].t
+
+
 def test_an_answer_after_a_wait_longer_than_the_voice_memory_on_a_loud_line_is_a_reply():
     """A loud headset line (floor -37 dBov, AGC) under a talker who speaks, lets us speak for
     2.6 s and answers with a soft first syllable: the floor is still a pause next to the voice

@@ -76,7 +76,13 @@ The cues:
 - **Reply** (``reply``): the app spoke (a greeting, "are you there?"); the far end did not talk
   over it after ``yield_grace_seconds`` (our own echo is removed before it reaches here, see
   ``app.audio.echo``), and words began within ``reply_early_seconds`` before to
-  ``reply_window_seconds`` after its end, and lasted ``reply_min_speech_seconds``.
+  ``reply_window_seconds`` after its end, and lasted ``reply_min_speech_seconds``. Such an
+  answer rings once it has ended in a pause that waits for us (``_answered_us``), or at once,
+  ``yielded_reply_seconds`` into it, when the talker was still speaking as we began and stopped
+  for us: its last word came ``min_reaction_seconds`` or more into ours (no one reacts sooner to
+  a voice heard over the line; a sentence that ended before that ended on its own, as a
+  recording's short sentence does when our opener happens to fall in its pause). Two
+  contingencies, stopping for us and answering as we end, are as strong as the answer's end.
 
 Runs: a run is a stretch of speech with its pauses. "Quiet" is relative to the voice heard in
 the last 2 s (``PAUSE_BELOW_PEAK_DB`` under its loudest frame, and always under
@@ -197,6 +203,10 @@ class HumanSettings:
     long_answer_quiet_seconds: float = 2.0
     yield_grace_seconds: float = 0.6  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
+    # A talker who stops for us does so this long after we begin at the soonest: a reaction to a
+    # voice takes ~0.2 s, and the line's round trip comes on top.
+    min_reaction_seconds: float = 0.2
+    yielded_reply_seconds: float | None = 0.3  # ... and answers rings this far into the answer (None: at its end)
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
     # Quiet after suspected words with nothing coming back: someone waits. Longer than a music-on-hold
     # source takes to restart after an announcement (up to 5 s seen), shorter than a person's patience.
@@ -225,6 +235,16 @@ class _OurWords:
     t_start: float
     t_end: float | None = None  # still speaking
     talked_over: int = 0  # far-end speech frames (not our echo) after the yield grace
+    yielded_t: float | None = None  # the far end's newest loud speech frame inside the yield grace
+
+    def yielded(self, settings: HumanSettings) -> bool:
+        """The far end was talking as we began and stopped for us: its words went on into the
+        yield grace (no reaction is faster than ``min_reaction_seconds``), then did not talk over us."""
+        return (
+            self.yielded_t is not None
+            and self.yielded_t >= self.t_start + settings.min_reaction_seconds
+            and self.talked_over <= settings.talked_over_max_frames
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +295,7 @@ class _Run:
     recording_phrase: str | None = None
     human_phrase: str | None = None
     answer_started_t: float | None = None  # words that began as ours ended (see ``_answered_us``)
+    answer_after_yield: bool = False  # ... from a talker who stopped for our words
     line_cue: bool = False  # a line cue (live floor, gate) fired on this run
     suspected: bool = False  # a HumanSuspected stands for this run
     retracted: bool = False  # ... was withdrawn by a veto: not again before a new utterance
@@ -496,8 +517,11 @@ class HumanDetector:
         s = self.settings
         speech = speech_prob >= SPEECH_PROB
         ours = self._ours
-        if speech and ours is not None and ours.t_end is None and t >= ours.t_start + s.yield_grace_seconds:
-            ours.talked_over += int(level >= self.foreground_min_dbov())
+        if speech and ours is not None and ours.t_end is None and level >= self.foreground_min_dbov():
+            if t >= ours.t_start + s.yield_grace_seconds:
+                ours.talked_over += 1
+            else:
+                ours.yielded_t = t
         run = self.run
         if run is None:
             if not speech:
@@ -694,6 +718,7 @@ class HumanDetector:
             run.turns += int(reply.turn)
             if reply.to_us:
                 run.answer_started_t = t - replied * FRAME_SECONDS
+                run.answer_after_yield = self._ours is not None and self._ours.yielded(s)
             run.reply = None
         return run
 
@@ -706,11 +731,14 @@ class HumanDetector:
         (no music back: the run goes on), ``reply_end_quiet_seconds`` after at most
         ``reply_max_seconds`` of them, ``long_answer_quiet_seconds`` after a longer answer. A
         person answers and waits; a recording that happened to resume after our words talks on,
-        or pauses briefly between its sentences."""
+        or pauses briefly between its sentences. A talker who stopped for us (``_OurWords.yielded``)
+        needs no end: ``yielded_reply_seconds`` of the answer are enough."""
         s = self.settings
         if run.answer_started_t is None:
             return False
         answer_seconds = run.last_speech_t - run.answer_started_t
+        if run.answer_after_yield and s.yielded_reply_seconds is not None and answer_seconds >= s.yielded_reply_seconds:
+            return True
         if answer_seconds > s.long_answer_max_seconds:
             run.answer_started_t = None  # a monologue, not an answer
             return False
