@@ -243,6 +243,43 @@ def test_a_talker_who_stops_for_us_rings_as_their_answer_begins_and_one_who_stop
     assert stopped_before_hearing_us[0].t >= 10.0 + lenient.reply_end_quiet_seconds - 0.05, stopped_before_hearing_us[0].t
 
 
+def test_words_begun_over_ours_are_talking_over_us_however_late_silero_hears_them():
+    """A recording's next sentence begins 0.55 s before our words end; Silero calls it speech only
+    in its last frames (too few to count as talking over us); it pauses as our words end and goes
+    on in the reply window: no one waited for us, no reply. A person who picked up while we spoke,
+    said a word and stopped for us, quiet until our words end, answers us all the same."""
+    rng = np.random.default_rng(9)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(0.7, -75.0, rng)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(0.7))])
+
+    def rung(word_at: float, word_seconds: float, late_frames: int, ours_end: float) -> list:
+        """Our words from 7.0 s to ``ours_end``; a word of theirs from ``word_at`` that Silero hears
+        in its last ``late_frames``; quiet until 0.2 s after our words; then 1.0 s of words and a wait."""
+        detector = HumanDetector(lenient)
+        feed(detector, before, before_probs)
+        detector.our_speech_started(7.0)
+        quiet_until = ours_end + 0.2
+        lead, after = word_at - 7.0, quiet_until - word_at - word_seconds
+        over = telephone(np.concatenate([noise(lead, -75.0, rng), voiced(word_seconds, rng), noise(after, -75.0, rng)]))
+        probs = np.concatenate([
+            np.zeros(frames_of(lead + word_seconds) - late_frames), np.ones(late_frames), np.zeros(frames_of(after))
+        ])
+        ours = frames_of(ours_end - 7.0)
+        feed(detector, over[: ours * 160], probs[:ours], t0=7.0)
+        detector.our_speech_ended(ours_end)
+        feed(detector, over[ours * 160 :], probs[ours:], t0=ours_end)
+        answer = telephone(np.concatenate([voiced(1.0, rng), noise(1.5, -75.0, rng)]))
+        answer_probs = np.concatenate([np.ones(frames_of(1.0)), np.zeros(frames_of(1.5))])
+        decisions = feed(detector, answer, answer_probs, t0=quiet_until, everything=True)
+        return [d for d in decisions if type(d).__name__ == "HumanDetected"]
+
+    talked_as_we_ended = rung(word_at=7.85, word_seconds=0.35, late_frames=4, ours_end=8.4)
+    assert not talked_as_we_ended, "a recording that talked as our words ended"
+    picked_up = rung(word_at=7.7, word_seconds=0.3, late_frames=4, ours_end=9.4)
+    assert [d.evidence["rule"] for d in picked_up] == ["reply"]
+
+
 def test_an_answer_after_a_wait_longer_than_the_voice_memory_on_a_loud_line_is_a_reply():
     """A loud headset line (floor -37 dBov, AGC) under a talker who speaks, lets us speak for
     2.6 s and answers with a soft first syllable: the floor is still a pause next to the voice

@@ -75,8 +75,10 @@ The cues:
   recording (a veto).
 - **Reply** (``reply``): the app spoke (a greeting, "are you there?"); the far end did not talk
   over it after ``yield_grace_seconds`` (our own echo is removed before it reaches here, see
-  ``app.audio.echo``), and words began within ``reply_early_seconds`` before to
-  ``reply_window_seconds`` after its end, and lasted ``reply_min_speech_seconds``. Such an
+  ``app.audio.echo``; a word begun over ours counts from its first loud frame, and one still
+  going as ours drew to an end means no one waited for us), and words began within
+  ``reply_early_seconds`` before to ``reply_window_seconds`` after its end, and lasted
+  ``reply_min_speech_seconds``. Such an
   answer rings once it has ended in a pause that waits for us (``_answered_us``), or at once,
   ``yielded_reply_seconds`` into it, when the talker was still speaking as we began and stopped
   for us: its last word came ``min_reaction_seconds`` or more into ours (no one reacts sooner to
@@ -236,6 +238,8 @@ class _OurWords:
     t_end: float | None = None  # still speaking
     talked_over: int = 0  # far-end speech frames (not our echo) after the yield grace
     yielded_t: float | None = None  # the far end's newest loud speech frame inside the yield grace
+    words_over_us: list[float] = field(default_factory=list)  # onsets of the far end's words begun after it
+    heard: list[float] = field(default_factory=list)  # times of the far end's loud speech frames after it
 
     def yielded(self, settings: HumanSettings) -> bool:
         """The far end was talking as we began and stopped for us: its words went on into the
@@ -520,6 +524,7 @@ class HumanDetector:
         if speech and ours is not None and ours.t_end is None and level >= self.foreground_min_dbov():
             if t >= ours.t_start + s.yield_grace_seconds:
                 ours.talked_over += 1
+                ours.heard.append(t)
             else:
                 ours.yielded_t = t
         run = self.run
@@ -531,6 +536,7 @@ class HumanDetector:
                 self._recent.append((level, spectrum, zcr))
                 return
             run = self.run = self._start_run(t, level)
+            self._words_began(run.onset_t, run.peak_dbov)
             if self._to_us(run.onset_t):
                 run.reply = _Reply(0, turn=False, to_us=True)
         run.add(level, spectrum, zcr)
@@ -623,12 +629,36 @@ class HumanDetector:
 
     def _to_us(self, onset_t: float) -> bool:
         """Words that begin at ``onset_t`` answer what we said: they begin as our words end (a
-        talker who let us speak), not while we speak (a recording carries on regardless)."""
+        talker who let us speak), not while we speak (a recording carries on regardless).
+
+        Talking over us is counted in loud speech frames after the yield grace, and in words: a
+        word the far end began over ours counts from its first loud frame, however late Silero
+        calls it speech and however few of its frames are loud. Words begun over ours and still
+        going as ours drew to an end (within ``yield_grace_seconds`` of it) mean no one waited
+        for us: a recording's next sentence that began as we spoke, paused and went on in the
+        reply window. A person who picked up while we spoke and stopped for us has been quiet
+        since; an answer may begin ``reply_early_seconds`` before our end."""
         s = self.settings
         ours = self._ours
         if ours is None or ours.t_end is None or ours.talked_over > s.talked_over_max_frames:
             return False
-        return ours.t_end - s.reply_early_seconds <= onset_t <= ours.t_end + s.reply_window_seconds
+        end_from, end_to = ours.t_end - s.yield_grace_seconds, ours.t_end - s.reply_early_seconds
+        over = [onset for onset in ours.words_over_us if onset < end_to]
+        if over and (max(over) >= end_from or any(end_from <= heard < end_to for heard in ours.heard)):
+            return False
+        return end_to <= onset_t <= ours.t_end + s.reply_window_seconds
+
+    def _words_began(self, onset_t: float, loudest_dbov: float) -> None:
+        """The far end began a word (after a pause, or a run's first) at ``onset_t``; its frames
+        so far reach ``loudest_dbov`` (voices behind the talker are no words of theirs)."""
+        ours = self._ours
+        if (
+            ours is not None
+            and ours.t_end is None
+            and onset_t >= ours.t_start + self.settings.yield_grace_seconds
+            and loudest_dbov >= self.foreground_min_dbov()
+        ):
+            ours.words_over_us.append(onset_t)
 
     def source_class(self) -> AudioClass:
         """What the current speech is judged to be: LIVE_HUMAN, IVR_PROMPT or SPEECH (undecided)."""
@@ -701,6 +731,7 @@ class HumanDetector:
                 # words is the reply rule's (what follows it answers us, or carries on regardless).
                 turn = turn and run is talker and not self._we_spoke_since(pause_t)
                 onset_t = t - (len(run.levels) - 1 - run.utterance_start) * FRAME_SECONDS if run is talker else run.onset_t
+                self._words_began(onset_t, max(run.levels[run.utterance_start if run is talker else 0 :]))
                 to_us = self._to_us(onset_t)
                 if turn or to_us:
                     run.reply = _Reply(run.speech_frames, turn=turn, to_us=to_us)
