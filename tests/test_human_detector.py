@@ -26,8 +26,9 @@ def at_dbov(samples: np.ndarray, dbov: float) -> np.ndarray:
 
 def cue_settings(**overrides) -> HumanSettings:
     """Settings under which a suspicion is raised only by a cue (not by any speech that goes on
-    long enough): the tests of one cue see the cue fire, or not, as the suspicion it raises."""
-    return HumanSettings(**{"suspect_speech_seconds": 1e9, **overrides})
+    long enough, nor by the quiet after a short word): the tests of one cue see the cue fire, or
+    not, as the suspicion it raises."""
+    return HumanSettings(**{"suspect_speech_seconds": 1e9, "suspect_quiet_seconds": 1e9, **overrides})
 
 
 def feed(detector: HumanDetector, pcm: np.ndarray, probs: np.ndarray, t0: float = 0.0, *, everything: bool = False):
@@ -91,6 +92,20 @@ def test_person_on_an_open_line_after_music_is_found_within_a_second():
     assert decision.evidence["rule"] == "live_floor"
     assert 5.4 < decision.t <= 5.4 + 1.0
     assert decision.evidence["live_floor"]["floor_dbov"] == pytest.approx(floor, abs=2.0)
+
+
+def test_a_word_too_short_to_suspect_and_then_quiet_is_suspected_and_one_music_follows_is_not():
+    """"Hi?" (0.32 s of speech) and a person waiting: too little speech for a suspicion, but the
+    quiet after it raises one ``suspect_quiet_seconds`` in. The same word followed by the music
+    coming back is a recording's tail: no suspicion."""
+    rng = np.random.default_rng(4)
+    settings = HumanSettings()
+    word = np.concatenate([music(5.0), noise(0.3, -70.0, rng), voiced(0.32, rng)])
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(0.32)), np.zeros(frames_of(2.0))])
+    waiting = feed(HumanDetector(settings), telephone(np.concatenate([word, noise(2.0, -70.0, rng)])), probs)
+    assert len(waiting) == 1
+    assert 5.62 + settings.suspect_quiet_seconds <= waiting[0].t <= 5.62 + settings.suspect_quiet_seconds + 0.3
+    assert not feed(HumanDetector(settings), telephone(np.concatenate([word, music(2.0)])), probs)
 
 
 def test_announcement_on_the_hold_channel_is_not_a_person():

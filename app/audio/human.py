@@ -6,7 +6,9 @@ speaks into the call (``our_speech_started`` / ``our_speech_ended``). Out come d
 
 - ``HumanSuspected``: fast, and cheap when wrong. Speech on hold that no veto explains (below)
   may be a person: the session greets them at once. Any cue, or ``suspect_speech_seconds`` of
-  unvetoed speech, raises it (0.4-0.6 s after the first word).
+  unvetoed speech, raises it (0.4-0.6 s after the first word); so does a shorter word ("hi?",
+  ``min_speech_seconds`` or more) and then ``suspect_quiet_seconds`` of quiet: someone may be
+  waiting for an answer.
 - ``HumanRetracted``: the suspicion was wrong: music came back, a veto came up, the words
   stopped and nothing followed.
 - ``HumanDetected``: sure, once per hold; it rings the user. A **reply** to our words (speech
@@ -195,6 +197,7 @@ class HumanSettings:
     fingerprint_seconds: float = 1.5  # the run's last stretch matched against known recordings
     # Two stages (see the module docstring): suspect fast, ring when sure.
     suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
+    suspect_quiet_seconds: float = 1.0  # ... or quiet this long after a shorter word: someone may wait for us
     reply_window_seconds: float = 1.2  # after our words end, a reply begins within this (people answer in 0.2-0.7 s)
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
     reply_max_seconds: float = 4.0  # an answer ends within this; a recording talks on
@@ -1215,7 +1218,9 @@ class HumanDetector:
             "announcements_before": self.announcements,
         }
         fired = [name for name, on in cues.items() if on]
-        enough_speech = speech_seconds >= s.suspect_speech_seconds and run.age(t) >= s.suspect_speech_seconds
+        enough_speech = (speech_seconds >= s.suspect_speech_seconds and run.age(t) >= s.suspect_speech_seconds) or (
+            speech_seconds >= s.min_speech_seconds and quiet_for >= s.suspect_quiet_seconds  # "hi?", and waiting
+        )
         if not run.suspected and not run.retracted and not vetoes and (fired or enough_speech):
             run.suspected = True
             self.suspicion = HumanSuspected(
