@@ -6,7 +6,9 @@ speaks into the call (``our_speech_started`` / ``our_speech_ended``). Out come d
 
 - ``HumanSuspected``: fast, and cheap when wrong. Speech on hold that no veto explains (below)
   may be a person: the session greets them at once. Any cue, or ``suspect_speech_seconds`` of
-  unvetoed speech, raises it (0.4-0.6 s after the first word).
+  unvetoed speech, raises it (0.4-0.6 s after the first word); so does a shorter word ("hi?",
+  ``min_speech_seconds`` or more) and then ``suspect_quiet_seconds`` of quiet: someone may be
+  waiting for an answer.
 - ``HumanRetracted``: the suspicion was wrong: music came back, a veto came up, the words
   stopped and nothing followed.
 - ``HumanDetected``: sure, once per hold; it rings the user. A **reply** to our words (speech
@@ -75,8 +77,16 @@ The cues:
   recording (a veto).
 - **Reply** (``reply``): the app spoke (a greeting, "are you there?"); the far end did not talk
   over it after ``yield_grace_seconds`` (our own echo is removed before it reaches here, see
-  ``app.audio.echo``), and words began within ``reply_early_seconds`` before to
-  ``reply_window_seconds`` after its end, and lasted ``reply_min_speech_seconds``.
+  ``app.audio.echo``; a word begun over ours counts from its first loud frame, and one still
+  going as ours drew to an end means no one waited for us), and words began within
+  ``reply_early_seconds`` before to ``reply_window_seconds`` after its end, and lasted
+  ``reply_min_speech_seconds``. Such an
+  answer rings once it has ended in a pause that waits for us (``_answered_us``), or at once,
+  ``yielded_reply_seconds`` into it, when the talker was still speaking as we began and stopped
+  for us: its last word came ``min_reaction_seconds`` or more into ours (no one reacts sooner to
+  a voice heard over the line; a sentence that ended before that ended on its own, as a
+  recording's short sentence does when our opener happens to fall in its pause). Two
+  contingencies, stopping for us and answering as we end, are as strong as the answer's end.
 
 Runs: a run is a stretch of speech with its pauses. "Quiet" is relative to the voice heard in
 the last 2 s (``PAUSE_BELOW_PEAK_DB`` under its loudest frame, and always under
@@ -187,6 +197,7 @@ class HumanSettings:
     fingerprint_seconds: float = 1.5  # the run's last stretch matched against known recordings
     # Two stages (see the module docstring): suspect fast, ring when sure.
     suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
+    suspect_quiet_seconds: float = 1.0  # ... or quiet this long after a shorter word: someone may wait for us
     reply_window_seconds: float = 1.2  # after our words end, a reply begins within this (people answer in 0.2-0.7 s)
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
     reply_max_seconds: float = 4.0  # an answer ends within this; a recording talks on
@@ -197,6 +208,10 @@ class HumanSettings:
     long_answer_quiet_seconds: float = 2.0
     yield_grace_seconds: float = 0.6  # a talker who hears us begin stops within this
     talked_over_max_frames: int = 5  # far-end speech frames during our words that still count as yielding
+    # A talker who stops for us does so this long after we begin at the soonest: a reaction to a
+    # voice takes ~0.2 s, and the line's round trip comes on top.
+    min_reaction_seconds: float = 0.2
+    yielded_reply_seconds: float | None = 0.3  # ... and answers rings this far into the answer (None: at its end)
     sure_wait_seconds: float = 2.0  # quiet on the talker's line after words a line cue found
     # Quiet after suspected words with nothing coming back: someone waits. Longer than a music-on-hold
     # source takes to restart after an announcement (up to 5 s seen), shorter than a person's patience.
@@ -225,6 +240,18 @@ class _OurWords:
     t_start: float
     t_end: float | None = None  # still speaking
     talked_over: int = 0  # far-end speech frames (not our echo) after the yield grace
+    yielded_t: float | None = None  # the far end's newest loud speech frame inside the yield grace
+    words_over_us: list[float] = field(default_factory=list)  # onsets of the far end's words begun after it
+    heard: list[float] = field(default_factory=list)  # times of the far end's loud speech frames after it
+
+    def yielded(self, settings: HumanSettings) -> bool:
+        """The far end was talking as we began and stopped for us: its words went on into the
+        yield grace (no reaction is faster than ``min_reaction_seconds``), then did not talk over us."""
+        return (
+            self.yielded_t is not None
+            and self.yielded_t >= self.t_start + settings.min_reaction_seconds
+            and self.talked_over <= settings.talked_over_max_frames
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +302,7 @@ class _Run:
     recording_phrase: str | None = None
     human_phrase: str | None = None
     answer_started_t: float | None = None  # words that began as ours ended (see ``_answered_us``)
+    answer_after_yield: bool = False  # ... from a talker who stopped for our words
     line_cue: bool = False  # a line cue (live floor, gate) fired on this run
     suspected: bool = False  # a HumanSuspected stands for this run
     retracted: bool = False  # ... was withdrawn by a veto: not again before a new utterance
@@ -496,8 +524,12 @@ class HumanDetector:
         s = self.settings
         speech = speech_prob >= SPEECH_PROB
         ours = self._ours
-        if speech and ours is not None and ours.t_end is None and t >= ours.t_start + s.yield_grace_seconds:
-            ours.talked_over += int(level >= self.foreground_min_dbov())
+        if speech and ours is not None and ours.t_end is None and level >= self.foreground_min_dbov():
+            if t >= ours.t_start + s.yield_grace_seconds:
+                ours.talked_over += 1
+                ours.heard.append(t)
+            else:
+                ours.yielded_t = t
         run = self.run
         if run is None:
             if not speech:
@@ -507,6 +539,7 @@ class HumanDetector:
                 self._recent.append((level, spectrum, zcr))
                 return
             run = self.run = self._start_run(t, level)
+            self._words_began(run.onset_t, run.peak_dbov)
             if self._to_us(run.onset_t):
                 run.reply = _Reply(0, turn=False, to_us=True)
         run.add(level, spectrum, zcr)
@@ -599,12 +632,36 @@ class HumanDetector:
 
     def _to_us(self, onset_t: float) -> bool:
         """Words that begin at ``onset_t`` answer what we said: they begin as our words end (a
-        talker who let us speak), not while we speak (a recording carries on regardless)."""
+        talker who let us speak), not while we speak (a recording carries on regardless).
+
+        Talking over us is counted in loud speech frames after the yield grace, and in words: a
+        word the far end began over ours counts from its first loud frame, however late Silero
+        calls it speech and however few of its frames are loud. Words begun over ours and still
+        going as ours drew to an end (within ``yield_grace_seconds`` of it) mean no one waited
+        for us: a recording's next sentence that began as we spoke, paused and went on in the
+        reply window. A person who picked up while we spoke and stopped for us has been quiet
+        since; an answer may begin ``reply_early_seconds`` before our end."""
         s = self.settings
         ours = self._ours
         if ours is None or ours.t_end is None or ours.talked_over > s.talked_over_max_frames:
             return False
-        return ours.t_end - s.reply_early_seconds <= onset_t <= ours.t_end + s.reply_window_seconds
+        end_from, end_to = ours.t_end - s.yield_grace_seconds, ours.t_end - s.reply_early_seconds
+        over = [onset for onset in ours.words_over_us if onset < end_to]
+        if over and (max(over) >= end_from or any(end_from <= heard < end_to for heard in ours.heard)):
+            return False
+        return end_to <= onset_t <= ours.t_end + s.reply_window_seconds
+
+    def _words_began(self, onset_t: float, loudest_dbov: float) -> None:
+        """The far end began a word (after a pause, or a run's first) at ``onset_t``; its frames
+        so far reach ``loudest_dbov`` (voices behind the talker are no words of theirs)."""
+        ours = self._ours
+        if (
+            ours is not None
+            and ours.t_end is None
+            and onset_t >= ours.t_start + self.settings.yield_grace_seconds
+            and loudest_dbov >= self.foreground_min_dbov()
+        ):
+            ours.words_over_us.append(onset_t)
 
     def source_class(self) -> AudioClass:
         """What the current speech is judged to be: LIVE_HUMAN, IVR_PROMPT or SPEECH (undecided)."""
@@ -677,6 +734,7 @@ class HumanDetector:
                 # words is the reply rule's (what follows it answers us, or carries on regardless).
                 turn = turn and run is talker and not self._we_spoke_since(pause_t)
                 onset_t = t - (len(run.levels) - 1 - run.utterance_start) * FRAME_SECONDS if run is talker else run.onset_t
+                self._words_began(onset_t, max(run.levels[run.utterance_start if run is talker else 0 :]))
                 to_us = self._to_us(onset_t)
                 if turn or to_us:
                     run.reply = _Reply(run.speech_frames, turn=turn, to_us=to_us)
@@ -694,6 +752,7 @@ class HumanDetector:
             run.turns += int(reply.turn)
             if reply.to_us:
                 run.answer_started_t = t - replied * FRAME_SECONDS
+                run.answer_after_yield = self._ours is not None and self._ours.yielded(s)
             run.reply = None
         return run
 
@@ -706,11 +765,14 @@ class HumanDetector:
         (no music back: the run goes on), ``reply_end_quiet_seconds`` after at most
         ``reply_max_seconds`` of them, ``long_answer_quiet_seconds`` after a longer answer. A
         person answers and waits; a recording that happened to resume after our words talks on,
-        or pauses briefly between its sentences."""
+        or pauses briefly between its sentences. A talker who stopped for us (``_OurWords.yielded``)
+        needs no end: ``yielded_reply_seconds`` of the answer are enough."""
         s = self.settings
         if run.answer_started_t is None:
             return False
         answer_seconds = run.last_speech_t - run.answer_started_t
+        if run.answer_after_yield and s.yielded_reply_seconds is not None and answer_seconds >= s.yielded_reply_seconds:
+            return True
         if answer_seconds > s.long_answer_max_seconds:
             run.answer_started_t = None  # a monologue, not an answer
             return False
@@ -1156,7 +1218,9 @@ class HumanDetector:
             "announcements_before": self.announcements,
         }
         fired = [name for name, on in cues.items() if on]
-        enough_speech = speech_seconds >= s.suspect_speech_seconds and run.age(t) >= s.suspect_speech_seconds
+        enough_speech = (speech_seconds >= s.suspect_speech_seconds and run.age(t) >= s.suspect_speech_seconds) or (
+            speech_seconds >= s.min_speech_seconds and quiet_for >= s.suspect_quiet_seconds  # "hi?", and waiting
+        )
         if not run.suspected and not run.retracted and not vetoes and (fired or enough_speech):
             run.suspected = True
             self.suspicion = HumanSuspected(

@@ -26,8 +26,9 @@ def at_dbov(samples: np.ndarray, dbov: float) -> np.ndarray:
 
 def cue_settings(**overrides) -> HumanSettings:
     """Settings under which a suspicion is raised only by a cue (not by any speech that goes on
-    long enough): the tests of one cue see the cue fire, or not, as the suspicion it raises."""
-    return HumanSettings(**{"suspect_speech_seconds": 1e9, **overrides})
+    long enough, nor by the quiet after a short word): the tests of one cue see the cue fire, or
+    not, as the suspicion it raises."""
+    return HumanSettings(**{"suspect_speech_seconds": 1e9, "suspect_quiet_seconds": 1e9, **overrides})
 
 
 def feed(detector: HumanDetector, pcm: np.ndarray, probs: np.ndarray, t0: float = 0.0, *, everything: bool = False):
@@ -91,6 +92,20 @@ def test_person_on_an_open_line_after_music_is_found_within_a_second():
     assert decision.evidence["rule"] == "live_floor"
     assert 5.4 < decision.t <= 5.4 + 1.0
     assert decision.evidence["live_floor"]["floor_dbov"] == pytest.approx(floor, abs=2.0)
+
+
+def test_a_word_too_short_to_suspect_and_then_quiet_is_suspected_and_one_music_follows_is_not():
+    """"Hi?" (0.32 s of speech) and a person waiting: too little speech for a suspicion, but the
+    quiet after it raises one ``suspect_quiet_seconds`` in. The same word followed by the music
+    coming back is a recording's tail: no suspicion."""
+    rng = np.random.default_rng(4)
+    settings = HumanSettings()
+    word = np.concatenate([music(5.0), noise(0.3, -70.0, rng), voiced(0.32, rng)])
+    probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(0.32)), np.zeros(frames_of(2.0))])
+    waiting = feed(HumanDetector(settings), telephone(np.concatenate([word, noise(2.0, -70.0, rng)])), probs)
+    assert len(waiting) == 1
+    assert 5.62 + settings.suspect_quiet_seconds <= waiting[0].t <= 5.62 + settings.suspect_quiet_seconds + 0.3
+    assert not feed(HumanDetector(settings), telephone(np.concatenate([word, music(2.0)])), probs)
 
 
 def test_announcement_on_the_hold_channel_is_not_a_person():
@@ -209,6 +224,75 @@ def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
     recording.our_speech_ended(8.4)
     decisions = feed(recording, reply, reply_probs, t0=8.4, everything=True)
     assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
+
+
+def test_a_talker_who_stops_for_us_rings_as_their_answer_begins_and_one_who_stopped_before_hearing_us_when_it_ends():
+    """A talker still speaking as we begin, who stops for us (a reaction: not sooner than
+    ``min_reaction_seconds``) and answers as our words end, rings 0.3 s into the answer. Words
+    that ended as we began, sooner than anyone reacts to us, are a recording's sentence
+    ending as often as a person's: the same answer rings only once it has ended and waited."""
+    rng = np.random.default_rng(8)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng)]))  # words until 6.3 s
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0))])
+    quiet = telephone(noise(1.3, -75.0, rng))  # 6.3-7.6 s: they listen
+    answer = telephone(np.concatenate([noise(0.4, -75.0, rng), voiced(2.0, rng), noise(1.0, -75.0, rng)]))  # from 8.0 s
+    answer_probs = np.concatenate([np.zeros(frames_of(0.4)), np.ones(frames_of(2.0)), np.zeros(frames_of(1.0))])
+
+    def rung(our_start: float) -> list:
+        detector = HumanDetector(lenient)
+        feed(detector, before[: int((our_start) * RATE)], before_probs[: frames_of(our_start)])
+        detector.our_speech_started(our_start)
+        rest = before[int(our_start * RATE) :]
+        feed(detector, rest, before_probs[frames_of(our_start) :], t0=our_start)
+        feed(detector, quiet, np.zeros(frames_of(1.3)), t0=6.3)
+        detector.our_speech_ended(7.6)
+        decisions = feed(detector, answer, answer_probs, t0=7.6, everything=True)
+        return [d for d in decisions if type(d).__name__ == "HumanDetected"]
+
+    stopped_for_us = rung(6.0)  # still talking 0.3 s into our words
+    assert [d.evidence["rule"] for d in stopped_for_us] == ["reply"]
+    assert 8.2 <= stopped_for_us[0].t <= 8.5, stopped_for_us[0].t  # 0.3 s into the answer, not after its end
+    stopped_before_hearing_us = rung(6.26)  # their words ended 0.04 s after ours began
+    assert [d.evidence["rule"] for d in stopped_before_hearing_us] == ["reply"]
+    assert stopped_before_hearing_us[0].t >= 10.0 + lenient.reply_end_quiet_seconds - 0.05, stopped_before_hearing_us[0].t
+
+
+def test_words_begun_over_ours_are_talking_over_us_however_late_silero_hears_them():
+    """A recording's next sentence begins 0.55 s before our words end; Silero calls it speech only
+    in its last frames (too few to count as talking over us); it pauses as our words end and goes
+    on in the reply window: no one waited for us, no reply. A person who picked up while we spoke,
+    said a word and stopped for us, quiet until our words end, answers us all the same."""
+    rng = np.random.default_rng(9)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(0.7, -75.0, rng)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(0.7))])
+
+    def rung(word_at: float, word_seconds: float, late_frames: int, ours_end: float) -> list:
+        """Our words from 7.0 s to ``ours_end``; a word of theirs from ``word_at`` that Silero hears
+        in its last ``late_frames``; quiet until 0.2 s after our words; then 1.0 s of words and a wait."""
+        detector = HumanDetector(lenient)
+        feed(detector, before, before_probs)
+        detector.our_speech_started(7.0)
+        quiet_until = ours_end + 0.2
+        lead, after = word_at - 7.0, quiet_until - word_at - word_seconds
+        over = telephone(np.concatenate([noise(lead, -75.0, rng), voiced(word_seconds, rng), noise(after, -75.0, rng)]))
+        probs = np.concatenate([
+            np.zeros(frames_of(lead + word_seconds) - late_frames), np.ones(late_frames), np.zeros(frames_of(after))
+        ])
+        ours = frames_of(ours_end - 7.0)
+        feed(detector, over[: ours * 160], probs[:ours], t0=7.0)
+        detector.our_speech_ended(ours_end)
+        feed(detector, over[ours * 160 :], probs[ours:], t0=ours_end)
+        answer = telephone(np.concatenate([voiced(1.0, rng), noise(1.5, -75.0, rng)]))
+        answer_probs = np.concatenate([np.ones(frames_of(1.0)), np.zeros(frames_of(1.5))])
+        decisions = feed(detector, answer, answer_probs, t0=quiet_until, everything=True)
+        return [d for d in decisions if type(d).__name__ == "HumanDetected"]
+
+    talked_as_we_ended = rung(word_at=7.85, word_seconds=0.35, late_frames=4, ours_end=8.4)
+    assert not talked_as_we_ended, "a recording that talked as our words ended"
+    picked_up = rung(word_at=7.7, word_seconds=0.3, late_frames=4, ours_end=9.4)
+    assert [d.evidence["rule"] for d in picked_up] == ["reply"]
 
 
 def test_an_answer_after_a_wait_longer_than_the_voice_memory_on_a_loud_line_is_a_reply():
