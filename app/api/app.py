@@ -1,7 +1,7 @@
 """The HTTP side: ``create_api`` assembles the FastAPI app from one router per resource.
 
-Routes live in ``app/api/routes/`` (calls, call flows, health, the dashboard), request and
-response bodies in ``schemas.py``, the running Hold Slayer reaches handlers through ``deps.py``,
+Routes live in ``app/api/routes/`` (calls, call flows, health, the dashboard), the MCP server
+in ``mcp.py`` (what REST and MCP both do in ``actions.py``), request and response bodies in ``schemas.py``, the running Hold Slayer reaches handlers through ``deps.py``,
 and domain rules (learning a flow, a flow's next version) live in the domain packages.
 """
 
@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
+from app.api.mcp import build_mcp_server, mcp_routes
 from app.api.routes import call_flows, calls, events_ws, health
 from app.api.routes.dashboard import mount_dashboard
 from app.config import Settings
@@ -19,19 +20,27 @@ from app.runtime import HoldSlayer
 
 
 def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the API. Without ``holdslayer`` the app owns one built from ``settings``."""
+    """Build the API. Without ``holdslayer`` the app owns one built from ``settings``.
+
+    Its lifespan runs once per app (the MCP session manager cannot be restarted)."""
+    if holdslayer is None:
+        settings = settings or Settings()
+    host = (holdslayer.settings if holdslayer is not None else settings).api_host
+    mcp_app_routes, mcp_running = mcp_routes(build_mcp_server(lambda: app.state.holdslayer), host=host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if holdslayer is not None:
             app.state.holdslayer = holdslayer
-            yield
+            async with mcp_running():
+                yield
             return
-        owned = HoldSlayer(settings or Settings())
+        owned = HoldSlayer(settings)
         await owned.start()
         app.state.holdslayer = owned
         try:
-            yield
+            async with mcp_running():
+                yield
         finally:
             await owned.stop()
 
@@ -39,5 +48,7 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
     install_error_handlers(app)
     for resource in (health, calls, call_flows, events_ws):
         app.include_router(resource.router)
+    app.router.routes.extend(mcp_app_routes)  # /mcp (streamable HTTP), /mcp/sse and /mcp/messages/ (SSE)
     mount_dashboard(app)  # last: it answers every path no route took
     return app
+

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_api
 from app.api.deps import get_store
+from app.config import Settings
 from tests.unit.test_learning import FakeFlowStore, _flow
 
 
@@ -33,6 +34,7 @@ def _runtime(store) -> SimpleNamespace:
         manager=SimpleNamespace(active_calls=["a", "b"]),
         flow_errors=["flows/bad.yaml: steps[0].dtmf: ..."],
         store=store,
+        settings=Settings(),
     )
 
 
