@@ -132,7 +132,11 @@ async def test_a_call_is_followed_on_hold_to_a_person_then_hung_up(stack: Stack,
         assert "already ended" in error_text(await client.call_tool("hang_up", {"call_id": call_id}))
 
         record = json.loads((await client.read_resource(f"holdslayer://calls/{call_id}")).contents[0].text)
+        learned = structured(await client.call_tool("learn_call_flow", {"call_id": call_id}))
     assert record["status"] == "cancelled" and record["number"] == number
+    # The call followed the number's stored flow: what it saw becomes that flow's next version.
+    assert learned["merged"] is True and learned["flow"]["phone_number"] == number
+    assert learned["flow"]["version"] >= 2
     assert "AUDIO_CLASSIFIED" not in {e["type"] for e in record["events"]}
     company = next(c for c in stack.pbx.company_calls if c.number == number)
     assert company.dtmf.endswith("5"), company.dtmf
@@ -195,3 +199,15 @@ async def test_stored_call_flows_are_listed_and_read(stack: Stack):
         flow = structured(await client.call_tool("get_call_flow", {"flow_id": menu["id"]}))
     assert flow["id"] == menu["id"] and len(flow["steps"]) == menu["steps"] > 0
     assert [s["dtmf"] for s in flow["steps"] if s.get("dtmf")] == ["2", "1"]
+
+
+async def test_both_transports_serve_at_once(stack: Stack):
+    # One client places a call over SSE while another follows it over streamable HTTP.
+    async with connect(stack, "sse") as placing, connect(stack, "streamable_http") as following:
+        call_id = structured(await placing.call_tool("place_call", {"number": BUSY}))["call_id"]
+        ended = structured(await following.call_tool("wait_for_person", {"call_id": call_id, "timeout_seconds": 30}))
+        await stack.wait_final(call_id)  # the row is written from the events a moment after CALL_ENDED
+        status = structured(await placing.call_tool("get_call_status", {"call_id": call_id}))
+    assert (ended["outcome"], ended["reason"]) == ("ended", "busy")
+    assert (status["status"], status["reason"], status["live"]) == ("failed", "busy", False)
+    await stack.assert_pbx_clean()
