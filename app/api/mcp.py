@@ -209,7 +209,7 @@ def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
 
 async def _wait_for_person(hs: HoldSlayer, call_id: str, ctx: Context, timeout: float) -> dict[str, Any]:
     # Subscribe before reading the state, so no event between the two is missed.
-    subscription = hs.bus.subscribe(lambda event: event.call_id == call_id, maxsize=1000)
+    subscription = hs.bus.subscribe(lambda event: event.call_id == call_id and event.type in _WAITED_ON, maxsize=1000)
     try:
         session = hs.manager.session(call_id)
         if session is None:
@@ -233,6 +233,12 @@ async def _wait_for_person(hs: HoldSlayer, call_id: str, ctx: Context, timeout: 
         return _waited(call_id, "timeout", session.status if session is not None else None, hold_seconds=progress)
     finally:
         subscription.close()
+
+
+# The events wait_for_person acts on (not the twice-a-second audio windows).
+_WAITED_ON = frozenset(
+    {EventType.HOLD_PROGRESS, EventType.HUMAN_DETECTED, EventType.USER_DATA_REQUESTED, EventType.CALL_ENDED}
+)
 
 
 async def _follow(event: CallEvent, ctx: Context, progress: float) -> float | dict[str, Any] | None:
