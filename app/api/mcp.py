@@ -58,7 +58,11 @@ RuntimeGetter = Callable[[], HoldSlayer]
 
 def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
     """The MCP server; ``runtime()`` gives the running Hold Slayer (it exists once the app started)."""
-    server = MCPServer("holdslayer", title="Hold Slayer", instructions=INSTRUCTIONS, version="0.1.0")
+    # The SDK calls logging.basicConfig(level=log_level) when nothing configured logging yet:
+    # WARNING keeps Python's default there (the CLI configures logging before this anyway).
+    server = MCPServer(
+        "holdslayer", title="Hold Slayer", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING"
+    )
 
     # ------------------------------------------------------------------ calls
 
