@@ -92,3 +92,7 @@ def call_detail(record) -> dict[str, Any]:
 def field_error(field: str, message: str, where: str = "body") -> list[dict[str, Any]]:
     """One error in the shape of FastAPI's own validation errors, so clients parse one format."""
     return [{"loc": [where, field], "msg": message, "type": "value_error"}]
+
+
+class DtmfKeys(BaseModel):
+    digits: str = Field(..., pattern=r"^[0-9*#A-D]{1,32}$", description="Keys to press: 0-9 * # A-D, up to 32")

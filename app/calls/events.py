@@ -124,7 +124,7 @@ class CallEnded(EventData):
 class InputDetail(EventData):
     """Who chose an input we sent into the menu, and why (the fields of a navigator's decision)."""
 
-    purpose: str | None = None  # flow | selection | recovery | user_data
+    purpose: str | None = None  # flow | selection | recovery | user_data | manual (sent by hand: REST, MCP)
     navigator: str | None = None
     reason: str | None = None
     confidence: float | None = None

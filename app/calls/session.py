@@ -49,6 +49,9 @@ from app.speech import SttError, TextToSpeech
 
 log = logging.getLogger(__name__)
 
+# Before the company answers there is no line to press keys on.
+_NOT_ANSWERED = frozenset({CallStatus.PENDING, CallStatus.DIALING, CallStatus.RINGING})
+
 __all__ = ["CallIds", "CallSession", "CallStore", "SessionDeps", "default_flow"]
 
 
@@ -74,6 +77,10 @@ class CallStore(Protocol):
     def line_recordings(self, number: str) -> list[bytes]: ...
 
     def save_line_recordings(self, number: str, fingerprints: Sequence[bytes]) -> None: ...
+
+
+class InputRefused(RuntimeError):
+    """Keys sent by hand to a call that cannot take them (not answered yet, or over)."""
 
 
 class _CompanyGone(Exception):
@@ -198,6 +205,14 @@ class CallSession:
             stored = self.vault.put(field, value, permission)  # type: ignore[arg-type]
         self.ctx.notify()
         return stored
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Press keys by hand (REST, MCP): to the company's line, journalled as a manual step."""
+        if self.status in FINAL_STATUSES or self._cancel_detail is not None:
+            raise InputRefused(f"call {self.call_id} has ended ({self.status.value}): no keys can be sent")
+        if self.status in _NOT_ANSWERED:
+            raise InputRefused(f"call {self.call_id} is not answered yet ({self.status.value}): no keys can be sent")
+        await self.steps.send_dtmf(digits, step_id="manual", purpose="manual")
 
     # ------------------------------------------------------------------ the run
 

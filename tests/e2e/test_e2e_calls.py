@@ -296,6 +296,26 @@ async def test_transfer_now_puts_the_user_through_from_hold(stack: Stack):
     await stack.assert_pbx_clean()
 
 
+async def test_keys_pressed_by_hand_reach_the_company(stack: Stack):
+    call_id = await stack.call(LONG_HOLD)
+    await stack.wait_status(call_id, "on_hold", timeout=30)
+    status, body = await stack.post(f"/api/calls/{call_id}/dtmf", {"digits": "5#"})
+    assert status == 202 and body["sent"] is True
+    status, body = await stack.post(f"/api/calls/{call_id}/dtmf", {"digits": "5; DROP"})
+    assert status == 422 and any("digits" in err["loc"] for err in body["detail"])
+    status, _ = await stack.post("/api/calls/nosuchcall/dtmf", {"digits": "1"})
+    assert status == 404
+    await stack.post(f"/api/calls/{call_id}/hangup")
+    call = await stack.wait_final(call_id)
+    manual = [d for d in events_of(call, "IVR_DTMF_SENT") if d.get("purpose") == "manual"]
+    assert [d["digits"] for d in manual] == ["5#"]
+    company = next(c for c in stack.pbx.company_calls if c.number == LONG_HOLD)
+    assert company.dtmf.endswith("5#"), company.dtmf
+    status, _ = await stack.post(f"/api/calls/{call_id}/dtmf", {"digits": "1"})
+    assert status == 409, "over: no keys"
+    await stack.assert_pbx_clean()
+
+
 async def test_unknown_call_is_404(stack: Stack):
     status, _, _ = await stack.get("/api/calls/doesnotexist")
     assert status == 404

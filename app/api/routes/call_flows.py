@@ -6,12 +6,10 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, Response
 
+from app.api import actions
 from app.api.deps import Runtime, StoreDep
 from app.api.schemas import LearnFlowRequest, field_error
-from app.calls.learning import LearnError, learn_and_save
-from app.calls.models import FINAL_STATUSES, CallStatus
 from app.ivr.flow import CallFlow
-from app.phone import normalize_phone_number
 
 router = APIRouter()
 
@@ -26,30 +24,11 @@ async def list_flows(store: StoreDep, company: str | None = None, tag: str | Non
 
 
 @router.post("/api/call-flows/learn", status_code=201, response_model=CallFlow)
-async def learn_flow(body: LearnFlowRequest, runtime: Runtime, store: StoreDep, response: Response) -> CallFlow:
+async def learn_flow(body: LearnFlowRequest, runtime: Runtime, response: Response) -> CallFlow:
     """Learn from an ended call: a new flow (201), or the next version of the number's flow (200)."""
-    record = await asyncio.to_thread(store.get_call, body.call_id)
-    if record is None:
-        raise HTTPException(404, f"no call with id {body.call_id!r}")
-    if CallStatus(record.status) not in FINAL_STATUSES:
-        raise HTTPException(
-            409, f"call {body.call_id!r} is still running ({record.status.value}): learn from it once it has ended"
-        )
-    try:
-        number = normalize_phone_number(body.phone_number or record.number)
-    except ValueError as exc:
-        raise HTTPException(422, field_error("phone_number", str(exc))) from None
-    try:
-        learned = await learn_and_save(
-            store,
-            record.events or [],
-            number=number,
-            company=(record.company or "") if body.company is None else body.company,
-            intent=record.intent if body.intent is None else body.intent,
-            emit=lambda data: runtime.bus.emit(record.id, data),
-        )
-    except LearnError as exc:
-        raise HTTPException(422, field_error("call_id", str(exc))) from None
+    learned = await actions.learn_flow(
+        runtime, body.call_id, phone_number=body.phone_number, company=body.company, intent=body.intent
+    )
     if learned.merged:
         response.status_code = 200
     return learned.flow

@@ -10,9 +10,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from app.analytics import analytics
-from app.api.deps import Manager, StoreDep
-from app.api.schemas import CallCreated, CallDetail, CallSummary, UserDataAnswer, call_detail, call_summary
-from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
+from app.api import actions
+from app.api.deps import Manager, Runtime, StoreDep
+from app.api.schemas import CallCreated, CallDetail, CallSummary, DtmfKeys, UserDataAnswer, call_detail, call_summary
+from app.calls.models import CallRequest, CallStatus
 
 router = APIRouter()
 
@@ -57,45 +58,29 @@ async def get_recording(call_id: str, store: StoreDep) -> FileResponse:
 
 
 @router.post("/api/calls/{call_id}/hangup", status_code=202)
-async def hangup(call_id: str, manager: Manager, store: StoreDep) -> dict[str, Any]:
-    if await manager.hangup(call_id):
-        return {"call_id": call_id, "cancelled": True}
-    record = await asyncio.to_thread(store.get_call, call_id)
-    if record is None:
-        raise _no_call(call_id)
-    if CallStatus(record.status) in FINAL_STATUSES:
-        raise HTTPException(409, f"call {call_id!r} has already ended ({record.status})")
-    raise HTTPException(409, f"call {call_id!r} is not running in this process")
+async def hangup(call_id: str, runtime: Runtime) -> dict[str, Any]:
+    await actions.hang_up(runtime, call_id)
+    return {"call_id": call_id, "cancelled": True}
 
 
 @router.post("/api/calls/{call_id}/transfer", status_code=202)
-async def transfer_now(call_id: str, manager: Manager, store: StoreDep) -> dict[str, Any]:
+async def transfer_now(call_id: str, runtime: Runtime) -> dict[str, Any]:
     """Ring the user's phone now, without waiting for the detector to find a person."""
-    session = manager.session(call_id)
-    if session is None:
-        if await asyncio.to_thread(store.get_call, call_id) is None:
-            raise _no_call(call_id)
-        raise HTTPException(409, f"call {call_id!r} is not running")
-    if not session.transfer_now():
-        raise HTTPException(409, f"call {call_id!r} cannot be put through now ({session.status.value})")
+    await actions.transfer_now(runtime, call_id)
     return {"call_id": call_id, "transferring": True}
 
 
+@router.post("/api/calls/{call_id}/dtmf", status_code=202)
+async def send_dtmf(call_id: str, body: DtmfKeys, runtime: Runtime) -> dict[str, Any]:
+    """Press keys by hand into a live call (the menu the navigator did not know, an extension)."""
+    await actions.send_dtmf(runtime, call_id, body.digits)
+    return {"call_id": call_id, "digits": body.digits, "sent": True}
+
+
 @router.post("/api/calls/{call_id}/user-data", status_code=202)
-async def provide_user_data(call_id: str, body: UserDataAnswer, manager: Manager, store: StoreDep) -> dict[str, Any]:
+async def provide_user_data(call_id: str, body: UserDataAnswer, runtime: Runtime) -> dict[str, Any]:
     """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
-    session = manager.session(call_id)
-    if session is None:
-        record = await asyncio.to_thread(store.get_call, call_id)
-        if record is None:
-            raise _no_call(call_id)
-        raise HTTPException(409, f"call {call_id!r} is not running ({record.status})")
-    try:
-        stored = session.provide_user_data(body.field, body.value, body.permission)
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
-    if not stored:
-        raise HTTPException(422, f"{body.field} is never entered into a phone menu")
+    await actions.provide_user_data(runtime, call_id, body.field, body.value, body.permission)
     return {"call_id": call_id, "field": body.field, "accepted": True}
 
 

@@ -1,0 +1,158 @@
+"""What the REST routes and the MCP tools both do to calls and flows: one function each.
+
+Each raises an ``ActionError`` with what went wrong (``NotFound``, ``Conflict``, ``Invalid``);
+REST turns it into its HTTP status (``errors.py``), MCP into a tool error with the same words.
+Placing a call needs no function here: both call ``CallManager.start_call``, whose
+``CallRequestError`` (an emergency number, an unknown device, ...) each surface maps the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Any
+
+from app.calls.learning import LearnError, Learned, learn_and_save
+from app.calls.models import FINAL_STATUSES, CallStatus
+from app.calls.session import CallSession, InputRefused
+from app.phone import normalize_phone_number
+from app.runtime import HoldSlayer
+from app.store.repository import CallRecord
+
+DTMF_KEYS = re.compile(r"^[0-9*#A-D]{1,32}$")
+
+
+class ActionError(Exception):
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field  # the request field at fault, when one is
+
+
+class NotFound(ActionError):
+    status = 404
+
+
+class Conflict(ActionError):
+    status = 409
+
+
+class Invalid(ActionError):
+    status = 422
+
+
+def no_call(call_id: str) -> NotFound:
+    return NotFound(f"no call with id {call_id!r}")
+
+
+async def get_call(runtime: HoldSlayer, call_id: str) -> CallRecord:
+    record = await asyncio.to_thread(runtime.store.get_call, call_id)
+    if record is None:
+        raise no_call(call_id)
+    return record
+
+
+async def live_session(runtime: HoldSlayer, call_id: str) -> CallSession:
+    """The running session of a call; NotFound for no such call, Conflict for one not running."""
+    session = runtime.manager.session(call_id)
+    if session is None:
+        record = await get_call(runtime, call_id)
+        raise Conflict(f"call {call_id!r} is not running ({record.status.value})")
+    return session
+
+
+async def hang_up(runtime: HoldSlayer, call_id: str) -> None:
+    if await runtime.manager.hangup(call_id):
+        return
+    record = await get_call(runtime, call_id)
+    if record.status in FINAL_STATUSES:
+        raise Conflict(f"call {call_id!r} has already ended ({record.status.value})")
+    raise Conflict(f"call {call_id!r} is not running in this process")
+
+
+async def provide_user_data(runtime: HoldSlayer, call_id: str, field: str, value: str, permission: str | None) -> None:
+    """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
+    session = await live_session(runtime, call_id)
+    try:
+        stored = session.provide_user_data(field, value, permission)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+    if not stored:
+        raise Invalid(f"{field} is never entered into a phone menu")
+
+
+async def send_dtmf(runtime: HoldSlayer, call_id: str, digits: str) -> None:
+    if not DTMF_KEYS.match(digits):
+        raise Invalid("digits: 1 to 32 of 0-9 * # A-D", field="digits")
+    session = await live_session(runtime, call_id)
+    try:
+        await session.send_dtmf(digits)
+    except InputRefused as refused:
+        raise Conflict(str(refused)) from None
+
+
+async def transfer_now(runtime: HoldSlayer, call_id: str) -> None:
+    """Put the user through now, as if the person had been found."""
+    session = await live_session(runtime, call_id)
+    if not session.transfer_now():
+        raise Conflict(f"call {call_id!r} cannot be put through now ({session.status.value})")
+
+
+async def learn_flow(
+    runtime: HoldSlayer,
+    call_id: str,
+    *,
+    phone_number: str | None = None,
+    company: str | None = None,
+    intent: str | None = None,
+) -> Learned:
+    """Learn from an ended call: a new flow, or the next version of the number's flow (``merged``)."""
+    record = await get_call(runtime, call_id)
+    if record.status not in FINAL_STATUSES:
+        raise Conflict(f"call {call_id!r} is still running ({record.status.value}): learn from it once it has ended")
+    try:
+        number = normalize_phone_number(phone_number or record.number)
+    except ValueError as exc:
+        raise Invalid(str(exc), field="phone_number") from None
+    try:
+        return await learn_and_save(
+            runtime.store,
+            record.events or [],
+            number=number,
+            company=(record.company or "") if company is None else company,
+            intent=record.intent if intent is None else intent,
+            emit=lambda data: runtime.bus.emit(record.id, data),
+        )
+    except LearnError as exc:
+        raise Invalid(str(exc), field="call_id") from None
+
+
+def hold_seconds_so_far(record: CallRecord, now: datetime) -> float | None:
+    """Seconds on hold: until a person answered, the call ended, or now; None if never on hold."""
+    if record.hold_seconds is not None:
+        return record.hold_seconds
+    if record.hold_started_at is None:
+        return None
+    end = record.human_detected_at or record.ended_at or now
+    return round(max(0.0, (end - record.hold_started_at).total_seconds()), 1)
+
+
+def live_status(runtime: HoldSlayer, record: CallRecord) -> tuple[CallStatus, bool]:
+    """The freshest status (the session's, when it runs; the row follows it a moment later), live?"""
+    session = runtime.manager.session(record.id)
+    return (session.status, True) if session is not None else (record.status, False)
+
+
+def flow_summary(flow: Any) -> dict[str, Any]:
+    return {
+        "id": flow.id,
+        "name": flow.name,
+        "company": flow.company,
+        "phone_number": flow.phone_number,
+        "version": flow.version,
+        "steps": len(flow.steps),
+        "tags": list(flow.tags),
+    }
