@@ -38,7 +38,7 @@ from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation
 from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
-from app.calls.steps import FlowSteps, Media, default_flow
+from app.calls.steps import USER_ASKED, FlowSteps, Media, default_flow
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.ivr.flow import CallFlow, CallFlowStep
@@ -193,7 +193,7 @@ class CallSession:
             return False
         if self.status not in (CallStatus.NAVIGATING, CallStatus.ON_HOLD):
             return False
-        self.hearing.human = HumanDetected(t=self.media_time, confidence=1.0, evidence={"rule": "the user asked"})
+        self.hearing.human = HumanDetected(t=self.media_time, confidence=1.0, evidence={"rule": USER_ASKED})
         self.ctx.notify()
         return True
 

@@ -44,6 +44,7 @@ DEFAULT_WAIT_SECONDS = 2.0
 GREETING_WAIT_SECONDS = 8.0  # the person hears the end of our greeting before the user is on
 EXPLORATION_TIMEOUT = 600.0  # menus of a company with no flow: give up finding the way after this
 MAX_STEPS = 200  # a flow that visits more steps than this loops
+USER_ASKED = "the user asked"  # the rule of a person "found" because the user said: put me through
 
 # What the HOLD step runs while no hold music was heard yet (see ``FlowSteps.hold``).
 _STILL_IN_MENUS = CallFlowStep(
@@ -372,8 +373,11 @@ class FlowSteps:
         answered = await ctx.wait_for(lambda: user.state == "Up" or user.gone, self.settings.user_answer_timeout + 5)
         if not answered or user.gone:
             raise Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} did not answer")
-        # Let the person hear the end of what we are telling them before the user is on.
-        await ctx.wait_for(lambda: not self.handoff.speaking or user.gone, GREETING_WAIT_SECONDS)
+        # Let the person hear the end of what we are telling them before the user is on (not when
+        # the user asked to be put through: they are waiting on the line for whatever is there).
+        asked = self.hearing.human is not None and self.hearing.human.evidence.get("rule") == USER_ASKED
+        if not asked:
+            await ctx.wait_for(lambda: not self.handoff.speaking or user.gone, GREETING_WAIT_SECONDS)
         if user.gone:
             raise Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected")
 
