@@ -217,8 +217,15 @@ async def _wait_for_person(hs: HoldSlayer, call_id: str, ctx: Context, timeout: 
     try:
         session = hs.manager.session(call_id)
         if session is None:
+            ended = hs.manager.ended(call_id)
+            if ended is not None:  # it ended a moment ago (its row may not say so yet)
+                reason = ended.reason.value if ended.reason is not None else None
+                return _waited(call_id, "ended", ended.status, reason=reason, detail=ended.detail)
             record = await _call(hs, call_id)
-            return _waited(call_id, "ended" if record.status in FINAL_STATUSES else "not_running", record.status)
+            if record.status in FINAL_STATUSES:
+                reason = record.reason.value if record.reason is not None else None
+                return _waited(call_id, "ended", record.status, reason=reason, detail=record.detail)
+            return _waited(call_id, "not_running", record.status)
         if session.status in PERSON_REACHED:
             await _tell_person(ctx, 0.0)
             return _waited(call_id, "person", session.status)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 from app.calls.events import CallCreated, CallEnded, CallEvent
 from app.calls.learning import LearnError, learn_and_save
-from app.calls.models import CallRequest, CallStatus
+from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.session import CallSession, SessionDeps
 from app.ivr.flow import CallFlow
 from app.ivr.vault import UserDataVault
@@ -17,6 +18,14 @@ from app.phone import emergency_code
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
+RECENTLY_ENDED = 1000
+
+
+@dataclass(frozen=True)
+class EndedCall:
+    status: CallStatus
+    reason: EndReason | None
+    detail: str
 
 
 class CallRequestError(ValueError):
@@ -33,6 +42,7 @@ class CallManager:
         self.deps = replace(deps, on_call_over=self._call_over)
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._ended: OrderedDict[str, EndedCall] = OrderedDict()
 
     def check(self, request: CallRequest) -> str:
         """Refuse what no trigger may ask for (``CallRequestError``); returns the device to ring."""
@@ -91,6 +101,15 @@ class CallManager:
         finally:
             self._sessions.pop(session.call_id, None)
             self._tasks.pop(session.call_id, None)
+            # The store writes the final row from CALL_ENDED a moment later: until then (and
+            # after), whoever asks about a call that just ended gets its outcome from here.
+            self._ended[session.call_id] = EndedCall(session.status, session.reason, session.detail)
+            while len(self._ended) > RECENTLY_ENDED:
+                self._ended.popitem(last=False)
+
+    def ended(self, call_id: str) -> EndedCall | None:
+        """How a call run by this process ended, for the most recent ``RECENTLY_ENDED`` calls."""
+        return self._ended.get(call_id)
 
     async def _call_over(self, session: CallSession, detail: str) -> None:
         learned = await self._learn(session, detail)

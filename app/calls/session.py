@@ -119,6 +119,7 @@ class CallSession:
         self.deps = deps
         self.settings = settings = deps.settings
         self.reason: EndReason | None = None
+        self.detail = ""  # the final detail, once ended
         self.flow_mismatched = False
         self.vault = UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
         self._cancel_detail: str | None = None
@@ -335,7 +336,7 @@ class CallSession:
             log.exception("call %s: the line's recordings could not be stored", self.call_id)
         finally:
             self.deps.router.unregister(self.call_id)
-            self.ctx.status, self.reason = outcome.status, outcome.reason
+            self.ctx.status, self.reason, self.detail = outcome.status, outcome.reason, outcome.detail
             if self.deps.on_call_over is not None:
                 # Before CALL_ENDED: whoever sees the call end also sees what it taught (a learned flow).
                 try:

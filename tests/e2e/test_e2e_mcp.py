@@ -211,3 +211,18 @@ async def test_both_transports_serve_at_once(stack: Stack):
     assert (ended["outcome"], ended["reason"]) == ("ended", "busy")
     assert (status["status"], status["reason"], status["live"]) == ("failed", "busy", False)
     await stack.assert_pbx_clean()
+
+
+async def test_waiting_on_a_call_that_just_ended_tells_how_it_ended(stack: Stack):
+    # The session is gone the moment the call ends; the row follows the events a moment later.
+    # Either way the answer is the outcome, with its reason, never "not running".
+    import asyncio
+
+    async with connect(stack, "streamable_http") as client:
+        call_id = structured(await client.call_tool("place_call", {"number": BUSY}))["call_id"]
+        async with asyncio.timeout(30):
+            while stack.holdslayer.manager.session(call_id) is not None:
+                await asyncio.sleep(0.01)
+        ended = structured(await client.call_tool("wait_for_person", {"call_id": call_id, "timeout_seconds": 5}))
+    assert (ended["outcome"], ended["status"], ended["reason"]) == ("ended", "failed", "busy")
+    assert "BUSY" in ended["detail"]
