@@ -9,6 +9,7 @@ On a terminal the state is one live line (rich's live display) under the log of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -113,32 +114,22 @@ async def run_demo(
 
 
 async def _follow(progress: CallProgress, subscription, console: Console) -> None:
-    """The log of what happened, and (on a terminal) one live status line under it."""
-    if not console.is_terminal:
-        await _follow_plain(progress, subscription, console)
-        return
-    with Live(Text(progress.status_line()), console=console, transient=True, refresh_per_second=8) as live:
+    """The log of what happened and, on a terminal, one live status line under it (elsewhere the
+    status once per hold progress event)."""
+    live = Live(Text(""), console=console, transient=True, refresh_per_second=8) if console.is_terminal else None
+    with live if live is not None else contextlib.nullcontext():
         while not progress.ended:
             event = await subscription.get()
             if event is None:
                 return
             line = progress.apply(event)
             if line:
-                live.console.print(Text(f"  {line}"))
-            live.update(Text(f"  {progress.status_line()}"))
-
-
-async def _follow_plain(progress: CallProgress, subscription, console: Console) -> None:
-    """Not a terminal: log lines, and the status once per hold progress event."""
-    while not progress.ended:
-        event = await subscription.get()
-        if event is None:
-            return
-        line = progress.apply(event)
-        if line:
-            console.print(Text(f"  {line}"))
-        if event.type is EventType.HOLD_PROGRESS:
-            console.print(Text(f"  {progress.status_line()}"))
+                (live.console if live is not None else console).print(Text(f"  {line}"))
+            status = Text(f"  {progress.status_line()}")
+            if live is not None:
+                live.update(status)
+            elif event.type is EventType.HOLD_PROGRESS:
+                console.print(status)
 
 
 async def _start_api(holdslayer: HoldSlayer, settings: Settings, console: Console):
