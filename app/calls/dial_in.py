@@ -23,7 +23,7 @@ from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.calls.context import CallContext
 from app.calls.events import EventBus
-from app.calls.legs import Legs, MediaPorts
+from app.calls.legs import ChannelTrack, Legs, MediaPorts
 from app.calls.listening import CallListener
 from app.calls.manager import CallManager, CallRequestError
 from app.calls.models import CallRequest
@@ -38,6 +38,7 @@ REJECT_SOUND = "sound:cannot-complete-as-dialed"  # "Your call cannot be complet
 PLAYBACK_TIMEOUT = 8.0
 ANSWER_TIMEOUT_SECONDS = 15.0  # after the question: how long the user may take to start and finish
 MORE_WORDS_SECONDS = 1.2  # after an utterance: a pause this long ends the answer
+TRANSCRIPT_LAG_SECONDS = 1.5  # from the end of an utterance to its final transcript
 SAMPLE_RATE = 8000
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # Asterisk appends -<sequence> to endpoint names
 
@@ -142,7 +143,7 @@ class DialInTrigger:
             asked_at = heard["samples"] / SAMPLE_RATE
             intent = ""
             if listener is not None:
-                intent = await self._answer(ctx, listener, asked_at, lambda: heard["samples"] / SAMPLE_RATE, user)
+                intent = await self._answer(ctx, listener, asked_at, user)
             if user.gone:
                 return intent, False
             about = f" about: {intent}" if intent else ""
@@ -160,17 +161,18 @@ class DialInTrigger:
             await legs.clean_up()
             await asyncio.gather(*(t for t in (feeder, follower) if t is not None), return_exceptions=True)
 
-    async def _answer(self, ctx: CallContext, listener: CallListener, asked_at: float, now, user) -> str:
+    async def _answer(self, ctx: CallContext, listener: CallListener, asked_at: float, user: ChannelTrack) -> str:
         """The words said after the question: the first utterance and any that follows it within
         ``MORE_WORDS_SECONDS``; "" if nothing was said within ``ANSWER_TIMEOUT_SECONDS``."""
-        said = lambda: listener.transcripts_since(asked_at)  # noqa: E731
-        if not await ctx.wait_for(lambda: bool(said()) or user.gone, ANSWER_TIMEOUT_SECONDS) or user.gone:
-            return listener.text_since(asked_at)
-        while not user.gone:
-            count = len(said())
-            more = await ctx.wait_for(lambda: len(said()) > count or user.gone, MORE_WORDS_SECONDS + 1.5)
-            if not more:
-                break
+        def utterances() -> int:
+            return len(listener.transcripts_since(asked_at))
+
+        if await ctx.wait_for(lambda: utterances() > 0 or user.gone, ANSWER_TIMEOUT_SECONDS):
+            while not user.gone:
+                count = utterances()
+                # A further utterance's transcript comes after its pause and the recogniser's lag.
+                if not await ctx.wait_for(lambda: utterances() > count or user.gone, MORE_WORDS_SECONDS + TRANSCRIPT_LAG_SECONDS):
+                    break
         return listener.text_since(asked_at)
 
     async def _play_and_wait(self, channel_id: str, media: str, playback_id: str, queue: asyncio.Queue) -> None:
