@@ -17,6 +17,9 @@ Hooks for the call session: ``expect_dtmf_echo`` (digits the app sent itself), `
 (speech-to-text results: phrase cues), and ``our_speech_started`` / ``our_speech_ended`` (the
 app speaks into the call: frames that only carry our own words coming back, ``app.audio.echo``,
 reach the human detector as the quiet line they replaced, so that our words are never a reply).
+Frames the jitter buffer concealed (``push(..., concealed=True)``: packets lost or late, a stalled
+stream) carry nothing of the line either and are replaced the same way: their digital silence
+inside a word would look like a gate closing, a new line opening, and cut a person's words in two.
 """
 
 from __future__ import annotations
@@ -84,11 +87,13 @@ class AudioPipeline:
         self.human = HumanDetector(human, sample_rate=sample_rate)
         self._echo = EchoMonitor()
         self.echo_frames = 0  # frames taken for our own words coming back
+        self.concealed_frames = 0  # frames the jitter buffer made up for missing packets
         self.far_end_speaking = False  # the newest analysed frame is far-end speech (not our echo)
         # The newest quiet frame that was not our echo: what an echo frame is replaced with (a
         # loud one, music or a word Silero missed, repeated would pass for music coming back).
         self._line_frame: tuple[float, np.ndarray, float] | None = None
         self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_concealed = np.zeros(0, dtype=bool)  # per sample of ``_pending``
         self._clock = StreamClock(sample_rate, self._frame)
         self._frames_total = 0
         # The last window of frames (row-aligned) and their Silero probabilities.
@@ -152,20 +157,26 @@ class AudioPipeline:
         self._echo.stop(t)
         self.human.our_speech_ended(t)
 
-    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput | ToneEvent]:
-        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``.
+    def push(self, pcm: np.ndarray, t: float, *, concealed: bool = False) -> list[DetectorOutput | ToneEvent]:
+        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``;
+        ``concealed``: the jitter buffer made it up for packets that did not come.
 
         Returns window classifications, the hold and human decisions, and every tone event
         (DTMF, ringback, busy, reorder, SIT) as the tone detector reports it."""
         pcm = np.asarray(pcm, dtype=np.int16)
         self._clock.advance(t, len(pcm))
+        made_up = np.full(len(pcm), concealed)
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
+        buffered_concealed = np.concatenate([self._pending_concealed, made_up]) if len(self._pending) else made_up
         count = len(buffered) // self._frame
         if count < _BATCH_FRAMES:
             self._pending = buffered.copy()
+            self._pending_concealed = buffered_concealed.copy()
             return []
         whole = count * self._frame
         self._pending = buffered[whole:].copy()
+        self._pending_concealed = buffered_concealed[whole:].copy()
+        frames_concealed = buffered_concealed[:whole].reshape(count, self._frame).all(axis=1)
         first_t = self._frame_time(self._frames_total)
         outputs: list[DetectorOutput | ToneEvent] = []
         for event in self._tones.push(buffered[:whole], first_t):
@@ -177,8 +188,10 @@ class AudioPipeline:
             frame_t = self._frame_time(self._frames_total + i)
             frame = buffered[i * self._frame : (i + 1) * self._frame]
             echo = self._echo.active and self._echo.judge(frame_t, float(features.level_db[i]))
-            if echo:
-                self._replace_echo(features, i)
+            if echo or frames_concealed[i]:
+                self._stand_in(features, i)
+                self.echo_frames += int(echo)
+                self.concealed_frames += int(not echo)
                 self._vad.silero.push(frame, audible=False)
                 probs[i] = 0.0
             elif self._listening(float(features.level_db[i]), frame_t):
@@ -187,7 +200,7 @@ class AudioPipeline:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
                 probs[i] = 0.0
             self.far_end_speaking = bool(probs[i] >= SPEECH_PROB and features.level_db[i] >= self.human.foreground_min_dbov())
-            if not echo and probs[i] < SPEECH_PROB and features.level_db[i] < LINE_FLOOR_MAX_DBOV:
+            if not (echo or frames_concealed[i]) and probs[i] < SPEECH_PROB and features.level_db[i] < LINE_FLOOR_MAX_DBOV:
                 self._line_frame = (float(features.level_db[i]), features.spectrum[i], float(features.zcr[i]))
             for decision in self.human.push_frame(
                 frame_t, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
@@ -216,9 +229,9 @@ class AudioPipeline:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _replace_echo(self, features: FrameFeatures, i: int) -> None:
-        """Our own words coming back: the line as it sounded before them, for every consumer."""
-        self.echo_frames += 1
+    def _stand_in(self, features: FrameFeatures, i: int) -> None:
+        """A frame with nothing of the far end in it (our own words coming back, or made up for a
+        lost packet): the line as it sounded before, for every consumer."""
         level, spectrum, zcr = self._line_frame or (-120.0, np.zeros_like(features.spectrum[i]), 0.0)
         features.level_db[i] = level
         features.spectrum[i] = spectrum

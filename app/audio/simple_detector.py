@@ -293,8 +293,9 @@ class SimpleHoldDetector:
         self.human_detected = False
         self.history.clear()
 
-    def push(self, pcm: np.ndarray, t: float) -> list[DetectorOutput]:
-        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``."""
+    def push(self, pcm: np.ndarray, t: float, *, concealed: bool = False) -> list[DetectorOutput]:
+        """Feed received audio (int16 mono, any length) whose first sample is at stream time ``t``.
+        ``concealed`` (made up for lost packets) is taken as heard: this baseline judges levels only."""
         pcm = np.asarray(pcm, dtype=np.int16)
         self._clock.advance(t, len(pcm))
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm

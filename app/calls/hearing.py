@@ -81,15 +81,16 @@ class Hearing:
     async def consume(self, source: str, endpoint: RtpEndpoint) -> None:
         async for frame in endpoint.frames():
             if source == self.active_source:
-                self.hear(frame.pcm)
+                self.hear(frame.pcm, concealed=frame.concealed)
 
     def hear_what_arrived(self, endpoint: RtpEndpoint | None) -> None:
         """Audio already received but not yet heard (a busy event loop): hear it now."""
         if endpoint is not None:
             for frame in endpoint.take_unread():
-                self.hear(frame.pcm)
+                self.hear(frame.pcm, concealed=frame.concealed)
 
-    def hear(self, pcm: np.ndarray) -> None:
+    def hear(self, pcm: np.ndarray, *, concealed: bool = False) -> None:
+        """One frame of the far end (``concealed``: made up by the jitter buffer for a lost packet)."""
         t = self.media_time
         self.samples_heard += len(pcm)
         if self._recorder is not None:
@@ -98,7 +99,7 @@ class Hearing:
         if self.transcribing and self.listener is not None:
             self.listener.push(pcm, t)
         changed = False
-        for output in self.detector.push(pcm, t):
+        for output in self.detector.push(pcm, t, concealed=concealed):
             changed = True
             if isinstance(output, ToneEvent):
                 self.ctx.emit(ev.ToneDetected(kind=output.kind, t=round(output.t, 3), region=output.region, detail=output.detail))

@@ -27,6 +27,7 @@ from app.calls.legs import Legs, MediaPorts
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
 from app.calls.steps import FlowSteps, Media
+from app.media.jitter import Frame
 from app.clock import MonotonicClock
 from app.config import Settings
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
@@ -247,8 +248,10 @@ class ScriptedDetector:
         self.script = list(script)
         self.far_end_speaking = False
         self.restarted = 0
+        self.concealed: list[bool] = []  # per pushed frame: made up for a lost packet
 
-    def push(self, pcm: np.ndarray, t: float) -> list[Any]:
+    def push(self, pcm: np.ndarray, t: float, *, concealed: bool = False) -> list[Any]:
+        self.concealed.append(concealed)
         return self.script.pop(0) if self.script else []
 
     def restart_hold_detection(self) -> None:
@@ -312,6 +315,19 @@ def test_person_decisions_reach_the_handoff_only_while_waiting_on_hold():
     assert [name for name, _ in handoff.calls if name != "heard"] == ["suspected", "retracted", "detected"]
     assert types(published) == [EventType.HUMAN_SUSPECTED, EventType.HUMAN_RETRACTED]
     assert hearing.human is detection and not hearing.waiting_for_person
+
+
+async def test_frames_made_up_for_lost_packets_reach_the_detector_marked_as_such():
+    hearing, _, _ = hearing_with([])
+
+    class Endpoint:
+        async def frames(self):
+            for concealed in (False, True, True, False):
+                yield Frame(np.zeros(160, np.int16), seq=0, arrival=0.0, concealed=concealed)
+
+    await hearing.consume("hold", Endpoint())  # type: ignore[arg-type]
+    assert hearing.detector.concealed == [False, True, True, False]  # type: ignore[attr-defined]
+    assert hearing.media_time == pytest.approx(0.08)  # they still take their time
 
 
 def test_what_the_handoff_says_becomes_greeting_or_probe_events():

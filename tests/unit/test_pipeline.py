@@ -119,3 +119,38 @@ def test_silero_wakes_for_a_voice_that_cuts_in_louder_than_a_soft_passage(corpus
     runs_before = silero.model_runs
     pipeline.push(pcm[30 * RATE :], 30.0)
     assert silero.model_runs - runs_before >= 0.8 * len(voice) / 256
+
+
+@pytest.mark.corpus
+def test_packets_lost_inside_a_word_are_no_gate_closing_and_no_new_line(corpus):
+    """A stall of 0.36 s in the middle of a person's words: the jitter buffer fills it with
+    digital silence. Marked as made up, it reaches the person detector as the line's own quiet,
+    so the person's words stay one run on one line; taken as heard, the same silence is a gate
+    closing between words and a new line opening after it."""
+    music = load_audio(corpus.resolve("moh:macroform-cold_day"))[: 12 * RATE] * 0.5
+    voice = load_audio(corpus.resolve("speech:kristoff.raw"))[: 4 * RATE].astype(np.float64)
+    line = np.random.default_rng(0).normal(scale=60.0, size=int(0.5 * RATE) + len(voice))
+    line[-len(voice) :] += voice
+    pcm = ulaw_decode(ulaw_encode(np.clip(np.concatenate([music, line]), -32768, 32767).astype(np.int16)))
+    voice_at = len(music) + int(0.5 * RATE)
+    stall = range((voice_at + int(1.6 * RATE)) // 160, (voice_at + int(1.96 * RATE)) // 160)
+    pcm[stall.start * 160 : stall.stop * 160] = 0
+
+    def hear(flag_lost: bool) -> AudioPipeline:
+        pipeline = AudioPipeline()
+        pipeline.reset_for_hold()
+        for index in range(len(pcm) // 160):
+            frame = pcm[index * 160 : (index + 1) * 160]
+            pipeline.push(frame, index * 160 / RATE, concealed=flag_lost and index in stall)
+        return pipeline
+
+    marked = hear(flag_lost=True)
+    assert marked.concealed_frames == len(stall)
+    run_ = marked.human.run
+    assert run_ is not None and run_.onset_t < stall.start * 0.02  # the person's first words' run
+    assert run_.silences == [] and not run_.split_from_run
+
+    unmarked = hear(flag_lost=False)
+    assert unmarked.concealed_frames == 0
+    run_ = unmarked.human.run
+    assert run_ is not None and (run_.silences or run_.split_from_run)
