@@ -151,8 +151,6 @@ async def stack(tmp_path: Path, corpus, http, request):
 
 async def test_success_through_a_two_level_menu(stack: Stack):
     call_id = await stack.call(MENU)
-    # This scripted agent talks over our greeting and never answers our probe: only the long
-    # wait after their words rings the user, up to ~40 s after they start (issue 9).
     call = await stack.wait_final(call_id, timeout=120)
 
     assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
