@@ -98,17 +98,26 @@ $('#alert-show').addEventListener('click', () => {
 
 // ------------------------------------------------------------------ the event stream
 
+const reading = new Set(); // calls whose record is being read
+const noRecord = new Set(); // ids the API does not know: not asked again
+
+function readRecord(id) {
+  if (reading.has(id) || noRecord.has(id)) return;
+  reading.add(id);
+  api(`/api/calls/${encodeURIComponent(id)}`)
+    .then((record) => {
+      applyStoredCall(model, record);
+      scheduleRender();
+    })
+    .catch((error) => {
+      if (error.status === 404) noRecord.add(id);
+    })
+    .finally(() => reading.delete(id));
+}
+
 function onMessage(message) {
   const effects = applyMessage(model, message, Date.now());
-  for (const id of effects.refresh) {
-    // A call that ended while the stream was down: its record has the end.
-    api(`/api/calls/${encodeURIComponent(id)}`)
-      .then((record) => {
-        applyStoredCall(model, record);
-        scheduleRender();
-      })
-      .catch(() => {});
-  }
+  effects.refresh.forEach(readRecord);
   if (effects.alerts.length) lastTone = 0; // a new person: sound at once
   scheduleRender();
 }

@@ -129,8 +129,9 @@ export function callsNewestFirst(model) {
 
 /**
  * Fold one WebSocket message into the model. Returns what the page should act on:
- * {changed: [callId], alerts: [callId] (a person is newly on the line), refresh: [callId] (a
- * call this page followed is gone from the live state: read its record)}.
+ * {changed: [callId], alerts: [callId] (a person is newly on the line), refresh: [callId] (read
+ * the call's record: one this page followed is gone from the live state, or an event came for
+ * a call it never saw begin)}.
  */
 export function applyMessage(model, message, nowMs) {
   const effects = { changed: [], alerts: [], refresh: [] };
@@ -161,6 +162,11 @@ export function applyMessage(model, message, nowMs) {
       }
     }
   } else if (message.call_id) {
+    if (!model.calls.has(message.call_id) && message.type !== 'CALL_CREATED') {
+      // A call this page never saw begin: its record has the beginning.
+      effects.refresh.push(message.call_id);
+      return effects;
+    }
     const call = callFor(model, message.call_id);
     if (applyEvent(call, message)) effects.changed.push(call.id);
   }

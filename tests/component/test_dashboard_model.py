@@ -217,6 +217,24 @@ async def test_a_call_that_ended_while_the_stream_was_down_is_read_back(js):
     assert out["after"]["held"] == pytest.approx(45.0), "the hold closed at the end"
 
 
+async def test_an_event_of_a_call_never_seen_begin_asks_for_its_record_instead_of_a_blank_call(js):
+    events = menu_call_events()
+    body = """
+      const model = m.createModel();
+      const stray = m.applyMessage(model, args.stray, 0);
+      const known = [...model.calls.keys()];
+      m.applyStoredCall(model, args.record);
+      const next = m.applyMessage(model, args.next, 0);
+      const call = model.calls.get(args.id);
+      return {stray, known, next, status: call.status, steps: call.steps.map((s) => s.stepId)};
+    """
+    record = {"call_id": CALL, "number": "5550001", "status": "on_hold", "created_at": at(0), "events": events[:11]}
+    out = await js(body, stray=events[11], record=record, next=events[12], id=CALL)
+    assert out["stray"] == {"changed": [], "alerts": [], "refresh": [CALL]} and out["known"] == []
+    assert out["status"] == "on_hold" and out["steps"] == ["main_menu", "hold"]
+    assert out["next"]["changed"] == [CALL], "the events after the record fold in"
+
+
 async def test_api_errors_are_read_by_field_as_fastapi_and_the_app_write_them(js):
     body = """
       const emergency = [{loc: ['body', 'number'], msg: '911 reaches 911, an emergency or blocked number', type: 'value_error'}];

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from app.calls import events as ev
 from tests.browser import chromium, open_page
 from tests.e2e.test_e2e_calls import BUSY, MENU, Stack, running_stack, stack  # noqa: F401 - the fixture
 
@@ -149,6 +150,30 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     # It plays: the position moves on.
     await page.wait_for_function("(audio) => audio.currentTime > 0.2", arg=await audio.element_handle(), timeout=10_000)
     await expect(detail.locator(".recording-status")).to_have_text("")
+
+
+@pytest.mark.parametrize("stack", [{"ws_max_queued_events": 50}], indirect=True)
+async def test_the_page_reconnects_when_the_stream_drops_it_and_keeps_following_the_call(stack: Stack, page: Page):
+    await page.goto(stack.api.base_url + "/")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await place_call(page, MENU)
+    card = page.locator("#live-calls .call")
+    await expect(card.locator(".badge.status")).to_have_text("In the menu", timeout=30_000)
+    await page.evaluate(
+        "() => { window.connection = []; new MutationObserver(() => window.connection.push("
+        "document.getElementById('connection').dataset.state)).observe(document.getElementById('connection'), {attributes: true}); }"
+    )
+    # More events at once than the server queues for a client: it drops the page (1008).
+    for i in range(500):
+        stack.holdslayer.bus.emit("nobody", ev.HoldProgress(hold_seconds=i))
+    await page.wait_for_function("() => window.connection.includes('retrying') && window.connection.at(-1) === 'live'", timeout=20_000)
+    # Back on the stream, with the state read again: the call goes on on the page.
+    await expect(card.locator(".badge.status")).to_have_text("On hold", timeout=60_000)
+    await expect(card.locator(".steps")).to_contain_text("pressed 1")
+    await expect(card.locator(".steps li[data-step='main_menu']")).to_have_count(1)
+    await expect(page.locator("#live-calls .call")).to_have_count(1)  # no card for the events of no call
+    await card.locator("button.hangup").click()
+    await expect(card.locator(".badge.status")).to_have_text("Cancelled", timeout=30_000)
 
 
 # ------------------------------------------------------------------ logging in
