@@ -214,7 +214,8 @@ async def test_the_page_asks_for_the_token_once_and_refuses_a_wrong_one(secured:
 
 
 async def test_an_open_api_needs_no_login(stack: Stack, page: Page):
-    await page.goto(stack.api.base_url + "/")
+    response = await page.goto(stack.api.base_url + "/")
+    assert response is not None and response.headers.get("cache-control") == "no-cache"
     await expect(page.locator("#app")).to_be_visible()
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     await expect(page.locator("#login")).to_be_hidden()
