@@ -15,7 +15,7 @@ from app.api.routes.dashboard import mount_dashboard
 from app.calls import events as ev
 from app.calls.events import CallEvent
 from app.calls.transcript import transcript_lines
-from tests.browser import chromium, open_page
+from tests.browser.chromium import chromium, open_page
 from tests.conftest import ApiServer
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from app.calls import events as ev
-from tests.browser import chromium, open_page
+from tests.browser.chromium import chromium, open_page
 from tests.e2e.test_e2e_calls import BUSY, MENU, Stack, running_stack, stack  # noqa: F401 - the fixture
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e  # whole calls through the page, the app and the simulated PBX
 
 TOKEN = "dashboard-test-token"
 PHONE = {"width": 390, "height": 844}
