@@ -31,6 +31,7 @@ from app.media.g711 import ulaw_decode, ulaw_encode
 from app.media.rtp import PT_PCMU, RtpPacket, parse_rtp
 from app.sim import Scenario, SimConfig, SimulatedPBX, UserPhoneConfig
 from tests.ari_schema import operation, undocumented_query_params, validate_event, validate_response
+from tests.audio_fixtures import best_match
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -986,23 +987,6 @@ def _renamed(body: Any, names: Mapping[str, str]) -> Any:
     for old, new in names.items():
         text = text.replace(old, new)
     return json.loads(text)
-
-
-def best_match(haystack: np.ndarray, clip: np.ndarray, window: int = 4000, step: int = 2000) -> float:
-    """The best normalised cross-correlation of any voiced 0.5 s window of ``clip`` anywhere in
-    ``haystack`` (1.0: that window is in it as is; other audio mixed over it lowers the score)."""
-    h = haystack.astype(np.float64)
-    energy = np.concatenate([[0.0], np.cumsum(h * h)])
-    best = 0.0
-    for start in range(0, len(clip) - window + 1, step):
-        needle = clip[start : start + window].astype(np.float64)
-        if _rms(needle) < VOICE_RMS or len(h) < window:
-            continue
-        size = 1 << int(np.ceil(np.log2(len(h) + window)))
-        corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(needle, size)), size)[: len(h) - window + 1]
-        local = np.sqrt(np.maximum(energy[window:] - energy[:-window], 1e-9))
-        best = max(best, float(np.max(corr / (local * np.linalg.norm(needle)))))
-    return best
 
 
 async def test_bridge_recording_matches_capture_g(
