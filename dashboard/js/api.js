@@ -69,9 +69,11 @@ export async function api(path, options = {}) {
   return body;
 }
 
-/** The recording of a call as an object URL (an <audio src> cannot carry the bearer header). */
-export async function recordingUrl(callId) {
-  const response = await rawFetch(`/api/calls/${encodeURIComponent(callId)}/recording`, { accept: 'audio/wav' });
+/** One recording of a call (far_end, app, mixed, bridged) as an object URL: an <audio src>
+ * cannot carry the bearer header, so the WAV is fetched with it and played from memory. */
+export async function recordingUrl(callId, channel = 'far_end') {
+  const path = `/api/calls/${encodeURIComponent(callId)}/recordings/${encodeURIComponent(channel)}`;
+  const response = await rawFetch(path, { accept: 'audio/wav' });
   if (response.status === 401) {
     unauthorizedHandler();
     throw new ApiError(401, 'a valid token is required');

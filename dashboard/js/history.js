@@ -1,9 +1,9 @@
 // History: the stored calls page by page, and one call's record: its timeline, menu steps,
-// transcript, what the classifier heard, every event, and the recording.
+// transcript, what the classifier heard, every event, and its recordings (one player each).
 
 import { api, recordingUrl } from './api.js';
 import { h, clock, dateTime } from './dom.js';
-import { applyStoredCall, createModel, formatDuration, reasonLabel, statusLabel } from './model.js';
+import { applyStoredCall, createModel, FINAL_STATUSES, formatDuration, reasonLabel, recordingPlayers, statusLabel } from './model.js';
 import { logItems, segmentsStrip, statusBadge, stepItems, timelineItems, transcriptItems } from './render.js';
 
 export const PAGE_SIZE = 20;
@@ -74,17 +74,17 @@ function facts(record) {
   return h('dl', { class: 'facts' }, rows.map(([name, value]) => [h('dt', {}, name), h('dd', {}, value)]));
 }
 
-function recordingPlayer(record, previous) {
+function recordingPlayer(callId, item, previous) {
   const audio = h('audio', { controls: true, preload: 'auto', class: 'recording' });
   const message = h('p', { class: 'recording-status' });
-  const button = h('button', { type: 'button', class: 'play' }, '▶ Play recording');
+  const button = h('button', { type: 'button', class: 'play', 'aria-label': `Play: ${item.label}` }, '▶ Play');
   let objectUrl = null;
   button.addEventListener('click', async () => {
     message.textContent = 'Loading the recording…';
     button.disabled = true;
     try {
       if (!objectUrl) {
-        objectUrl = await recordingUrl(record.call_id);
+        objectUrl = await recordingUrl(callId, item.channel);
         previous.push(objectUrl);
         audio.src = objectUrl;
       }
@@ -99,7 +99,29 @@ function recordingPlayer(record, previous) {
   audio.addEventListener('error', () => {
     message.textContent = `The browser cannot play this recording (${audio.error ? audio.error.message || audio.error.code : 'error'})`;
   });
-  return h('div', { class: 'player' }, button, audio, message);
+  return h(
+    'div',
+    { class: 'player', dataset: { channel: item.channel } },
+    h('p', { class: 'player-head' }, h('span', { class: 'label' }, item.label), ' ', h('span', { class: 'length' }, item.length)),
+    h('div', { class: 'player-controls' }, button, audio),
+    message,
+  );
+}
+
+/** The call's recordings, one player each; one plays at a time. */
+function recordingsSection(record, listing, previous) {
+  const heading = h('h3', {}, 'Recordings');
+  if (listing instanceof Error) return h('section', { class: 'recordings' }, heading, h('p', { class: 'error' }, `Cannot list the recordings: ${listing.message}`));
+  const players = recordingPlayers(listing).map((item) => recordingPlayer(record.call_id, item, previous));
+  if (!players.length) {
+    const live = !FINAL_STATUSES.has(record.status);
+    return h('section', { class: 'recordings' }, heading, h('p', { class: 'empty' }, live ? 'The recordings are kept when the call ends.' : 'No recording'));
+  }
+  const audios = players.map((player) => player.querySelector('audio'));
+  for (const audio of audios) {
+    audio.addEventListener('play', () => audios.filter((other) => other !== audio).forEach((other) => other.pause()));
+  }
+  return h('section', { class: 'recordings' }, heading, h('div', { class: 'players' }, players));
 }
 
 let objectUrls = [];
@@ -109,15 +131,17 @@ export async function renderCall(view, callId, { onLearned } = {}) {
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
   view.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
+  const path = `/api/calls/${encodeURIComponent(callId)}`;
   let record;
+  let listing;
   try {
-    record = await api(`/api/calls/${encodeURIComponent(callId)}`);
+    [record, listing] = await Promise.all([api(path), api(`${path}/recordings`).catch((error) => error)]);
   } catch (error) {
     view.replaceChildren(h('p', {}, h('a', { href: '#history' }, '← History')), h('p', { class: 'error' }, error.message));
     return;
   }
   const call = applyStoredCall(createModel(), record);
-  const live = !['completed', 'failed', 'cancelled'].includes(record.status);
+  const live = !FINAL_STATUSES.has(record.status);
   const learnStatus = h('span', { class: 'learn-status' });
   const learn = h(
     'button',
@@ -144,7 +168,7 @@ export async function renderCall(view, callId, { onLearned } = {}) {
       h('header', {}, h('h2', {}, `${record.number}${record.company ? ` · ${record.company}` : ''}`), statusBadge(record.status)),
       live ? h('p', { class: 'note' }, 'This call is still going: the live view follows it.') : null,
       facts(record),
-      h('section', {}, h('h3', {}, 'Recording'), record.recording_url ? recordingPlayer(record, objectUrls) : h('p', { class: 'empty' }, 'No recording')),
+      recordingsSection(record, listing, objectUrls),
       h(
         'div',
         { class: 'columns' },

@@ -145,7 +145,7 @@ function callCard(call, actions) {
   };
   parts.transfer = h('button', { type: 'button', class: 'transfer', onclick: act('transfer', actions.transfer) }, 'Transfer now');
   parts.hangup = h('button', { type: 'button', class: 'hangup danger', onclick: act('hangup', actions.hangup) }, 'Hang up');
-  parts.details = h('a', { class: 'details button', href: `#call/${encodeURIComponent(call.id)}` }, 'Details & recording');
+  parts.details = h('a', { class: 'details button', href: `#call/${encodeURIComponent(call.id)}` }, 'Details & recordings');
   parts.remove = h('button', { type: 'button', class: 'remove quiet', onclick: () => actions.remove(call.id) }, 'Remove');
   const card = h(
     'article',

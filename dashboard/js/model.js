@@ -122,6 +122,51 @@ export function formatDuration(seconds) {
   return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
 }
 
+// The recordings a call keeps (GET /api/calls/{id}/recordings), in the order they are shown.
+const RECORDING_LABELS = {
+  far_end: 'The company',
+  app: 'What Hold Slayer said',
+  mixed: 'Both sides',
+  bridged: 'You and the person',
+};
+
+export function recordingLabel(channel) {
+  return RECORDING_LABELS[channel] || channel || '';
+}
+
+/** A recording's length as a player shows it ("00:42"): whole seconds, never 0 for some sound. */
+export function formatLength(seconds) {
+  const s = Number(seconds);
+  if (seconds === null || seconds === undefined || !Number.isFinite(s) || s < 0) return '';
+  return formatDuration(s > 0 ? Math.max(1, Math.round(s)) : 0);
+}
+
+/**
+ * One player per recording the listing names: {channel, label, seconds, length}, the known
+ * channels in their order (far end, app, mixed, bridged), any other after them; a channel
+ * listed twice once. Nothing for a channel the call does not have.
+ */
+export function recordingPlayers(listing) {
+  const recordings = listing && Array.isArray(listing.recordings) ? listing.recordings : [];
+  const order = Object.keys(RECORDING_LABELS);
+  const rank = (channel) => (order.includes(channel) ? order.indexOf(channel) : order.length);
+  const seen = new Set();
+  const players = [];
+  for (const recording of recordings) {
+    const channel = recording && recording.channel ? String(recording.channel) : '';
+    if (!channel || seen.has(channel)) continue;
+    seen.add(channel);
+    const seconds = Number(recording.seconds);
+    players.push({
+      channel,
+      label: recordingLabel(channel),
+      seconds: Number.isFinite(seconds) ? seconds : null,
+      length: formatLength(recording.seconds),
+    });
+  }
+  return players.sort((a, b) => rank(a.channel) - rank(b.channel));
+}
+
 /** The calls newest first. */
 export function callsNewestFirst(model) {
   return [...model.calls.values()].sort((a, b) => (parseAt(b.createdAt) || 0) - (parseAt(a.createdAt) || 0));

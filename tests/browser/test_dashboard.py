@@ -1,17 +1,18 @@
 """The dashboard in a real browser (Debian's headless chromium, driven by Playwright) against the
 live server and the simulated PBX: log in, place a call from the form and follow it through the
-menu, the hold, the person and the bridge, then play its recording from the history; the
+menu, the hold, the person and the bridge, then play its recordings from the history; the
 emergency refusal shown at the field; the flow editor; a phone-sized screen."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from app.calls import events as ev
 from tests.browser.chromium import chromium, open_page
@@ -78,6 +79,24 @@ def in_order(seen: list[str], expected: list[str]) -> bool:
     return all(any(item == wanted for item in rest) for wanted in expected)
 
 
+# The recordings a call keeps, in the order the page shows them, with their labels.
+CHANNELS = {"far_end": "The company", "app": "What Hold Slayer said", "mixed": "Both sides", "bridged": "You and the person"}
+
+
+def length_of(seconds: float) -> str:
+    """A player's length, "mm:ss" (some sound is never 00:00)."""
+    whole = max(1, math.floor(seconds + 0.5)) if seconds > 0 else 0  # rounded as JavaScript does
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+async def play(page: Page, player: Locator) -> dict:
+    """Press a player's button; its audio's state once it can play (or failed)."""
+    await player.locator("button.play").click()
+    audio = await player.locator("audio.recording").element_handle()
+    await page.wait_for_function("(audio) => audio.error || (audio.readyState >= 2 && audio.duration > 0)", arg=audio, timeout=20_000)
+    return await audio.evaluate("(a) => ({readyState: a.readyState, duration: a.duration, error: a.error && a.error.code, src: a.src})")
+
+
 # ------------------------------------------------------------------ the acceptance test
 
 
@@ -124,7 +143,7 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     await expect(card.locator(".transcript")).to_contain_text("Hi, thanks for picking up!")
     call_id = await card.get_attribute("data-call-id")
 
-    # Afterwards: the call in the history, its record, and its recording played.
+    # Afterwards: the call in the history, its record, and its recordings played.
     await page.click("nav a[href='#history']")
     row = page.locator(f"ol.history li[data-call-id='{call_id}']")
     await expect(row.locator(".badge")).to_have_text("Completed")
@@ -136,20 +155,41 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     assert in_order(detail_timeline, ["navigating", "on_hold", "human_detected", "connected", "completed"]), detail_timeline
     await expect(detail.locator(".steps")).to_contain_text("pressed 2")
     assert await detail.locator(".segments .cell").count() > 10, "the classification history is drawn"
-    await detail.locator(".player button.play").click()
-    audio = detail.locator("audio.recording")
-    await page.wait_for_function(
-        "(audio) => audio.error || (audio.readyState >= 2 && audio.duration > 0)", arg=await audio.element_handle(), timeout=20_000
+    # Its recordings: one player per channel the API lists, each with its label and length.
+    status, body, _ = await secured.get(f"/api/calls/{call_id}/recordings")
+    assert status == 200
+    listed = {r["channel"]: r["seconds"] for r in json.loads(body)["recordings"]}
+    assert {"far_end", "app", "bridged"} <= set(listed), f"a bridged call keeps these: {listed}"
+    players = detail.locator(".recordings .player")
+    await expect(players).to_have_count(len(listed))
+    shown = await players.evaluate_all(
+        "players => players.map((p) => [p.dataset.channel, p.querySelector('.label').textContent, p.querySelector('.length').textContent])"
     )
-    state = await audio.evaluate(
-        "(a) => ({readyState: a.readyState, duration: a.duration, error: a.error && a.error.code, src: a.src})"
-    )
+    assert [channel for channel, _, _ in shown] == [c for c in CHANNELS if c in listed], shown
+    assert {channel: (label, length) for channel, label, length in shown if channel in ("far_end", "app", "bridged")} == {
+        channel: (CHANNELS[channel], length_of(listed[channel])) for channel in ("far_end", "app", "bridged")
+    }
+
+    # The company's side plays, from the authorised fetch ...
+    far_end = detail.locator(".player[data-channel='far_end']")
+    state = await play(page, far_end)
     assert state["error"] is None and state["readyState"] >= 2, state
     assert state["src"].startswith("blob:"), "played from the authorised fetch, not a plain URL"
-    assert state["duration"] > 5, state
+    assert state["duration"] > 5 and state["duration"] == pytest.approx(listed["far_end"], abs=0.25), state
     # It plays: the position moves on.
-    await page.wait_for_function("(audio) => audio.currentTime > 0.2", arg=await audio.element_handle(), timeout=10_000)
-    await expect(detail.locator(".recording-status")).to_have_text("")
+    await page.wait_for_function("(audio) => audio.currentTime > 0.2", arg=await far_end.locator("audio").element_handle(), timeout=10_000)
+    await expect(far_end.locator(".recording-status")).to_have_text("")
+
+    # ... and so does the conversation of the user and the person: its own file (its length,
+    # not the far end's), while the far end stops (one plays at a time).
+    bridged = detail.locator(".player[data-channel='bridged']")
+    state = await play(page, bridged)
+    assert state["error"] is None and state["readyState"] >= 2 and state["duration"] > 0, state
+    assert state["src"].startswith("blob:"), state
+    assert state["duration"] == pytest.approx(listed["bridged"], abs=0.25), (state, listed)
+    assert abs(state["duration"] - listed["far_end"]) > 1, "the bridged player plays the bridged recording"
+    await expect(bridged.locator(".recording-status")).to_have_text("")
+    assert await far_end.locator("audio").evaluate("(a) => a.paused"), "one recording plays at a time"
 
 
 @pytest.mark.parametrize("stack", [{"ws_max_queued_events": 50}], indirect=True)

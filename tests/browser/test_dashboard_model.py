@@ -1,7 +1,8 @@
 """The dashboard's pure modules (dashboard/js/model.js, api.js, live.js) run in the real browser
 on events built by the app's own event classes: the WebSocket state and events folded into a
 call (dedup by seq, the hold timer across clocks, the alert, a call that ended while the stream
-was down), the transcript as app/calls/transcript.py makes it, and the API's error shapes."""
+was down), the transcript as app/calls/transcript.py makes it, the API's error shapes and the
+recordings listing as the API writes it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.api.routes.dashboard import mount_dashboard
+from app.api.schemas import CallRecordings, RecordingInfo
 from app.calls import events as ev
 from app.calls.events import CallEvent
 from app.calls.transcript import transcript_lines
@@ -268,3 +270,34 @@ DEVICE_LISTS = [
 async def test_the_form_reads_the_device_list_in_the_shapes_it_may_take(js):
     out = await js("return args.bodies.map((body) => live.deviceNames(body));", bodies=[body for body, _, _ in DEVICE_LISTS])
     assert out == [{"names": names, "preferred": preferred} for _, names, preferred in DEVICE_LISTS]
+
+
+# ------------------------------------------------------------------ recordings
+
+
+def listing(*recordings: tuple[str, float]) -> dict[str, Any]:
+    """GET /api/calls/{id}/recordings as the API writes it."""
+    return CallRecordings(
+        call_id=CALL,
+        recordings=[RecordingInfo(channel=c, seconds=s, url=f"/api/calls/{CALL}/recordings/{c}") for c, s in recordings],
+    ).model_dump(mode="json")
+
+
+async def test_each_recording_of_a_call_gets_a_player_with_a_plain_label_and_its_length(js):
+    players = "return args.listings.map((l) => m.recordingPlayers(l));"
+    bridged_call = listing(("far_end", 47.32), ("app", 47.32), ("mixed", 47.32), ("bridged", 9.6))
+    # Listed out of order, a channel twice, one the dashboard does not know yet.
+    shuffled = {**bridged_call, "recordings": [*reversed(bridged_call["recordings"]), bridged_call["recordings"][0],
+                                               {"channel": "user", "seconds": 0.4, "url": "/x"}]}  # fmt: skip
+    quiet_call = listing(("far_end", 61.0))  # the app said nothing, nobody was bridged
+    out = await js(players, listings=[bridged_call, shuffled, quiet_call, listing(), {}, None])
+    assert out[0] == [
+        {"channel": "far_end", "label": "The company", "seconds": 47.32, "length": "00:47"},
+        {"channel": "app", "label": "What Hold Slayer said", "seconds": 47.32, "length": "00:47"},
+        {"channel": "mixed", "label": "Both sides", "seconds": 47.32, "length": "00:47"},
+        {"channel": "bridged", "label": "You and the person", "seconds": 9.6, "length": "00:10"},
+    ]
+    assert [p["channel"] for p in out[1]] == ["far_end", "app", "mixed", "bridged", "user"]
+    assert out[1][-1] == {"channel": "user", "label": "user", "seconds": 0.4, "length": "00:01"}, "some sound is never 00:00"
+    assert out[2] == [{"channel": "far_end", "label": "The company", "seconds": 61.0, "length": "01:01"}]
+    assert out[3:] == [[], [], []], "no player for a recording that does not exist"
