@@ -1,5 +1,5 @@
 // The dashboard: log in if the API wants a token, follow /ws/events into the model, render the
-// view the address names (#live, #history, #call/ID, #flows, #flow/ID, #flow-new).
+// view the address names (#live, #history, #call/ID, #flows, #flow/ID, #flow-new, #stats).
 
 import { playAlertTone, unlockAudio } from './alert.js';
 import { api, checkToken, eventsSocketUrl, onUnauthorized, storedToken, storeToken } from './api.js';
@@ -8,6 +8,7 @@ import { renderCall, renderHistory } from './history.js';
 import { createLiveView, setUpCallForm } from './live.js';
 import { alertActive, applyMessage, applyStoredCall, createModel, dismissAlert } from './model.js';
 import { connectEvents } from './socket.js';
+import { renderStats } from './stats.js';
 
 const TONE_REPEAT_MS = 6000;
 
@@ -18,6 +19,7 @@ const views = {
   call: $('#view-call'),
   flows: $('#view-flows'),
   flow: $('#view-flow'),
+  stats: $('#view-stats'),
 };
 
 const model = createModel();
@@ -25,6 +27,7 @@ let socket = null;
 let started = false;
 let renderQueued = false;
 let lastTone = 0;
+let shownView = null;
 
 const liveView = createLiveView($('#live-calls'), {
   transfer: (id) => api(`/api/calls/${encodeURIComponent(id)}/transfer`, { method: 'POST' }),
@@ -119,6 +122,7 @@ function onMessage(message) {
   const effects = applyMessage(model, message, Date.now());
   effects.refresh.forEach(readRecord);
   if (effects.alerts.length) lastTone = 0; // a new person: sound at once
+  if (message.type === 'CALL_ENDED' && shownView === 'stats') renderStats(views.stats); // one more call counts
   scheduleRender();
 }
 
@@ -149,7 +153,8 @@ function route() {
   if (!started) return;
   const [name, ...rest] = (location.hash.slice(1) || 'live').split('/');
   const arg = decodeURIComponent(rest.join('/'));
-  const shown = { live: 'live', history: 'history', call: 'call', flows: 'flows', flow: 'flow', 'flow-new': 'flow' }[name] || 'live';
+  const shown = { live: 'live', history: 'history', call: 'call', flows: 'flows', flow: 'flow', 'flow-new': 'flow', stats: 'stats' }[name] || 'live';
+  shownView = shown;
   for (const [key, view] of Object.entries(views)) view.hidden = key !== shown;
   for (const link of document.querySelectorAll('nav a')) {
     const section = link.getAttribute('href').slice(1);
@@ -172,6 +177,7 @@ function route() {
   else if (name === 'flows') renderFlows(views.flows);
   else if (name === 'flow') renderFlow(views.flow, arg, flowCallbacks);
   else if (name === 'flow-new') renderFlow(views.flow, null, flowCallbacks);
+  else if (name === 'stats') renderStats(views.stats);
   else render();
 }
 

@@ -1,13 +1,16 @@
 """The dashboard in a real browser (Debian's headless chromium, driven by Playwright) against the
 live server and the simulated PBX: log in, place a call from the form and follow it through the
-menu, the hold, the person and the bridge, then play its recordings from the history; the
-emergency refusal shown at the field; the flow editor; a phone-sized screen."""
+menu, the hold, the person and the bridge, counted by the stats as it ends, then play its
+recordings from the history; the emergency refusal shown at the field; the flow editor; a
+phone-sized screen with the stats."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -136,7 +139,14 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     assert alert["sound"] == "played", "the alert tone played"
     await expect(badge).to_have_text("Connected", timeout=30_000)
     await expect(page.locator("#alert")).to_be_hidden()
-    await expect(badge).to_have_text("Completed", timeout=60_000)
+    # The stats, opened while you talk to the person (no call has ended yet), count the call
+    # the moment it ends.
+    await page.click("nav a[href='#stats']")
+    await expect(page.locator("#view-stats .empty")).to_contain_text("No finished call yet")
+    counted = page.locator("#view-stats table.by-company tr[data-company='Test Company'] td[data-figure='calls']")
+    await expect(counted).to_have_text("1", timeout=60_000)
+    await page.click("nav a[href='#live']")
+    await expect(badge).to_have_text("Completed")
     await expect(card.locator(".outcome")).to_contain_text("connected to a person")
     timeline = await card.locator(".timeline li").evaluate_all("items => items.map((li) => li.dataset.status)")
     assert in_order(timeline, ["pending", "dialing", "navigating", "on_hold", "human_detected", "transferring", "connected", "completed"]), timeline
@@ -402,6 +412,28 @@ async def test_on_a_phone_sized_screen_a_call_is_transferred_by_hand_hung_up_and
     for summary in await page.locator("#view-call details summary").all():
         await summary.click()
     views["call"] = await no_horizontal_overflow(page)
+
+    # The stats: the one finished call under its company and the hour it was placed (UTC).
+    await page.click("nav a[href='#stats']")
+    companies = page.locator("#view-stats table.by-company tbody tr")
+    await expect(companies).to_have_count(1)
+    company = page.locator("#view-stats table.by-company tr[data-company='Test Company']")
+    await expect(company.locator("th")).to_have_text("Test Company")
+    await expect(company.locator("td[data-figure='calls']")).to_have_text("1")
+    await expect(company.locator("td[data-figure='success']")).to_have_text("100%")
+    await expect(company.locator("td[data-figure='hold_median']")).to_have_text(re.compile(r"^\d+ (s|min)"))
+    await expect(page.locator("#view-stats dl.figures [data-figure='calls'] dd")).to_have_text("1")
+    created = datetime.fromisoformat(record["created_at"])
+    hour = (created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)).hour
+    hours = page.locator("#view-stats table.by-hour tbody tr")
+    await expect(hours).to_have_count(1)
+    await expect(hours.locator("th")).to_contain_text(f"{hour:02d}:00 UTC")
+    await expect(hours.locator("td[data-figure='calls']")).to_have_text("1")
+    # Narrow: each row a card of one figure a line, its name beside it.
+    assert await company.locator("td[data-figure='calls']").evaluate(
+        "(td) => getComputedStyle(td).display === 'flex' && td.getBoundingClientRect().width > 200"
+    )
+    views["stats"] = await no_horizontal_overflow(page)
     await page.click("nav a[href='#flows']")
     await expect(page.locator("ol.flows li").first).to_be_visible()
     views["flows"] = await no_horizontal_overflow(page)

@@ -1,17 +1,19 @@
-"""The dashboard's pure modules (dashboard/js/model.js, api.js, live.js) run in the real browser
-on events built by the app's own event classes: the WebSocket state and events folded into a
-call (dedup by seq, the hold timer across clocks, the alert, a call that ended while the stream
-was down), the transcript as app/calls/transcript.py makes it, the API's error shapes and the
-recordings listing as the API writes it."""
+"""The dashboard's pure modules (dashboard/js/model.js, api.js, live.js, analytics.js) run in the
+real browser on events built by the app's own event classes: the WebSocket state and events
+folded into a call (dedup by seq, the hold timer across clocks, the alert, a call that ended
+while the stream was down), the transcript as app/calls/transcript.py makes it, the API's error
+shapes, the recordings listing as the API writes it and the figures app/analytics.py adds up."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
+from app.analytics import analytics
 from app.api.routes.dashboard import mount_dashboard
 from app.api.schemas import CallRecordings, RecordingInfo
 from app.calls import events as ev
@@ -80,7 +82,8 @@ def menu_call_events() -> list[dict[str, Any]]:
 @pytest.fixture
 async def js():
     """``js(script, **args)``: run ``script`` (an async function body with ``m`` = model.js, ``api``
-    = api.js, ``live`` = live.js and the args in scope) in the browser; returns its JSON value."""
+    = api.js, ``live`` = live.js, ``stats`` = analytics.js and the args in scope) in the browser;
+    returns its JSON value."""
     app = FastAPI()
     mount_dashboard(app)
     server = ApiServer(app)
@@ -98,8 +101,9 @@ async def js():
                     "  const m = await import('/js/model.js');"
                     "  const api = await import('/js/api.js');"
                     "  const live = await import('/js/live.js');"
-                    "  const f = new Function('m', 'api', 'live', 'args', `return (async () => { ${body} })();`);"
-                    "  return f(m, api, live, args);"
+                    "  const stats = await import('/js/analytics.js');"
+                    "  const f = new Function('m', 'api', 'live', 'stats', 'args', `return (async () => { ${body} })();`);"
+                    "  return f(m, api, live, stats, args);"
                     "}",
                     [script, args],
                 )
@@ -301,3 +305,83 @@ async def test_each_recording_of_a_call_gets_a_player_with_a_plain_label_and_its
     assert out[1][-1] == {"channel": "user", "label": "user", "seconds": 0.4, "length": "00:01"}, "some sound is never 00:00"
     assert out[2] == [{"channel": "far_end", "label": "The company", "seconds": 61.0, "length": "01:01"}]
     assert out[3:] == [[], [], []], "no player for a recording that does not exist"
+
+
+# ------------------------------------------------------------------ stats
+
+
+@dataclass
+class Facts:
+    """What app/analytics.py reads of a stored call."""
+
+    number: str
+    company: str | None
+    status: str
+    created_at: datetime
+    human_detected_at: datetime | None = None
+    hold_seconds: float | None = None
+
+
+def facts(company: str | None, status: str, hour: int, hold: float | None = None, person: bool = False, number: str = "5550001") -> Facts:
+    created = datetime(2026, 3, 2, hour, 10, tzinfo=UTC)
+    return Facts(number, company, status, created, created + timedelta(seconds=hold or 0) if person else None, hold)
+
+
+async def test_the_stats_read_what_the_analytics_add_up_in_words(js):
+    data = analytics([
+        facts("Acme Bank", "completed", 9, hold=200.0, person=True),
+        facts("Acme Bank", "completed", 9, hold=1900.0, person=True),
+        facts("Acme Bank", "failed", 14, hold=4000.0),
+        facts(None, "failed", 14, number="5550002"),  # busy: no hold, no company
+        facts("Acme Bank", "on_hold", 15, hold=30.0),  # still going: not counted
+    ])  # fmt: skip
+    body = """
+      return {
+        overall: stats.summaryFigures(args.data.overall),
+        companies: stats.companyRows(args.data),
+        hours: stats.hourRows(args.data, -120),
+        bars: stats.hourBars(args.data).filter((b) => b.calls),
+        empty: stats.summaryFigures({calls: 0, succeeded: 0, success_rate: null}),
+        columns: stats.FIGURES.map((f) => f.key),
+      };
+    """
+    out = await js(body, data=data)
+    assert out["overall"] == {
+        "calls": "4", "success": "50%", "success_of": "2 of 4", "hold_median": "32 min", "hold_p90": "1 h", "to_person": "18 min",
+    }  # fmt: skip
+    acme, busy = out["companies"]
+    assert acme == {"name": "Acme Bank", "figures": {
+        "calls": "3", "success": "67%", "success_of": "2 of 3",
+        "hold_median": "32 min", "hold_p90": "1 h", "to_person": "18 min"}}  # fmt: skip
+    assert busy["name"] == "5550002", "a call without a company counts under its number"
+    assert busy["figures"] == {"calls": "1", "success": "0%", "success_of": "0 of 1", "hold_median": "—", "hold_p90": "—", "to_person": "—"}
+    assert [(h["hour"], h["utc"], h["local"], h["figures"]["calls"]) for h in out["hours"]] == [
+        (9, "09:00 UTC", "11:00", "2"), (14, "14:00 UTC", "16:00", "2"),
+    ]  # fmt: skip
+    assert [(b["hour"], b["calls"], b["holdSeconds"], b["share"]) for b in out["bars"]] == [(9, 2, 1050.0, 0.2625), (14, 2, 4000.0, 1)]
+    assert out["empty"]["success"] == "—" and out["empty"]["calls"] == "0"
+    assert out["columns"] == ["calls", "success", "hold_median", "hold_p90", "to_person"]
+
+
+async def test_numbers_in_the_stats_are_rounded_honestly(js):
+    body = """
+      return {
+        percent: args.rates.map(stats.formatPercent),
+        span: args.spans.map(stats.formatSpan),
+        hours: args.hours.map(([hour, offset]) => stats.hourLabel(hour, offset)),
+      };
+    """
+    rates = [0, 1, 0.667, 0.004, 0.996, 0.5, None]
+    spans = [0, 0.4, 42.4, 59.6, 200, 599.4, 600, 754, 3570, 3600, 3900, 7199.6, None, -1]
+    hours = [[14, -120], [23, -330], [0, 300], [5, 0]]
+    out = await js(body, rates=rates, spans=spans, hours=hours)
+    assert out["percent"] == ["0%", "100%", "67%", "<1%", ">99%", "50%", "—"], "never 0% or 100% unless it is"
+    assert out["span"] == [
+        "0 s", "0 s", "42 s", "1 min", "3 min 20 s", "9 min 59 s", "10 min", "13 min", "1 h", "1 h", "1 h 05 min", "2 h", "—", "—",
+    ]  # fmt: skip
+    assert out["hours"] == [
+        {"utc": "14:00 UTC", "local": "16:00"},  # UTC+2 (getTimezoneOffset -120)
+        {"utc": "23:00 UTC", "local": "04:30"},  # UTC+5:30, past midnight
+        {"utc": "00:00 UTC", "local": "19:00"},  # UTC-5, the day before
+        {"utc": "05:00 UTC", "local": None},  # the browser is on UTC: said once
+    ]
