@@ -139,10 +139,9 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     assert alert["sound"] == "played", "the alert tone played"
     await expect(badge).to_have_text("Connected", timeout=30_000)
     await expect(page.locator("#alert")).to_be_hidden()
-    # The stats, opened while you talk to the person (no call has ended yet), count the call
-    # the moment it ends.
+    # The stats, opened while you talk to the person, count the call once it ends (how soon the
+    # call ends after this click depends on the machine's load: no assertion on the view before).
     await page.click("nav a[href='#stats']")
-    await expect(page.locator("#view-stats .empty")).to_contain_text("No finished call yet")
     counted = page.locator("#view-stats table.by-company tr[data-company='Test Company'] td[data-figure='calls']")
     await expect(counted).to_have_text("1", timeout=60_000)
     await page.click("nav a[href='#live']")
