@@ -10,7 +10,7 @@ import pytest
 
 from app.audio.types import AudioClass, HumanDetected, HumanSuspected
 from bench.detection import conditions as cond
-from bench.detection.cv import FrozenRefused, check_frozen, compare, record_frozen, run_cv, run_cv_session
+from bench.detection.cv import FrozenRefused, check_frozen, compare, cv_specs, main, record_frozen, run_cv, run_cv_session
 from bench.detection.folds import FROZEN, FoldError, frozen_groups, plan_folds
 from bench.detection.metrics_cv import (
     CvResult,
@@ -100,6 +100,25 @@ def test_sessions_of_a_fold_use_only_that_folds_groups():
             used = {spec.music, *spec.voices, *spec.others, *spec.noise} | ({spec.speaker} if spec.speaker else set())
             assert used <= allowed, (fold.name, used - allowed)
             assert spec.speaker not in spec.others
+
+
+def test_several_seeds_pool_distinct_sessions_per_fold():
+    plan = plan_folds(_manifest(), 4)
+    one = cv_specs(plan, source="synthetic", frozen=False, seed=0, quick=False)
+    pooled = cv_specs(plan, source="synthetic", frozen=False, seed=(0, 1), quick=False)
+    assert len(pooled) == 2 * len(one)
+    assert len({s.id for s in pooled}) == len(pooled)  # ids stay unique across the seeds
+    first, second = pooled[: len(one)], pooled[len(one) :]
+    # The first seed's sessions are those of a run with that seed alone, renamed; the second's differ.
+    assert [(s.fold, s.kind, s.seed, s.music) for s in first] == [(s.fold, s.kind, s.seed, s.music) for s in one]
+    assert [s.seed for s in second] != [s.seed for s in first]
+    assert {s.fold for s in second} == {s.fold for s in one}
+
+
+def test_a_seed_given_twice_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--seed", "1,1", "--quick"])
+    assert "given twice" in capsys.readouterr().err
 
 
 def test_manifest_file_paths_are_relative_to_the_manifest(tmp_path):
