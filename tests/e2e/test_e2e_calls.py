@@ -72,7 +72,7 @@ class Stack:
                     assert CallEvent.from_dict(event).to_dict() == event
                 return call
             await asyncio.sleep(0.2)
-        raise AssertionError(f"call {call_id} did not end within {timeout} s: {call['status']}")
+        raise AssertionError(f"call {call_id} did not end within {timeout} s: {call['status']}\n{journal(call)}")
 
     async def wait_status(self, call_id: str, status: str, timeout: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
@@ -86,6 +86,15 @@ class Stack:
 
     async def assert_pbx_clean(self) -> None:
         assert await self.pbx.wait_idle(timeout=5.0), f"left behind in the PBX: {self.pbx.snapshot()}"
+
+
+def journal(call: dict, last: int = 60) -> str:
+    """The call's newest events, one line each, for the message of a test that failed on it."""
+    lines = []
+    for event in call["events"][-last:]:
+        data = {k: v for k, v in event["data"].items() if k not in ("window", "windows")}
+        lines.append(f"  {event['at'][11:23]} {event['type']} {json.dumps(data, default=str)[:240]}")
+    return "\n".join(lines)
 
 
 def event_types(call: dict) -> list[str]:
