@@ -10,8 +10,8 @@ from tests.conftest import api_without_calls
 
 
 @pytest.fixture
-async def api(tmp_path: Path, corpus, http):
-    async with api_without_calls(tmp_path, http, corpus) as (call, _):
+async def api(tmp_path: Path, corpus, http, database_url):
+    async with api_without_calls(tmp_path, http, corpus, database_url) as (call, _):
         yield call
 
 
