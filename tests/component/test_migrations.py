@@ -152,6 +152,10 @@ def test_upgrading_a_database_of_the_first_version_keeps_its_rows(database_url):
         assert_old_rows_kept(store)
         assert revision(store.engine) == migrate.head_revision()
         assert schema_differences(store.engine) == []
+        # Tables added since (0002: the devices) start empty; the first start fills them.
+        assert store.list_devices() == []
+        store.apply_device_settings({"sip_phone": "PJSIP/userphone"}, "sip_phone")
+        assert [(d.name, d.is_default) for d in store.list_devices()] == [("sip_phone", True)]
     finally:
         store.close()
 
