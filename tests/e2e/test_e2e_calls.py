@@ -331,6 +331,23 @@ async def test_all_circuits_busy_is_told_apart_by_its_special_information_tone(s
     await stack.assert_pbx_clean()
 
 
+async def test_a_device_made_through_the_api_is_the_one_rung(stack: Stack):
+    # A new default device, only in the store, and the settings' sip_phone deleted: the call names
+    # no device and its flow names sip_phone, so it rings the default.
+    status, desk = await stack.post("/api/devices", {"name": "desk", "dial_string": USER_PHONE, "default": True})
+    assert (status, desk["default"]) == (201, True)
+    async with stack.http.delete(stack.api.base_url + "/api/devices/sip_phone") as resp:
+        assert resp.status == 204
+    flow = await asyncio.to_thread(stack.holdslayer.store.find_flow_for_number, MENU)
+    assert flow.steps[-1].metadata["device"] == "sip_phone"
+    call_id = await stack.call(MENU)
+    call = await stack.wait_final(call_id, timeout=120)
+
+    assert (call["status"], call["reason"], call["device"]) == ("completed", "bridged", "desk"), call["detail"]
+    assert events_of(call, "TRANSFER_STARTED") == [{"device": "desk", "dial_string": USER_PHONE}]
+    await stack.assert_pbx_clean()
+
+
 async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, corpus, database_url):
     # A crash mid-call leaves the call's channels and bridges in Asterisk and its row unfinished.
     from app.ari.client import AriClient
