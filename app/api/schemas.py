@@ -52,7 +52,7 @@ class CallDetail(CallSummary):
 class LearnFlowRequest(BaseModel):
     call_id: str = Field(..., min_length=1, description="An ended call whose journal shows the way through the menu")
     phone_number: str | None = Field(None, description="Default: the number the call dialled")
-    company: str | None = Field(None, description="Default: the call's company, else none")
+    company: str | None = Field(None, max_length=200, description="Default: the call's company, else none")
     intent: str | None = Field(None, description="Default: the call's intent")
 
 

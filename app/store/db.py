@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from psycopg.types.string import StrDumperUnknown
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import StaticPool
@@ -17,8 +18,20 @@ from app.store import migrate
 WRITE_TRANSACTION = "holdslayer_write_transaction"
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
-# PostgreSQL advisory lock held while migrating: two processes starting at once take turns.
+# PostgreSQL advisory locks (transaction-scoped): held while migrating, so that two processes
+# starting at once take turns; and by the writes that read before they write (a flow stored if
+# new, the devices' one default), which SQLite serialises with BEGIN IMMEDIATE.
 MIGRATION_LOCK_KEY = 0x486F6C64  # "Hold"
+EXCLUSIVE_WRITE_LOCK_KEY = 0x486F6C65
+
+
+class _NulSafeStrDumper(StrDumperUnknown):
+    """PostgreSQL text cannot hold a NUL character, which JSON, a URL or a flow file can carry:
+    it is stored (and looked up) as U+FFFD, the replacement character, rather than failing the
+    request. SQLite keeps it as it is."""
+
+    def dump(self, obj: str):  # type: ignore[override]
+        return super().dump(obj.replace("\x00", "\ufffd"))
 
 
 def is_sqlite_memory(url: str) -> bool:
@@ -38,6 +51,14 @@ def database_url(url: str) -> URL:
 def create_engine_for(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and thread-safe settings."""
     parsed = database_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        engine = create_engine(parsed, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _nul_safe(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.adapters.register_dumper(str, _NulSafeStrDumper)
+
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
 

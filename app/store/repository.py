@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +27,7 @@ from app.clock import utc_now
 from app.devices import Device, DeviceConflict, UnknownDevice, check_device, name_problem
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
 from app.phone import normalize_phone_number
-from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
+from app.store.db import EXCLUSIVE_WRITE_LOCK_KEY, WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
 from app.store.models import (
     AppliedSettingRow,
     CallEventRow,
@@ -119,8 +119,12 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Session]:
+    def _transaction(self, *, write: bool, exclusive: bool = False) -> Iterator[Session]:
+        """One transaction. ``write``: SQLite takes its write lock at once (one writer at a time).
+        ``exclusive``: a write that reads what it then writes takes turns on PostgreSQL too."""
         with self._serial, (self._writer if write else self._reader).begin() as session:
+            if exclusive and session.bind.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXCLUSIVE_WRITE_LOCK_KEY})
             yield session
 
     # ------------------------------------------------------------------ calls
@@ -438,7 +442,7 @@ class Store:
     @contextmanager
     def _device_transaction(self) -> Iterator[Session]:
         try:
-            with self._transaction(write=True) as session:
+            with self._transaction(write=True, exclusive=True) as session:
                 yield session
         except IntegrityError:
             # Two changes at the same moment (PostgreSQL): a name taken, or a second default.
@@ -448,7 +452,7 @@ class Store:
 
     def upsert_flow(self, flow: CallFlow) -> None:
         """Store the flow as given (insert or replace); a stored definition is no longer stale."""
-        with self._transaction(write=True) as session:
+        with self._transaction(write=True, exclusive=True) as session:
             _put_flow(session, flow)
 
     def get_flow(self, flow_id: str) -> CallFlow | None:
@@ -469,17 +473,18 @@ class Store:
             return None if row is None else _flow(row)
 
     def list_flows(self, company: str | None = None, tag: str | None = None, stale: bool | None = None) -> list[CallFlow]:
-        """Flows ordered by company and name. ``company`` matches case-insensitively; ``stale``
+        """Flows ordered by company, name and id. ``company`` matches case-insensitively; ``stale``
         None lists all, True only the stale, False only the usable ones."""
-        query = select(CallFlowRow).order_by(CallFlowRow.company, CallFlowRow.name, CallFlowRow.id)
-        if company is not None:
-            query = query.where(func.lower(CallFlowRow.company) == company.lower())
+        query = select(CallFlowRow)
         if stale is not None:
             query = query.where(CallFlowRow.stale.is_(stale))
         with self._transaction(write=False) as session:
             rows = list(session.scalars(query))
-        # Tags are a JSON list: filtered here, the same on every backend.
-        return [_flow(row) for row in rows if tag is None or tag in row.tags]
+        # Filtered and sorted here (a handful of flows), the same on every backend whatever its
+        # collation or lower(): tags are a JSON list, company names any Unicode.
+        wanted = None if company is None else company.casefold()
+        rows = [r for r in rows if (wanted is None or r.company.casefold() == wanted) and (tag is None or tag in r.tags)]
+        return [_flow(row) for row in sorted(rows, key=lambda r: (r.company, r.name, r.id))]
 
     def delete_flow(self, flow_id: str) -> bool:
         with self._transaction(write=True) as session:
@@ -507,7 +512,7 @@ class Store:
         higher version than the stored one. Returns (flows stored, errors of unusable files)."""
         flows, errors = load_flows_dir(directory)
         imported = 0
-        with self._transaction(write=True) as session:
+        with self._transaction(write=True, exclusive=True) as session:
             for flow in flows:
                 stored = session.get(CallFlowRow, flow.id)
                 if stored is None or flow.version > stored.version:

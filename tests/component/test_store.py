@@ -464,3 +464,27 @@ def test_the_call_row_follows_its_events(store):
     assert (record.status, record.reason, record.detail, record.ended_at) == (
         CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up", at[7],
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- what every backend stores
+
+
+def test_text_with_a_nul_character_is_stored_and_never_found_by_a_lookup(store):
+    # PostgreSQL text cannot hold NUL: the store keeps U+FFFD there, SQLite keeps it as it is.
+    kept = "a\ufffdb" if store.engine.dialect.name == "postgresql" else "a\x00b"
+    store.create_call("c1", CallRequest(number="8005550100", intent="a\x00b"), "sip_phone")
+    store.upsert_flow(a_flow(name="a\x00b", description="\x00"))
+    assert store.get_call("c1").intent == kept
+    assert store.get_flow("acme").name == kept
+    assert store.get_call("c1\x00") is None and store.get_flow("acme\x00") is None
+    assert store.list_flows(company="Acme\x00") == [] and store.get_device("\x00") is None
+    store.add_event(event(ev.CallCreated(number="8005550100", intent="a\x00b"), seq=1))
+    assert store.get_call("c1").events[0]["data"]["intent"] == "a\x00b"  # inside JSON it is kept everywhere
+
+
+def test_flows_list_in_the_same_order_and_match_companies_the_same_on_every_backend(store):
+    for flow_id, company, name in [("b", "acme", "Zed"), ("a", "Acme", "zed"), ("c", "Émile & Co", "x"), ("d", "ÉMILE & CO", "x")]:
+        store.upsert_flow(a_flow(flow_id, company=company, name=name))
+    assert [f.id for f in store.list_flows()] == ["a", "b", "d", "c"]  # code point order, not the collation's
+    assert [f.id for f in store.list_flows(company="ACME")] == ["a", "b"]
+    assert [f.id for f in store.list_flows(company="émile & co")] == ["d", "c"]
