@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, inspect, insert, text
+from sqlalchemy.engine import make_url
 
 from app.calls.models import CallStatus
 from app.store import Store
@@ -186,3 +187,15 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url):
     finally:
         for store in stores:
             store.close()
+
+
+def test_the_migrations_by_hand_show_and_upgrade_the_revision(database_url, capsys):
+    from app.store.__main__ import main
+
+    assert main(["--url", database_url, "current"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f": no schema (newest: {migrate.head_revision()})")
+    assert main(["--url", database_url, "upgrade"]) == 0
+    shown = capsys.readouterr().out
+    assert f": {migrate.head_revision()} (newest: {migrate.head_revision()})" in shown
+    password = make_url(database_url).password
+    assert not password or f":{password}@" not in shown  # a password is never printed

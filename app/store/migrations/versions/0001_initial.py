@@ -7,7 +7,7 @@ versioned from here on.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-10
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations

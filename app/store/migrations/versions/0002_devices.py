@@ -5,7 +5,7 @@ The devices themselves come from the settings at the next start (``Store.apply_d
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-10
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
