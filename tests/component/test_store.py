@@ -488,3 +488,35 @@ def test_flows_list_in_the_same_order_and_match_companies_the_same_on_every_back
     assert [f.id for f in store.list_flows()] == ["a", "b", "d", "c"]  # code point order, not the collation's
     assert [f.id for f in store.list_flows(company="ACME")] == ["a", "b"]
     assert [f.id for f in store.list_flows(company="émile & co")] == ["d", "c"]
+
+
+async def test_a_restart_loses_no_finished_call(db_url):
+    store = Store(db_url)
+    new_call(store, "done")
+    new_call(store, "running")  # still on hold when the process stops
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    writer.start()
+    journal = [
+        bus.emit("done", ev.CallStatusChanged(status="on_hold", previous="navigating")),
+        bus.emit("done", ev.HumanDetected(t=80.0, confidence=0.9, evidence={}, hold_seconds=61.5)),
+        bus.emit("done", ev.CallEnded(status="completed", reason="bridged", detail="the user hung up")),
+    ]
+    bus.emit("done", ev.AudioClassified(t_start=0.0, t_end=0.5, audio_class="MUSIC", confidence=0.8, features={}))
+    bus.emit("running", ev.CallStatusChanged(status="on_hold", previous="navigating"))
+    await asyncio.wait_for(writer.stop(), 10)
+    store.close()
+
+    again = Store(db_url)  # the next process
+    try:
+        assert again.mark_unfinished_calls_failed() == 1  # what every start does
+        done = again.get_call("done")
+        assert (done.status, done.reason, done.detail, done.hold_seconds) == (
+            CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up", 61.5,
+        )  # fmt: skip
+        assert [e["seq"] for e in done.events] == [e.seq for e in journal]
+        assert [c["audio_class"] for c in done.classifications] == ["MUSIC"]
+        assert again.get_call("running").status is CallStatus.FAILED
+        assert {c.id for c in again.list_calls()} == {"done", "running"}
+    finally:
+        again.close()
