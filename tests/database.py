@@ -41,9 +41,10 @@ def fresh_database(directory: Path) -> Iterator[str]:
     if server is None:
         yield f"sqlite:///{directory / 'holdslayer.db'}"
         return
-    admin = make_url(server).set(drivername="postgresql+psycopg")
-    if admin.get_backend_name() != "postgresql":
-        raise ValueError(f"{ENV} must be a postgresql:// URL, not {admin.get_backend_name()}")
+    given = make_url(server)
+    if given.get_backend_name() != "postgresql":
+        raise ValueError(f"{ENV} must be a postgresql:// URL, not {given.get_backend_name()}")
+    admin = given.set(drivername="postgresql+psycopg")
     name = f"hs_test_{uuid.uuid4().hex[:16]}"
     engine = create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
