@@ -80,8 +80,8 @@ class CallProgress:
                 line = "you are connected to the agent"
             case ev.AriReconnected():
                 line = "reconnected to the PBX"
-            case ev.RecordingSaved(path=path, seconds=seconds):
-                line = f"recording saved: {path} ({seconds:.0f} s)"
+            case ev.RecordingSaved(path=path, seconds=seconds, channel=channel):
+                line = f"recording saved ({channel.value.replace('_', ' ')}): {path} ({seconds:.0f} s)"
             case ev.CallEnded(status=status, reason=reason, detail=detail):
                 self.status, self.reason, self.detail = status, reason, detail
         if line:

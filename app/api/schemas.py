@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app import devices as device_rules
 
+from app.calls.models import RecordingChannel
+
 
 class CallCreated(BaseModel):
     call_id: str
@@ -47,6 +49,26 @@ class CallDetail(CallSummary):
     recording_url: str | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     classifications: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RecordingInfo(BaseModel):
+    channel: RecordingChannel = Field(
+        ...,
+        description="far_end: the company as the app heard it; app: what the app said to it, on the same "
+        "timeline (silence between); mixed: the two mixed; bridged: you and the person, recorded by the PBX "
+        "from the moment you were bridged",
+    )
+    seconds: float
+    url: str = Field(..., description="The WAV file (8 kHz, 16-bit mono)")
+
+
+class CallRecordings(BaseModel):
+    call_id: str
+    recordings: list[RecordingInfo] = Field(..., description="The recordings kept for the call, in this order")
+
+
+class ErrorDetail(BaseModel):
+    detail: str
 
 
 class LearnFlowRequest(BaseModel):

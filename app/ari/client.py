@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -401,6 +401,26 @@ class AriClient:
 
     async def get_stored_recording_file(self, name: str) -> bytes:
         return await self._send("GET", f"/recordings/stored/{_segment(name)}/file") or b""
+
+    async def stored_recording_chunks(self, name: str, *, chunk_bytes: int = 1 << 16) -> AsyncIterator[bytes]:
+        """A stored recording's file as it arrives (a call's recording can be hundreds of MB):
+        no overall time limit, but ``timeout`` seconds at most without a byte."""
+        path = f"/recordings/stored/{_segment(name)}/file"
+        url = URL(self.base_url + path, encoded=True)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=self.timeout)
+        try:
+            async with self._http().get(url, headers=self._headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    content = await response.read()
+                    raise error_for_status(response.status, _error_text(content, response.reason), "GET", path)
+                async for chunk in response.content.iter_chunked(chunk_bytes):
+                    yield chunk
+        except AriError:
+            raise
+        except TimeoutError as exc:
+            raise AriConnectionError(f"no data for {self.timeout:g} s", "GET", path) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise AriConnectionError(str(exc) or type(exc).__name__, "GET", path) from exc
 
     async def delete_stored_recording(self, name: str) -> None:
         await self._call("DELETE", f"/recordings/stored/{_segment(name)}")

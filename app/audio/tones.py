@@ -64,6 +64,7 @@ from __future__ import annotations
 import cmath
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,6 +127,39 @@ DTMF_LOW = (697.0, 770.0, 852.0, 941.0)
 DTMF_HIGH = (1209.0, 1336.0, 1477.0, 1633.0)
 DTMF_KEYS = ("123A", "456B", "789C", "*0#D")  # row (low) by column (high)
 DTMF_DIGITS = "".join(DTMF_KEYS)
+
+
+
+def tone_bursts(
+    tones: Sequence[Sequence[float]],
+    *,
+    on_ms: int,
+    off_ms: int,
+    level_dbfs: float = -10.0,
+    sample_rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """Bursts of ``on_ms``, ``off_ms`` apart: burst i sums the frequencies of ``tones[i]``
+    (each at ``level_dbfs``; an empty one is silence). int16 PCM."""
+    on, off = sample_rate * on_ms // 1000, sample_rate * off_ms // 1000
+    out = np.zeros(max(0, len(tones) * (on + off) - off), np.float64)
+    t = np.arange(on) / sample_rate
+    amplitude = 32767 * 10 ** (level_dbfs / 20)
+    for i, freqs in enumerate(tones):
+        start = i * (on + off)
+        for freq in freqs:
+            out[start : start + on] += amplitude * np.sin(2 * np.pi * freq * t)
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+def dtmf_signal(digits: str, *, on_ms: int = 100, off_ms: int = 100, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The key tones of ``digits`` as the far end hears them when Asterisk sends them with
+    ``duration=on_ms`` and ``between=off_ms``; a character that is no key is a silent slot."""
+    tones = []
+    for digit in digits.upper():
+        row = next((r for r, keys in enumerate(DTMF_KEYS) if digit in keys), None)
+        tones.append(() if row is None else (DTMF_LOW[row], DTMF_HIGH[DTMF_KEYS[row].index(digit)]))
+    return tone_bursts(tones, on_ms=on_ms, off_ms=off_ms, sample_rate=sample_rate)
+
 
 _HALF = 53  # samples per half window
 _WINDOW = 2 * _HALF  # the classic 106-sample DTMF block

@@ -47,12 +47,14 @@ class CallContext:
         for check in self._interrupts:
             check()
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait until ``predicate()`` holds; False on timeout. The interrupts raise through it."""
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None, *, interruptible: bool = True) -> bool:
+        """Wait until ``predicate()`` holds; False on timeout. The interrupts raise through it
+        (not when ``interruptible`` is False: the call is ending and tidies up)."""
         deadline = None if timeout is None else self.clock.now() + timeout
         while True:
             change = self._change
-            self.check_interrupts()
+            if interruptible:
+                self.check_interrupts()
             if predicate():
                 return True
             remaining = None if deadline is None else deadline - self.clock.now()

@@ -24,6 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
 
+from app.calls.models import RecordingChannel
 from app.clock import utc_now_iso
 from app.jsonable import event_jsonable
 
@@ -324,9 +325,16 @@ class TransferComplete(EventData):
 
 
 class RecordingSaved(EventData):
+    """One recording of the call is complete on disk (one event per channel)."""
+
     TYPE = EventType.RECORDING_SAVED
     path: str
     seconds: float
+    channel: RecordingChannel = Field(
+        RecordingChannel.FAR_END,
+        description="far_end: the company as the app heard it; app: what the app said (same timeline); "
+        "mixed: the two mixed; bridged: the user and the person, recorded by the PBX once bridged",
+    )
 
 
 class AriReconnected(EventData):

@@ -1,8 +1,9 @@
 """Hearing: the far end's audio in, and what it means out as domain events.
 
 Every 20 ms frame of the active source (the hold bridge's externalMedia until the handoff, the
-snoop's afterwards) goes to the recording, the activity tracker (is anyone talking), the
-speech-to-text of the menus while they are read, and the hold / person detector. The detector's
+snoop's afterwards) goes to the recordings (``app.calls.recordings``), the activity tracker (is
+anyone talking), the speech-to-text of the menus while they are read, and the hold / person
+detector. The detector's
 outputs become events: tones (a special information tone ends the call), classification windows,
 hold, and the person's two stages, which go to the handoff (``app.calls.handoff``) while the call
 waits for a person.
@@ -11,7 +12,7 @@ waits for a person.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,9 @@ from app.calls.handoff import Handoff, Line
 from app.calls.listening import CallListener
 from app.calls.models import CallStatus
 from app.media.endpoint import RtpEndpoint
-from app.media.recorder import StreamingWavWriter
+
+if TYPE_CHECKING:
+    from app.calls.recordings import Recordings
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,7 @@ class Hearing:
         self.transcribing = False
         self.active_source = "hold"  # which RTP stream carries the far end right now
         self.samples_heard = 0
-        self.recording_path: Path | None = None
-        self._recorder: StreamingWavWriter | None = None
+        self.recordings: Recordings | None = None  # set by the session: every frame heard is kept
         self.sit: ToneEvent | None = None  # a special information tone heard before the user was on
         self.connected = False  # the user talks with the agent: tones no longer end the call
         self.hold_heard = False  # hold music since our last key press or answer
@@ -59,17 +61,6 @@ class Hearing:
     def waiting_for_person(self) -> bool:
         """On hold (music heard) and no person found yet: the handoff speaks to suspicions."""
         return self.in_hold and self.hold_heard and self.human is None
-
-    def record_to(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.recording_path = directory / f"{self.ctx.call_id}.wav"
-        self._recorder = StreamingWavWriter(self.recording_path, SAMPLE_RATE)
-
-    def close_recording(self) -> str | None:
-        if self._recorder is None:
-            return None
-        self._recorder.close()
-        return str(self.recording_path)
 
     def input_sent(self) -> None:
         """Whatever played before our input says nothing about where it led."""
@@ -93,8 +84,8 @@ class Hearing:
         """One frame of the far end (``concealed``: made up by the jitter buffer for a lost packet)."""
         t = self.media_time
         self.samples_heard += len(pcm)
-        if self._recorder is not None:
-            self._recorder.write(pcm)
+        if self.recordings is not None:
+            self.recordings.heard(pcm)
         self.activity.push(pcm, t, len(pcm) / SAMPLE_RATE)
         if self.transcribing and self.listener is not None:
             self.listener.push(pcm, t)

@@ -72,6 +72,14 @@ class CallIds:
     def listen_bridge(self) -> str:
         return self._id("listen")
 
+    @property
+    def bridge_recording(self) -> str:
+        """The name of Asterisk's recording of the main bridge (in its spool until fetched)."""
+        return self._id("bridged")
+
+    def all_recordings(self) -> list[str]:
+        return [self.bridge_recording]
+
     def all_channels(self) -> list[str]:
         return [self.company, self.hold_media, self.user, self.snoop, self.listen_media]
 
@@ -109,6 +117,7 @@ class Legs:
         self.tracks: dict[str, ChannelTrack] = {}
         self.created_channels: list[str] = []
         self.created_bridges: list[str] = []
+        self.recording_states: dict[str, str] = {}  # recording name -> its state (recording, done, failed, ...)
 
     def track(self, channel_id: str) -> ChannelTrack:
         return self.tracks.setdefault(channel_id, ChannelTrack())
@@ -151,6 +160,9 @@ class Legs:
         elif isinstance(event, ari_events.StasisEnd):
             # Snoops and inbound channels never get a ChannelDestroyed: StasisEnd is their end.
             self.track(event.channel.id).gone = True
+        elif isinstance(event, (ari_events.RecordingStarted, ari_events.RecordingFinished, ari_events.RecordingFailed)):
+            state = "failed" if isinstance(event, ari_events.RecordingFailed) else event.recording.state
+            self.recording_states[event.recording.name] = state
 
     def reconcile(self, live_channels: set[str]) -> list[str]:
         """After an ARI reconnect: anything we track that Asterisk no longer has is gone."""

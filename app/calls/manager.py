@@ -153,6 +153,11 @@ class CallManager:
     def active_calls(self) -> list[str]:
         return list(self._sessions)
 
+    @property
+    def recording_failures(self) -> dict[str, int]:
+        """Recordings that failed (to write, record, stop, fetch, delete), by kind, since start."""
+        return dict(self.deps.recording_failures)
+
     async def hangup(self, call_id: str, detail: str = "cancelled by the user") -> bool:
         """End a live call; False if it is not running."""
         session, task = self._sessions.get(call_id), self._tasks.get(call_id)

@@ -45,6 +45,15 @@ class EndReason(str, Enum):
     ERROR = "error"
 
 
+class RecordingChannel(str, Enum):
+    """The recordings a call keeps (``app.calls.recordings``)."""
+
+    FAR_END = "far_end"  # the company as the app heard it (hold bridge, then the snoop)
+    APP = "app"  # what the app said to the company, on the far end's timeline
+    MIXED = "mixed"  # the two above mixed: the call as heard from the app's seat
+    BRIDGED = "bridged"  # Asterisk's recording of the main bridge: the user and the person
+
+
 class CallRequest(BaseModel):
     """A request to call a company and reach a person for the user."""
 

@@ -6,6 +6,7 @@ The session composes the rooms of a call, each the one owner of its concern:
 - ``legs``: channels and bridges in the PBX, what ARI said about each, their clean-up (``Legs``);
 - ``hearing``: the far end's audio in, detector outputs out as events (``Hearing``);
 - ``handoff``: what we say to a possible person until the user is on (``Handoff``);
+- ``recordings``: what the call keeps of its audio, app-side and the PBX's (``Recordings``);
 - ``steps``: the call flow carried out, and the navigation's host (``FlowSteps``);
 - ``outcomes``: how a call ends (pure).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,6 +40,7 @@ from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation
 from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
+from app.calls.recordings import Recordings
 from app.calls.steps import USER_ASKED, FlowSteps, Media, default_flow
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
@@ -106,6 +109,7 @@ class SessionDeps:
     tts: TextToSpeech | None = None  # one per process; None: the local Piper voice
     on_flow_mismatch: Callable[[str], None] | None = None  # a learned flow no longer fits (flow id)
     on_call_over: Callable[[CallSession, str], Awaitable[None]] | None = None  # final status set, CALL_ENDED not yet sent
+    recording_failures: Counter[str] = field(default_factory=Counter)  # by kind, over every call of the process
 
 
 class CallSession:
@@ -134,6 +138,8 @@ class CallSession:
         self.ctx = CallContext(call_id, deps.bus, deps.clock)
         self.legs = Legs(self.ctx, deps.ari, MediaPorts(settings.media_host, settings.media_port_min, settings.media_port_max))
         self.hearing = Hearing(self.ctx, (deps.detector_factory or _default_detector)(settings))
+        self.recordings = Recordings(self.ctx, self.legs, failures=deps.recording_failures)
+        self.hearing.recordings = self.recordings
         self.media = Media()
         self.handoff = Handoff(
             HandoffPolicy(_handoff_settings(settings)),
@@ -146,6 +152,7 @@ class CallSession:
         self.steps = FlowSteps(
             self.ctx, self.legs, self.hearing, self.handoff, self.media,
             settings=settings, request=request, device=device, tts=deps.tts, devices=deps.store.get_device,
+            recordings=self.recordings,
         )  # fmt: skip
         self.ctx.on_interrupt(self._check_interrupts)
 
@@ -227,7 +234,9 @@ class CallSession:
         """Run the call to its end. Never raises: every outcome becomes a final status."""
         outcome: Finish
         try:
-            queue = self.deps.router.register(self.call_id, self.ids.all_channels() + self.ids.all_bridges())
+            queue = self.deps.router.register(
+                self.call_id, self.ids.all_channels() + self.ids.all_bridges() + self.ids.all_recordings()
+            )
             self.media.tasks.append(asyncio.create_task(self.legs.follow(queue), name=f"{self.call_id}-events"))
             if flow_needs_listener(self.effective_flow):
                 await self._start_navigation()
@@ -321,7 +330,9 @@ class CallSession:
     async def _end(self, outcome: Finish) -> None:
         """Tear down everything this call created, then send the final state (always)."""
         try:
+            await self.recordings.stop_bridge()  # before the bridge goes
             await self.legs.clean_up()
+            await self.recordings.bridge_finished()  # its RecordingFinished, while the events still flow
             await self.handoff.close()
             for task in self.media.tasks:
                 task.cancel()
@@ -331,11 +342,12 @@ class CallSession:
             if self.hearing.listener is not None:
                 self.hearing.transcribing = False
                 await self.hearing.listener.close()
-            recording = self.hearing.close_recording()
-            if recording is not None:
-                self.ctx.emit(ev.RecordingSaved(path=recording, seconds=round(self.media_time, 2)))
         except Exception:
             log.exception("call %s: cleanup failed", self.call_id)
+        try:
+            await self.recordings.finish()  # the files complete, fetched and announced
+        except Exception:
+            log.exception("call %s: the recordings could not be finished", self.call_id)
         try:
             await self._remember_the_line()
         except Exception:

@@ -9,6 +9,7 @@ the handoff (what we say to the person).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from app.calls.legs import Legs
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.outcomes import Finish
+from app.calls.recordings import Recordings
 from app.config import Settings
 from app.devices import Device
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
@@ -99,6 +101,7 @@ class FlowSteps:
         device: str,
         tts: TextToSpeech | None,
         devices: Callable[[str], Device | None],
+        recordings: Recordings | None = None,
     ) -> None:
         self.ctx = ctx
         self.call_id = ctx.call_id
@@ -111,6 +114,7 @@ class FlowSteps:
         self.device = device
         self.devices = devices  # the user's device of a name, as stored now (blocking: run in a thread)
         self.tts = tts
+        self.recordings = recordings
         self.navigation: MenuNavigation | None = None
         self.answered = False
         self.connected = False
@@ -145,6 +149,8 @@ class FlowSteps:
         """``detail`` (who chose the digits and why) goes into the IVR_DTMF_SENT event; digits
         from the vault are ``masked`` there."""
         await self.legs.ari.send_dtmf(self.legs.ids.company, digits, between=DTMF_BETWEEN_MS, duration=DTMF_DURATION_MS)
+        if self.recordings is not None:
+            self.recordings.keys(digits, on_ms=DTMF_DURATION_MS, off_ms=DTMF_BETWEEN_MS, masked=masked)
         self.hearing.input_sent()
         shown = "*" * len(digits) if masked else digits
         self.ctx.emit(ev.IvrDtmfSent(step_id=step_id, digits=shown, **detail))
@@ -165,7 +171,8 @@ class FlowSteps:
     async def say_text(self, text: str, step_id: str, *, cache: bool = True, masked: bool = False, **detail: Any) -> None:
         """Speak into the call (TTS through the hold bridge), paced in real time."""
         pcm = await self.speech_of(text, cache=cache)
-        await self.media.endpoints["hold"].play(pcm)
+        with self.recordings.masked() if masked and self.recordings is not None else contextlib.nullcontext():
+            await self.media.endpoints["hold"].play(pcm)
         self.hearing.input_sent()
         shown = f"<{detail.get('field', 'value')}>" if masked else text
         self.ctx.emit(ev.IvrSpeechSent(step_id=step_id, text=shown, seconds=round(len(pcm) / SAMPLE_RATE, 2), **detail))
@@ -176,6 +183,8 @@ class FlowSteps:
     async def open_media(self, source: str, channel_id: str, bridge_id: str) -> None:
         endpoint = await self.legs.open_media(channel_id, bridge_id)
         self.media.endpoints[source] = endpoint
+        if source == "hold" and self.recordings is not None:
+            endpoint.on_sent = self.recordings.sent  # all the app says to the company leaves here
         self.media.tasks.append(asyncio.create_task(self.hearing.consume(source, endpoint), name=f"{self.call_id}-{source}"))
 
     async def place_call(self) -> None:
@@ -188,7 +197,8 @@ class FlowSteps:
         await legs.create_bridge(ids.hold_bridge, "mixing,proxy_media")
         await legs.ari.add_channel(ids.hold_bridge, ids.company)
         await self.open_media("hold", ids.hold_media, ids.hold_bridge)
-        self.hearing.record_to(self.settings.recordings_dir)
+        if self.recordings is not None:
+            self.recordings.start(self.settings.recordings_dir)
 
         await legs.ari.dial(ids.company, timeout=self.settings.dial_timeout)
 
@@ -402,6 +412,8 @@ class FlowSteps:
             if user.gone:
                 raise Finish(CallStatus.FAILED, EndReason.USER_NO_ANSWER, f"{device} hung up before being connected") from None
             raise
+        if self.recordings is not None:
+            await self.recordings.record_bridge()  # the user and the person, mixed by Asterisk
         await self.handoff.close()
         self.hearing.active_source = "listen"
         self.hearing.connected = self.connected = True

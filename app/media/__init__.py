@@ -3,7 +3,7 @@
 from app.media.endpoint import EndpointStats, NoFreePortError, RtpEndpoint
 from app.media.jitter import Frame, JitterBuffer, JitterStats
 from app.media.pacing import Pacer, RtpSender
-from app.media.recorder import StreamingWavWriter
+from app.media.recorder import SpeechTrack, StreamingWavWriter
 
 __all__ = [
     "EndpointStats",
@@ -14,5 +14,6 @@ __all__ = [
     "Pacer",
     "RtpEndpoint",
     "RtpSender",
+    "SpeechTrack",
     "StreamingWavWriter",
 ]

@@ -8,6 +8,7 @@ Usage::
     endpoint.record_to(recordings_dir / f"{call_id}.wav")
     async for frame in endpoint.frames():   # 20 ms Frames in call order, until close()
         ...
+    endpoint.on_sent = track.sent            # every frame as it leaves (pcm, talkspurt_start)
     await endpoint.play(prompt_pcm)          # int16 8 kHz, paced one packet per 20 ms
     endpoint.clear_outgoing()                # barge-in
     await endpoint.close()
@@ -119,6 +120,10 @@ class RtpEndpoint:
         self._unread: asyncio.Queue[Frame | None] = asyncio.Queue(_MAX_UNREAD_FRAMES + 1)
         self._recorder: StreamingWavWriter | None = None
         self._outgoing: deque[_OutgoingAudio] = deque()
+        # Told every frame as it leaves (PCM, and whether it starts a talkspurt): the call's record
+        # of what it said. It must not raise: a failing recorder cannot stop the audio.
+        self.on_sent: Callable[[np.ndarray, bool], None] | None = None
+        self._talkspurt_start = True
         self._outgoing_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -311,10 +316,12 @@ class RtpEndpoint:
             now = self._clock.now()
             if pacer is None:
                 pacer = Pacer(now, FRAME_SECONDS)
+                self._talkspurt_start = True
             else:
                 idle = pacer.resume(now)
                 if idle:
                     self._rtp.start_talkspurt(idle)
+                    self._talkspurt_start = True
             while self._outgoing:
                 send_at = pacer.next_send_time(self._clock.now())
                 await self._clock.sleep(send_at - self._clock.now())
@@ -338,6 +345,12 @@ class RtpEndpoint:
         self._transport.sendto(datagram, self._remote)
         self._sent_packets += 1
         self._sent_bytes += len(datagram)
+        if self.on_sent is not None:
+            try:
+                self.on_sent(frame, self._talkspurt_start)
+            except Exception:
+                log.exception("on_sent failed; the frame went out")
+        self._talkspurt_start = False
         for audio in finished:
             audio.finish(sent=True)
 

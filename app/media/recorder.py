@@ -77,3 +77,86 @@ class StreamingWavWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class SpeechTrack:
+    """What the app sent into the call, laid on the far end's timeline (pure: samples in and out).
+
+    The far end's recording holds one sample for each sample heard; this track holds exactly as
+    many, so the two lie side by side and mix sample for sample. ``heard(far)`` moves the timeline
+    on by the far end's next samples; what the app sends is placed on it as it leaves:
+
+    - ``sent(pcm, talkspurt_start=True)``: the first frame of a talkspurt goes at the present (the
+      far end's newest sample); the frames after it follow it without a gap (``talkspurt_start=False``),
+      however sending and hearing jitter against each other;
+    - ``place(pcm)``: audio at the present, mixed with what is there (the key tones Asterisk plays
+      for us while nothing else is sent).
+
+    A frame that leaves a little late still lands where it belongs because the track becomes final
+    only ``latency_seconds`` behind the present: ``heard`` returns the samples that just became final
+    (ours and the two mixed), ``flush`` the rest at the end. Audio that would land beyond
+    ``max_ahead_seconds`` past the present (a far end that stopped sending) is dropped and counted.
+    """
+
+    def __init__(self, sample_rate: int = 8000, *, latency_seconds: float = 0.2, max_ahead_seconds: float = 60.0) -> None:
+        self.sample_rate = sample_rate
+        self.latency = round(latency_seconds * sample_rate)
+        self.max_ahead = round(max_ahead_seconds * sample_rate)
+        self.now = 0  # samples of the far end heard: the present
+        self.final = 0  # samples returned by heard() and flush()
+        self.said_samples = 0  # samples of our audio placed (silence fills the rest)
+        self.dropped_samples = 0
+        self._ours = np.zeros(0, np.int32)  # our audio from ``final`` on
+        self._far = np.zeros(0, np.int32)  # the far end's samples from ``final`` to ``now``
+        self._next: int | None = None  # where the talkspurt's next frame goes
+
+    def sent(self, pcm: np.ndarray, *, talkspurt_start: bool) -> None:
+        at = self.now if talkspurt_start or self._next is None else self._next
+        at = self._mix(at, pcm)
+        self._next = at + len(pcm)
+
+    def place(self, pcm: np.ndarray) -> None:
+        self._mix(self.now, pcm)
+
+    def heard(self, far: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The far end's next samples; returns (ours, mixed) for the samples now final."""
+        self._far = np.concatenate([self._far, np.asarray(far, np.int32)])
+        self.now += len(far)
+        return self._take(max(self.final, self.now - self.latency))
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """The end of the call: the rest of the timeline up to the present."""
+        self.dropped_samples += max(0, len(self._ours) - (self.now - self.final))  # sent past the far end's end
+        ours, mixed = self._take(self.now)
+        self._ours = np.zeros(0, np.int32)
+        return ours, mixed
+
+    def _mix(self, at: int, pcm: np.ndarray) -> int:
+        pcm = np.asarray(pcm)
+        if pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise TypeError(f"expected 1-D int16 PCM, got {pcm.dtype} with shape {pcm.shape}")
+        at = max(at, self.final)  # too late for what is final already: as early as still possible
+        offset = at - self.final
+        if at + len(pcm) > self.now + self.max_ahead:
+            self.dropped_samples += len(pcm)
+            return at
+        end = offset + len(pcm)
+        if end > len(self._ours):
+            self._ours = np.concatenate([self._ours, np.zeros(end - len(self._ours), np.int32)])
+        self._ours[offset:end] += pcm
+        self.said_samples += len(pcm)
+        return at
+
+    def _take(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        count = upto - self.final
+        ours = self._ours[:count]
+        if len(ours) < count:
+            ours = np.concatenate([ours, np.zeros(count - len(ours), np.int32)])
+        mixed = ours + self._far[:count]
+        self._ours, self._far = self._ours[count:], self._far[count:]
+        self.final = upto
+        return _clip16(ours), _clip16(mixed)
+
+
+def _clip16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(samples, -32768, 32767).astype(np.int16)

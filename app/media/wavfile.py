@@ -69,6 +69,32 @@ def read_wav(path: str | Path) -> Audio:
     return Audio(np.clip(np.round(mono), -32768, 32767).astype(np.int16), rate)
 
 
+def wav_seconds(path: str | Path) -> float:
+    """A WAV file's duration from its headers alone (a call's recording can be hundreds of MB).
+    A data size left unknown (0xFFFFFFFF by a writer that never finished) or past the end of the
+    file counts what the file holds."""
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise WavError(f"{path}: not a RIFF/WAVE file")
+        pos, byte_rate = 12, None
+        while pos + 8 <= size:
+            file.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", file.read(8))
+            if chunk_id == b"fmt ":
+                _, channels, rate, byte_rate = struct.unpack("<HHII", file.read(12))
+                if channels < 1 or rate <= 0 or byte_rate <= 0:
+                    raise WavError(f"{path}: invalid format")
+            elif chunk_id == b"data":
+                if byte_rate is None:
+                    raise WavError(f"{path}: data before fmt")
+                return min(chunk_size, size - pos - 8) / byte_rate
+            pos += 8 + chunk_size + (chunk_size & 1)
+    raise WavError(f"{path}: missing fmt or data chunk")
+
+
 def _decode(tag: int, bits: int, body: bytes, path) -> np.ndarray:
     if tag == _FMT_PCM:
         if bits == 8:

@@ -226,7 +226,13 @@ class MediaEngine:
                 sinks[member.id] = _add(self._without(total, sources.get(member.id)), played)
         if bridge.recording is not None:
             mix = _add(total, played)
-            bridge.recording.writer.write(_clip(mix))
+            # The recording is a Recorder channel in the bridge. Beside one other member the
+            # bridge is a simple_bridge, which passes on only the frames that member sends: a
+            # far end sending nothing (Wait) leaves no time in the file (capture g: 7.0 s of file
+            # for 8 s of wall time, the missing second the company's Wait). With two or more
+            # members it mixes (softmix) and writes every 20 ms, silence included.
+            if mix is not None or len(bridge.channels) >= 2:
+                bridge.recording.writer.write(_clip(mix))
 
     @staticmethod
     def _without(total: np.ndarray | None, own: np.ndarray | None) -> np.ndarray | None:
@@ -260,6 +266,4 @@ class MediaEngine:
                 cause = channel.far_end.take_hangup()
                 if cause is not None:
                     pbx.far_end_hangup(channel, cause)
-        for recording in list(pbx.live_recordings.values()):
-            if recording.max_frames is not None and recording.writer.frames >= recording.max_frames:
-                pbx.finish_recording(recording)
+        pbx.check_recording_limits()

@@ -265,7 +265,8 @@ class LiveRecording:
     format: str
     target: Channel | Bridge
     writer: RecordingWriter
-    max_frames: int | None = None
+    max_seconds: int | None = None  # maxDurationSeconds (None: no limit)
+    started_second: int = 0  # the wall clock's whole second when it started (Asterisk's time(NULL))
     state: str = "recording"
     duration: int | None = None
 

@@ -86,6 +86,7 @@ class Pbx:
         is_app_registered: Callable[[str], bool],
         timing: PbxTiming = PbxTiming(),
         asterisk_id: str = DEFAULT_ASTERISK_ID,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
@@ -98,6 +99,7 @@ class Pbx:
         self._resolve_media = resolve_media
         self._is_app_registered = is_app_registered
         self._timing = timing
+        self._wall_clock = wall_clock
         self._sequence = itertools.count(0x1A)
         self._unique = itertools.count(1)
 
@@ -494,7 +496,8 @@ class Pbx:
             format=audio_format,
             target=target,
             writer=self.recordings.open(name, append=if_exists == "append"),
-            max_frames=max_duration * SAMPLE_RATE // FRAME_SAMPLES if max_duration > 0 else None,
+            max_seconds=max_duration if max_duration > 0 else None,
+            started_second=int(self._wall_clock()),
         )
         self.live_recordings[name] = recording
         target.recording = recording
@@ -516,6 +519,15 @@ class Pbx:
         if self.recordings.exists(recording.name):
             self.recordings.delete(recording.name)
         self._recording_event(recording, "RecordingFinished")
+
+    def check_recording_limits(self) -> None:
+        """``maxDurationSeconds`` as Asterisk's Record applies it: in whole seconds of the wall
+        clock (``time(NULL)``), once more than that many have passed (``maxtime < end - start``).
+        A 2 s limit ends the recording 2.0-3.0 s after its start (capture g: after 2.87 s)."""
+        now = int(self._wall_clock())
+        for recording in list(self.live_recordings.values()):
+            if recording.max_seconds is not None and now - recording.started_second > recording.max_seconds:
+                self.finish_recording(recording)
 
     def finish_recording(self, recording: LiveRecording) -> None:
         """Stop, maximum duration reached, or the target went away."""

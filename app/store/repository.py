@@ -21,8 +21,16 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calls.events import AudioClassified, CallEnded, CallEvent, CallStatusChanged, HumanDetected, RecordingSaved
-from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
+from app.calls.events import (
+    AudioClassified,
+    CallEnded,
+    CallEvent,
+    CallStatusChanged,
+    EventType,
+    HumanDetected,
+    RecordingSaved,
+)
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason, RecordingChannel
 from app.clock import utc_now
 from app.devices import Device, DeviceConflict, UnknownDevice, check_device, name_problem
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
@@ -256,6 +264,19 @@ class Store:
                     for c in classifications
                 ],
             )
+
+    def call_recordings(self, call_id: str) -> list[dict[str, Any]] | None:
+        """The RECORDING_SAVED data of a call (``path``, ``seconds``, ``channel``), in order;
+        None when there is no such call."""
+        with self._transaction(write=False) as session:
+            if session.get(CallRow, call_id) is None:
+                return None
+            rows = session.scalars(
+                select(CallEventRow.data)
+                .where(CallEventRow.call_id == call_id, CallEventRow.type == EventType.RECORDING_SAVED.value)
+                .order_by(CallEventRow.seq, CallEventRow.id)
+            )
+            return [dict(data) for data in rows]
 
     def list_calls(self, limit: int = 100, offset: int = 0, status: CallStatus | str | None = None) -> list[CallRecord]:
         """Newest first, without events or classifications."""
@@ -600,8 +621,8 @@ def call_row_changes(event: CallEvent) -> dict[str, Any]:
             return changes
         case HumanDetected(hold_seconds=hold_seconds):
             return {"hold_seconds": hold_seconds}
-        case RecordingSaved(path=path):
-            return {"recording_path": path}
+        case RecordingSaved(path=path, channel=RecordingChannel.FAR_END):
+            return {"recording_path": path}  # the others are found through their events
         case CallEnded(status=status, reason=reason, detail=detail):
             return {"status": status, "reason": reason, "detail": detail, "ended_at": event.at}
     return {}

@@ -272,6 +272,14 @@ CASES: dict[str, Case] = {
         (200, b"RIFF\x24\x00\x00\x00WAVEfmt "),
         check=lambda data: data == b"RIFF\x24\x00\x00\x00WAVEfmt ",
     ),
+    "stored_recording_chunks": Case(
+        lambda c: _joined_chunks(c.stored_recording_chunks("hs-g-bridge-rec", chunk_bytes=5)),
+        "GET",
+        "/recordings/stored/hs-g-bridge-rec/file",
+        {},
+        (200, b"RIFF\x24\x00\x00\x00WAVEfmt " * 100),
+        check=lambda data: data == b"RIFF\x24\x00\x00\x00WAVEfmt " * 100,
+    ),
     "delete_stored_recording": Case(
         lambda c: c.delete_stored_recording("hs-g-bridge-rec"), "DELETE", "/recordings/stored/hs-g-bridge-rec", {}
     ),
@@ -295,6 +303,10 @@ CASES: dict[str, Case] = {
         lambda c: c.delete_stored_recording("calls/2026 x"), "DELETE", "/recordings/stored/calls%2F2026%20x", {}
     ),
 }
+
+
+async def _joined_chunks(chunks) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
 
 
 def _schema_query_params() -> dict[tuple[str, str], set[str]]:
@@ -447,6 +459,15 @@ async def test_ignore_missing_swallows_only_not_found(fake: FakeAri, client: Ari
     assert await ignore_missing(client.stop_recording("gone")) is None
     with pytest.raises(AriConflict):
         await ignore_missing(client.stop_recording("busy"))
+
+
+async def test_a_missing_recording_file_is_not_found_before_any_chunk(fake: FakeAri, client: AriClient) -> None:
+    fake.reply("GET", "/recordings/stored/gone/file", 404, {"message": "Recording not found"})
+    chunks = []
+    with pytest.raises(AriNotFound, match="Recording not found"):
+        async for chunk in client.stored_recording_chunks("gone"):
+            chunks.append(chunk)
+    assert chunks == []
 
 
 # --- sessions and models ---

@@ -438,6 +438,41 @@ async def test_audio_after_idle_starts_a_new_talkspurt(endpoint, peer, clock):
     assert second.marker
 
 
+async def test_every_frame_that_leaves_is_told_with_its_talkspurt_start(endpoint, peer, clock):
+    endpoint.set_remote(*peer.address)
+    told: list[tuple[np.ndarray, bool]] = []
+    endpoint.on_sent = lambda pcm, start: told.append((pcm.copy(), start))
+    first = tone(0.03)  # two frames, the second padded
+    playing = asyncio.create_task(endpoint.play(first))
+    ((_, a, _),) = await peer.take(1)
+    clock.advance(FRAME)
+    assert await asyncio.wait_for(playing, TIMEOUT)
+    following = asyncio.create_task(endpoint.play(tone(0.02)))  # right after: the same talkspurt
+    clock.advance(FRAME)
+    assert await asyncio.wait_for(following, TIMEOUT)
+    clock.advance(1.0)
+    assert await endpoint.play(tone(0.02))  # after idle: a new one
+    (_, b, _), (_, c, _), (_, d, _) = await peer.take(3)
+    assert [start for _, start in told] == [True, False, False, True] == [p.marker for p in (a, b, c, d)]
+    assert np.array_equal(told[0][0], first[:160])
+    assert np.array_equal(told[1][0], np.concatenate([first[160:], np.zeros(80, np.int16)]))
+    assert [ulaw_encode(pcm) for pcm, _ in told] == [p.payload for p in (a, b, c, d)]
+
+
+async def test_a_failing_on_sent_does_not_stop_the_audio(endpoint, peer, clock):
+    endpoint.set_remote(*peer.address)
+
+    def broken(pcm, start):
+        raise OSError("disk full")
+
+    endpoint.on_sent = broken
+    playing = asyncio.create_task(endpoint.play(tone(0.04)))
+    await peer.take(1)
+    clock.advance(FRAME)
+    assert await asyncio.wait_for(playing, TIMEOUT)
+    await peer.take(1)
+
+
 async def test_clear_outgoing_stops_playback_at_once(real_time_endpoint, peer):
     ep = real_time_endpoint
     ep.set_remote(*peer.address)

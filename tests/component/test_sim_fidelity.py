@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import wave
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,13 @@ import aiohttp
 import numpy as np
 import pytest
 
-from app.media.wavfile import load_audio
+from app.media.wavfile import load_audio, read_wav
 from app.sim.corpus import ensure_corpus
 from app.media.g711 import ulaw_decode, ulaw_encode
 from app.media.rtp import PT_PCMU, RtpPacket, parse_rtp
 from app.sim import Scenario, SimConfig, SimulatedPBX, UserPhoneConfig
 from tests.ari_schema import operation, undocumented_query_params, validate_event, validate_response
+from tests.audio_fixtures import best_match
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,6 +86,8 @@ def _detail(event: Mapping[str, Any], roles: Mapping[str, str]) -> str:
         return event["playback"]["state"]
     if kind == "ChannelDtmfReceived":
         return event["digit"]
+    if kind.startswith("Recording"):
+        return event["recording"]["state"]
     return ""
 
 
@@ -272,6 +276,20 @@ SCENARIOS: dict[str, Scenario] = {
                 "ring_seconds": 0.2,
                 "answer_pause_seconds": 0.1,
                 "nodes": _hold_then_agent(0.3),
+            }
+        ),
+        # Capture g's company: answers, sends nothing for a second (Answer, Wait), says a prompt, plays music.
+        Scenario.model_validate(
+            {
+                "name": "g-company",
+                "number": "5550110",
+                "ring_seconds": 0,
+                "answer_pause_seconds": 1.0,
+                "nodes": {
+                    "prompt": {"kind": "announcement", "audio": ["prompt:one-moment-please"], "then": "hold"},
+                    "hold": {"kind": "hold", "music": "moh:macroform-cold_day", "seconds": 600, "next": "agent"},
+                    "agent": {"kind": "agent", "greeting": ["speech:vk5qi.wav"]},
+                },
             }
         ),
         # The numbers of the fake company dialplan behind capture f (Local/1000, Local/1007).
@@ -621,7 +639,7 @@ async def assert_faithful_and_clean(pbx: SimulatedPBX, ari: AriHttp) -> None:
     assert reply_errors == {}
     # The PBX's own log is what other tests trust: it must agree with the wire.
     assert [(r["method"], r["path"], r["status"], r["body"]) for r in pbx.rest_log] == [
-        (r.method, r.path, r.status, r.body) for r in ari.replies
+        (r.method, r.path, r.status, _as_logged(r.body)) for r in ari.replies
     ]
     logged_errors = {
         f"{r['method']} {r['path']} -> {r['status']}": errs
@@ -630,6 +648,11 @@ async def assert_faithful_and_clean(pbx: SimulatedPBX, ari: AriHttp) -> None:
         and (errs := validate_response(r["method"], _strip_ari(r["path"]), r["status"], r["body"]))
     }
     assert logged_errors == {}
+
+
+def _as_logged(body: Any) -> Any:
+    """A binary reply (a recording file) as the PBX logs it, like the captures do."""
+    return {"_binary": True, "bytes": len(body)} if isinstance(body, bytes) else body
 
 
 def assert_rtp_like_asterisk(rtp: RtpSocket) -> None:
@@ -948,6 +971,137 @@ F_ROLES = {
     "hs-f-company": "company", "hs-f-em": "em", "hs-f-ringing": "ringing", "hs-f-bridge": "bridge",
     "hs-f-pb-missing": "pb_missing", "hs-f-pb-badscheme": "pb_badscheme", "hs-f-pb-beep": "pb_beep",
 }  # fmt: skip
+
+
+def captured_rest(name: str, method: str, path: str, status: int) -> Any:
+    """The body of the first captured reply to ``method path`` with ``status``."""
+    for record in capture_records(name):
+        if record["dir"] == "rest" and (record["method"], record["path"], record["status"]) == (method, path, status):
+            return record["response"]
+    raise LookupError(f"{name}: no {method} {path} -> {status}")
+
+
+def _renamed(body: Any, names: Mapping[str, str]) -> Any:
+    """A captured body with its ids replaced by the simulator's."""
+    text = json.dumps(body)
+    for old, new in names.items():
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+async def test_bridge_recording_matches_capture_g(
+    pbx: SimulatedPBX, ari: AriHttp, events: EventSocket, tmp_path: Path
+) -> None:
+    # Capture g: a bridge with the company alone, recorded; its first second sends no audio.
+    company, bridge, name = "g-company", "g-bridge", "g-bridge-rec"
+    names = {"hs-g-bridge-rec": name, "hs-g-bridge": bridge, "hs-g-company": company}
+    await ari.expect(
+        200, "POST", "/channels/create",
+        endpoint="PJSIP/5550110@trunk", app=APP, appArgs="company,g", formats="ulaw", channelId=company,
+    )  # fmt: skip
+    await events.wait_for("StasisStart", channel=company)
+    await ari.expect(200, "POST", "/bridges", type="mixing", bridgeId=bridge, name=bridge)
+    await ari.expect(204, "POST", f"/bridges/{bridge}/addChannel", channel=company)
+    await ari.expect(204, "POST", f"/channels/{company}/dial", timeout=30)
+    await events.wait_for("Dial", peer=company, dialstatus="ANSWER")
+
+    loop = asyncio.get_running_loop()
+    record = dict(name=name, format="wav", ifExists="overwrite", maxDurationSeconds=60, beep="false", terminateOn="none")
+    started = loop.time()
+    reply = await ari.expect(201, "POST", f"/bridges/{bridge}/record", **record)
+    assert reply == _renamed(captured_rest("g-bridge-recording", "POST", "/bridges/hs-g-bridge/record", 201), names)
+    await events.wait_for("RecordingStarted", recording=name)
+    live = await ari.expect(200, "GET", f"/recordings/live/{name}")
+    assert live == _renamed(captured_rest("g-bridge-recording", "GET", "/recordings/live/hs-g-bridge-rec", 200), names)
+    await asyncio.sleep(4.0)
+    await ari.expect(204, "POST", f"/recordings/live/{name}/stop")
+    wall = loop.time() - started
+    finished = await events.wait_for("RecordingFinished", recording=name)
+    not_found = captured_rest("g-bridge-recording", "GET", "/recordings/live/hs-g-bridge-rec", 404)
+    assert await ari.expect(404, "GET", f"/recordings/live/{name}") == not_found
+    assert await ari.expect(200, "GET", "/recordings/stored") == [{"name": name, "format": "wav"}]
+    assert await ari.expect(200, "GET", f"/recordings/stored/{name}") == {"name": name, "format": "wav"}
+    file = await ari.request("GET", f"/recordings/stored/{name}/file")
+    assert file.status == 200 and isinstance(file.body, bytes) and file.body[:4] == b"RIFF"
+    (tmp_path / "g.wav").write_bytes(file.body)
+    with wave.open(str(tmp_path / "g.wav")) as stored:
+        assert (stored.getframerate(), stored.getnchannels(), stored.getsampwidth()) == (8000, 1, 2)
+        seconds = stored.getnframes() / 8000
+    # The second the company sent nothing is not in the file (capture g: 7.0 s for 8 s of wall time) ...
+    assert wall - 1.0 - 0.2 <= seconds <= wall - 1.0 + 0.1, (wall, seconds)
+    # ... and RecordingFinished gives the file's length in whole seconds.
+    assert (finished["recording"]["state"], finished["recording"]["duration"]) == ("done", int(seconds))
+
+    refused = await ari.request("POST", f"/bridges/{bridge}/record", {"name": name, "format": "wav", "ifExists": "fail"})
+    expected = captured_rest("g-bridge-recording", "POST", "/bridges/hs-g-bridge/record", 409)
+    assert (refused.status, refused.body) == (409, _renamed(expected, names))
+    capped_at = loop.time()
+    await ari.expect(201, "POST", f"/bridges/{bridge}/record", name=name, format="wav", ifExists="overwrite", maxDurationSeconds=2)
+    await events.wait_for("RecordingStarted", recording=name, timeout=2.0)
+    await until(lambda: len([e for e in events.events if e["type"] == "RecordingFinished"]) == 2, 4.0, "the capped end")
+    # Asterisk checks the limit in whole wall-clock seconds, once more than 2 have passed (2.87 s in g).
+    assert 2.0 <= loop.time() - capped_at <= 3.15
+    capped = [e for e in events.events if e["type"] == "RecordingFinished"][-1]
+    assert (capped["recording"]["state"], capped["recording"]["duration"]) == ("done", 2)
+
+    await ari.expect(204, "DELETE", f"/channels/{company}")
+    await events.wait_for("ChannelDestroyed", channel=company)
+    await ari.expect(204, "DELETE", f"/bridges/{bridge}")
+    await events.wait_for("BridgeDestroyed", bridge=bridge)
+    await ari.expect(204, "DELETE", f"/recordings/stored/{name}")
+    assert await ari.expect(404, "GET", f"/recordings/stored/{name}") == not_found
+
+    recording_role = {"hs-g-bridge-rec": "recording"}
+    expected_steps = event_steps(capture_events("g-bridge-recording"), recording_role)
+    assert expected_steps == [
+        Step("RecordingStarted", "recording", "recording"), Step("RecordingFinished", "recording", "done")
+    ] * 2  # fmt: skip
+    assert event_steps(events.events, {name: "recording"}) == expected_steps
+    await assert_faithful_and_clean(pbx, ari)
+
+
+async def test_a_bridge_of_two_is_recorded_mixed_and_without_gaps(
+    pbx: SimulatedPBX, ari: AriHttp, events: EventSocket, rtp_sockets: Callable[[], Any], tmp_path: Path
+) -> None:
+    # The app's main bridge: the company and the user's phone. Beside a Recorder that is three
+    # channels, which Asterisk mixes (softmix) every 20 ms: the file runs with the wall clock.
+    leg = await start_company_call(ari, events, await rtp_sockets(), "5550109", "two")
+    await events.wait_for("Dial", peer=leg.company, dialstatus="ANSWER")
+    user, main, name = "two-user", "two-main", "two-main-rec"
+    await call_user(ari, events, user, USER_PHONE, timeout=10)
+    await events.wait_for("Dial", peer=user, dialstatus="ANSWER")
+    await ari.expect(204, "POST", f"/bridges/{leg.bridge}/removeChannel", channel=leg.company)
+    await ari.expect(200, "POST", "/bridges", type="mixing,proxy_media", bridgeId=main)
+    await ari.expect(204, "POST", f"/bridges/{main}/addChannel", channel=f"{leg.company},{user}")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await ari.expect(201, "POST", f"/bridges/{main}/record", name=name, format="wav", ifExists="overwrite")
+    await asyncio.sleep(4.0)
+    await ari.expect(204, "POST", f"/recordings/live/{name}/stop")
+    wall = loop.time() - started
+    await events.wait_for("RecordingFinished", recording=name)
+    file = await ari.request("GET", f"/recordings/stored/{name}/file")
+    assert file.status == 200 and isinstance(file.body, bytes)
+    (tmp_path / "two.wav").write_bytes(file.body)
+    audio = read_wav(tmp_path / "two.wav")
+    assert wall - 0.15 <= audio.duration <= wall + 0.05, (wall, audio.duration)
+
+    # Both sides are in it: the agent's greeting and the user's words, as each sent them.
+    corpus = ensure_corpus()
+    agent = load_audio(corpus.resolve("speech:vk5qi.wav"))
+    user_words = load_audio(corpus.resolve("speech:kristoff.raw"))
+    assert best_match(audio.pcm, agent) > 0.5
+    assert best_match(audio.pcm, user_words) > 0.5
+    assert best_match(audio.pcm, load_audio(corpus.resolve("prompt:hello-world"))) < 0.3  # a clip never played
+
+    await ari.expect(204, "DELETE", f"/recordings/stored/{name}")
+    for channel in (user, leg.company, leg.em):
+        await ari.expect(204, "DELETE", f"/channels/{channel}")
+        await events.wait_for("ChannelDestroyed", channel=channel)
+    for bridge in (main, leg.bridge):
+        await ari.expect(204, "DELETE", f"/bridges/{bridge}")
+        await events.wait_for("BridgeDestroyed", bridge=bridge)
+    await assert_faithful_and_clean(pbx, ari)
 
 
 async def test_error_probes_of_capture_f_replay_identically(

@@ -454,10 +454,19 @@ def test_the_call_row_follows_its_events(store):
             event(ev.CallStatusChanged(status="human_detected", previous="on_hold"), seq=5, at=at[4]),
             event(ev.CallStatusChanged(status="connected", previous="transferring"), seq=6, at=at[5]),
             event(ev.RecordingSaved(path="/rec/c1.wav", seconds=90.0), seq=7, at=at[6]),
+            event(ev.RecordingSaved(path="/rec/c1.app.wav", seconds=90.0, channel="app"), seq=7, at=at[6]),
+            event(ev.RecordingSaved(path="/rec/c1.bridged.wav", seconds=12.0, channel="bridged"), seq=7, at=at[6]),
             event(ev.CallEnded(status="completed", reason="bridged", detail="the user hung up"), seq=8, at=at[7]),
         ]
     )
     record = store.get_call("c1")
+    # The row keeps the far end's file (GET .../recording); the others are found through their events.
+    assert store.call_recordings("c1") == [
+        {"path": "/rec/c1.wav", "seconds": 90.0, "channel": "far_end"},
+        {"path": "/rec/c1.app.wav", "seconds": 90.0, "channel": "app"},
+        {"path": "/rec/c1.bridged.wav", "seconds": 12.0, "channel": "bridged"},
+    ]
+    assert store.call_recordings("nope") is None
     assert record.answered_at == at[1]  # the first answer, not the menus coming back
     assert (record.hold_started_at, record.human_detected_at, record.connected_at) == (at[2], at[4], at[5])
     assert (record.hold_seconds, record.recording_path) == (61.5, "/rec/c1.wav")

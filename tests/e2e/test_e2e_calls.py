@@ -6,19 +6,23 @@ After every call the simulator must hold no channels and no bridges.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
+from app.audio.tones import ToneDetector
 from app.calls.events import CallEvent, event_json_schema
 from app.api.app import create_api
 from app.config import Settings
 from app.media.wavfile import read_wav
 from app.runtime import HoldSlayer
 from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
+from tests.audio_fixtures import best_match
 from tests.conftest import REPO, ApiServer
 
 pytestmark = pytest.mark.e2e
@@ -145,6 +149,7 @@ async def stack(tmp_path: Path, corpus, http, database_url, request):
         DEAD_PHONE: UserPhoneConfig(answer_after=None),
     }
     overrides = dict(getattr(request, "param", {}))
+    user_phones[USER_PHONE] = overrides.pop("user_phone", user_phones[USER_PHONE])
     overrides.setdefault("user_devices", {"sip_phone": USER_PHONE, "dead_phone": DEAD_PHONE})
     async with running_stack(tmp_path, http, corpus, database_url, user_phones=user_phones, **overrides) as running:
         yield running
@@ -179,6 +184,77 @@ async def test_success_through_a_two_level_menu(stack: Stack):
     audio = read_wav(recording)
     assert audio.sample_rate == 8000 and audio.duration > 5
     await stack.assert_pbx_clean()
+
+
+# The user waits to hear the person, answers them ("hello") and stays 20 s: a conversation in the bridge.
+TALKING_USER = UserPhoneConfig(answer_after=0.5, hangup_after=20.0, speech="prompt:hello", answers_prompt=True)
+
+
+@pytest.mark.parametrize("stack", [{"user_phone": TALKING_USER}], indirect=True)
+async def test_a_bridged_call_keeps_the_far_end_what_we_said_the_mix_and_the_conversation(stack: Stack, tmp_path: Path):
+    call_id = await stack.call(LONG_HOLD)
+    call = await stack.wait_final(call_id, timeout=150)
+    assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
+
+    status, body, _ = await stack.get(f"/api/calls/{call_id}/recordings")
+    assert status == 200
+    listed = json.loads(body)["recordings"]
+    assert [r["channel"] for r in listed] == ["far_end", "app", "mixed", "bridged"]
+    audio = {}
+    for entry in listed:
+        status, data, content_type = await stack.get(entry["url"])
+        assert status == 200 and content_type.startswith("audio/wav"), entry
+        (tmp_path / f"{entry['channel']}.wav").write_bytes(data)
+        audio[entry["channel"]] = read_wav(tmp_path / f"{entry['channel']}.wav").pcm
+        assert len(audio[entry["channel"]]) / 8000 == pytest.approx(entry["seconds"], abs=0.01)
+    far, ours, mixed, bridged = audio["far_end"], audio["app"], audio["mixed"], audio["bridged"]
+    status, legacy, _ = await stack.get(f"/api/calls/{call_id}/recording")
+    assert status == 200 and read_wav_bytes(legacy, tmp_path).tolist() == far.tolist(), "the old URL: the far end"
+
+    # What we said lies on the far end's timeline: as long, and mixed with it sample for sample.
+    assert len(far) == len(ours) == len(mixed)
+    assert np.array_equal(mixed, np.clip(far.astype(np.int32) + ours, -32768, 32767))
+    # Our words where the events say we spoke, the key we pressed, and digital silence elsewhere.
+    lines = events_of(call, "AGENT_GREETED") + events_of(call, "HUMAN_PROBE")
+    assert any(line["line"] == "greeting" for line in events_of(call, "AGENT_GREETED"))
+    ours_at = np.zeros(len(ours), bool)
+    for line in lines:
+        start = round(line["t"] * 8000)
+        assert rms_dbfs(ours[start + 400 : start + 4000]) > -35, f"no words at {line}"
+        ours_at[max(0, start - 800) : start + round((line["seconds"] + 0.3) * 8000)] = True
+    keys = dtmf_in(ours)
+    assert [digit for digit, _ in keys] == ["1"], "the key the flow pressed"
+    for _, t in keys:
+        ours_at[round(t * 8000) - 800 : round(t * 8000) + 1600] = True
+    assert ours_at.any() and not ours[~ours_at].any(), "silence wherever we said nothing"
+
+    # The bridged conversation holds both: the user's hello and the person's words.
+    assert best_match(bridged, stack.pbx.audio.clip("prompt:hello")) > 0.5
+    agent = load_scenarios()[LONG_HOLD].nodes["agent"]
+    assert max(best_match(bridged, stack.pbx.audio.clip(ref)) for ref in agent.clips()) > 0.5
+    assert best_match(ours, stack.pbx.audio.clip("prompt:hello")) < 0.5, "the user is not in the app's file"
+    await stack.assert_pbx_clean()
+    assert not stack.pbx.model.recordings.list(), "the recording was deleted from the PBX once fetched"
+
+
+def read_wav_bytes(data: bytes, directory: Path) -> np.ndarray:
+    path = directory / "fetched.wav"
+    path.write_bytes(data)
+    return read_wav(path).pcm
+
+
+def rms_dbfs(pcm: np.ndarray) -> float:
+    return 20 * float(np.log10(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) / 32768 + 1e-12))
+
+
+def dtmf_in(pcm: np.ndarray) -> list[tuple[str, float]]:
+    detector = ToneDetector()
+    return [
+        (event.detail["digit"], event.t)
+        for start in range(0, len(pcm), 160)
+        for event in detector.push(pcm[start : start + 160], start / 8000)
+        if event.kind == "dtmf"
+    ]
 
 
 async def test_busy(stack: Stack):

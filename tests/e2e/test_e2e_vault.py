@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from app.media.wavfile import read_wav
 from app.sim import UserPhoneConfig
-from tests.e2e.test_e2e_calls import USER_PHONE, Stack, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, dtmf_in, events_of, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +75,11 @@ async def test_an_account_number_from_the_vault_is_keyed_and_never_shown(stack: 
     assert entries[0]["digits"] == "*" * len(ACCOUNT + "#"), "the value never reaches the journal"
     assert ACCOUNT not in str(call["events"])
     assert not events_of(call, "USER_DATA_REQUESTED"), "nothing to ask: the vault had it"
+    # The app's recording keeps the keys it chose itself, and the account number only as a tone.
+    saved = {d.get("channel", "far_end"): d for d in events_of(call, "RECORDING_SAVED")}
+    ours = read_wav(saved["app"]["path"]).pcm
+    chosen = "".join(d["digits"] for d in events_of(call, "IVR_DTMF_SENT") if d.get("purpose") != "user_data")
+    assert "".join(digit for digit, _ in dtmf_in(ours)) == chosen
 
 
 @pytest.mark.timeout(150)

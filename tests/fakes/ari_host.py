@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.ari.errors import AriError
+from app.ari.errors import AriError, error_for_status
 from app.ari.events import parse_event
 from app.ari.models import Channel
 from tests.ari_fake import channel as channel_json
@@ -26,6 +26,10 @@ class FakeAriHost:
     start_channels: bool = True  # False: created channels never get their StasisStart
     refuse: set[str] = field(default_factory=set)  # request names answered with an ARI error
     gone: set[str] = field(default_factory=set)  # channels Asterisk no longer has
+    stored: dict[str, bytes] = field(default_factory=dict)  # recordings in Asterisk's spool
+    recording_audio: bytes = b""  # the file a recording stores when it stops (a WAV)
+    finish_recordings: bool = True  # False: a stopped recording never gets its RecordingFinished
+    live: dict[str, str] = field(default_factory=dict)  # live recording name -> its bridge
 
     def _request(self, name: str, *args: Any) -> None:
         self.requests.append((name, args))
@@ -79,3 +83,35 @@ class FakeAriHost:
 
     async def destroy_bridge(self, bridge_id: str, *, missing_ok: bool = False) -> None:
         self._request("destroy_bridge", bridge_id)
+
+    # -- recordings, as capture g: RecordingStarted before the 201, RecordingFinished after the stop
+
+    def _recording_event(self, event_type: str, name: str, target: str, state: str) -> None:
+        self.push(event_type, recording={"name": name, "format": "wav", "state": state, "target_uri": target})
+
+    async def bridge_record(self, bridge_id: str, name: str, **kwargs: Any) -> None:
+        self._request("bridge_record", bridge_id, name, kwargs)
+        self._recording_event("RecordingStarted", name, f"bridge:{bridge_id}", "recording")
+        self.live[name] = bridge_id
+
+    async def stop_recording(self, name: str) -> None:
+        self._request("stop_recording", name)
+        if name not in self.live:
+            raise error_for_status(404, "Recording not found", "POST", f"/recordings/live/{name}/stop")
+        bridge_id = self.live.pop(name)
+        self.stored[name] = self.recording_audio
+        if self.finish_recordings:
+            self._recording_event("RecordingFinished", name, f"bridge:{bridge_id}", "done")
+
+    async def stored_recording_chunks(self, name: str, **kwargs: Any):
+        self._request("stored_recording_chunks", name)
+        if name not in self.stored:
+            raise error_for_status(404, "Recording not found", "GET", f"/recordings/stored/{name}/file")
+        data = self.stored[name]
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+
+    async def delete_stored_recording(self, name: str) -> None:
+        self._request("delete_stored_recording", name)
+        if self.stored.pop(name, None) is None:
+            raise error_for_status(404, "Recording not found", "DELETE", f"/recordings/stored/{name}")

@@ -21,8 +21,13 @@ from tests.unit.test_learning import FakeFlowStore, _flow
 class FakeStore(FakeFlowStore):
     calls: list = []
 
+    recordings: dict = {}  # call id -> its RECORDING_SAVED data
+
     def get_call(self, call_id):
         return None
+
+    def call_recordings(self, call_id):
+        return self.recordings.get(call_id)
 
     def list_calls(self, limit=100, offset=0, status=None):
         return self.calls[offset : offset + limit]
@@ -36,7 +41,7 @@ def _runtime(store) -> SimpleNamespace:
     connected.set()
     return SimpleNamespace(
         stream=SimpleNamespace(connected=connected, reconnects=2),
-        manager=SimpleNamespace(active_calls=["a", "b"]),
+        manager=SimpleNamespace(active_calls=["a", "b"], recording_failures={"bridge_fetch": 1}),
         flow_errors=["flows/bad.yaml: steps[0].dtmf: ..."],
         store=store,
         settings=Settings(),
@@ -60,7 +65,43 @@ def test_health_reads_the_runtime_on_app_state(client):
         "ari_reconnects": 2,
         "active_calls": 2,
         "flow_errors": ["flows/bad.yaml: steps[0].dtmf: ..."],
+        "recording_failures": {"bridge_fetch": 1},
     }
+
+
+def test_a_calls_recordings_are_listed_and_served_by_channel(client, store, tmp_path):
+    for name in ("c1.wav", "c1.app.wav", "c1.bridged.wav"):
+        (tmp_path / name).write_bytes(b"RIFF" + name.encode())
+    store.recordings = {
+        "c1": [
+            {"path": str(tmp_path / "c1.wav"), "seconds": 61.2},  # journalled before channels existed
+            {"path": str(tmp_path / "c1.app.wav"), "seconds": 61.2, "channel": "app"},
+            {"path": str(tmp_path / "c1.mixed.wav"), "seconds": 61.2, "channel": "mixed"},  # deleted since
+            {"path": str(tmp_path / "c1.bridged.wav"), "seconds": 8.0, "channel": "bridged"},
+        ],
+        "c2": [],
+    }
+    assert client.get("/api/calls/c1/recordings").json() == {
+        "call_id": "c1",
+        "recordings": [
+            {"channel": "far_end", "seconds": 61.2, "url": "/api/calls/c1/recordings/far_end"},
+            {"channel": "app", "seconds": 61.2, "url": "/api/calls/c1/recordings/app"},
+            {"channel": "bridged", "seconds": 8.0, "url": "/api/calls/c1/recordings/bridged"},
+        ],
+    }
+    response = client.get("/api/calls/c1/recordings/bridged")
+    assert (response.status_code, response.headers["content-type"], response.content) == (
+        200, "audio/wav", b"RIFFc1.bridged.wav"
+    )  # fmt: skip
+    assert client.get("/api/calls/c1/recordings/far_end").content == b"RIFFc1.wav"
+    gone = client.get("/api/calls/c1/recordings/mixed")
+    assert gone.status_code == 404 and "no longer on disk" in gone.json()["detail"]
+    never = client.get("/api/calls/c2/recordings/bridged")
+    assert never.status_code == 404 and "never bridged" in never.json()["detail"]
+    assert client.get("/api/calls/c2/recordings").json() == {"call_id": "c2", "recordings": []}
+    assert client.get("/api/calls/nope/recordings").json() == {"detail": "no call with id 'nope'"}
+    assert client.get("/api/calls/nope/recordings/app").status_code == 404
+    assert client.get("/api/calls/c1/recordings/video").status_code == 422
 
 
 def test_replacing_a_flow_stores_its_next_version(client, store):

@@ -340,19 +340,6 @@ def test_what_the_handoff_says_becomes_greeting_or_probe_events():
     assert isinstance(published[1].data, ev.HumanProbe) and published[1].data.text == "Hello?"
 
 
-def test_the_far_end_is_recorded_frame_by_frame(tmp_path: Path):
-    hearing, _, _ = hearing_with([])
-    hearing.record_to(tmp_path / "recordings")
-    for value in (100, -100, 50):
-        hearing.hear(np.full(160, value, dtype=np.int16))
-    path = hearing.close_recording()
-    assert path == str(tmp_path / "recordings" / "c1.wav")
-    from app.media.wavfile import read_wav
-
-    audio = read_wav(path)
-    assert len(audio.pcm) == 480 and audio.pcm[0] == 100 and audio.pcm[-1] == 50
-
-
 def test_input_sent_forgets_the_hold_heard_before_it():
     hearing, _, _ = hearing_with([])
     hearing.hold_heard = True

@@ -59,7 +59,7 @@ EXAMPLES: list[ev.EventData] = [
     ev.AgentGreeted(line="greeting", text="Hi, thanks for picking up!", t=95.1, seconds=1.6),
     ev.TransferStarted(device="sip_phone", dial_string="PJSIP/sip_phone"),
     ev.TransferComplete(device="sip_phone"),
-    ev.RecordingSaved(path="/var/lib/holdslayer/recordings/c1.wav", seconds=812.4),
+    ev.RecordingSaved(path="/var/lib/holdslayer/recordings/c1.bridged.wav", seconds=812.4, channel="bridged"),
     ev.AriReconnected(lost_channels=["hs-c1-company"]),
 ]  # fmt: skip
 

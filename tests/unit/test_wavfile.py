@@ -144,3 +144,19 @@ def test_wav_error_names_the_file(tmp_path):
     path.write_text("hello")
     with pytest.raises(WavError, match=r"notes\.txt"):
         read_wav(path)
+
+
+def test_wav_seconds_reads_the_headers_only(tmp_path):
+    from app.media.recorder import StreamingWavWriter
+    from app.media.wavfile import wav_seconds
+
+    path = tmp_path / "b.wav"
+    path.write_bytes(riff(1, 1, 8000, 16, b"\x00\x00" * 12000, before_data=b"LIST\x04\x00\x00\x00abcd"))
+    assert wav_seconds(path) == 1.5
+    unfinished = StreamingWavWriter(tmp_path / "u.wav")
+    unfinished.write(np.zeros(4000, np.int16))
+    unfinished._file.flush()
+    assert wav_seconds(tmp_path / "u.wav") == 0.5  # size unknown in the header: what the file holds
+    (tmp_path / "x.wav").write_bytes(b"not a wav at all")
+    with pytest.raises(WavError):
+        wav_seconds(tmp_path / "x.wav")

@@ -12,8 +12,19 @@ from fastapi.responses import FileResponse
 from app.analytics import analytics
 from app.api import actions
 from app.api.deps import Manager, Runtime, StoreDep
-from app.api.schemas import CallCreated, CallDetail, CallSummary, DtmfKeys, UserDataAnswer, call_detail, call_summary
-from app.calls.models import CallRequest, CallStatus
+from app.api.schemas import (
+    CallCreated,
+    CallDetail,
+    CallRecordings,
+    CallSummary,
+    DtmfKeys,
+    ErrorDetail,
+    RecordingInfo,
+    UserDataAnswer,
+    call_detail,
+    call_summary,
+)
+from app.calls.models import CallRequest, CallStatus, RecordingChannel
 
 router = APIRouter()
 
@@ -47,14 +58,73 @@ async def get_call(call_id: str, store: StoreDep) -> dict[str, Any]:
     return call_detail(record)
 
 
-@router.get("/api/calls/{call_id}/recording")
+_WAV = {
+    200: {"description": "The recording as WAV", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+    404: {"description": "No such call, or no such recording of it (the reason says which)", "model": ErrorDetail},
+}
+
+
+@router.get("/api/calls/{call_id}/recording", response_class=FileResponse, responses=_WAV)
 async def get_recording(call_id: str, store: StoreDep) -> FileResponse:
+    """The far end's recording, the same as ``/recordings/far_end``."""
     record = await asyncio.to_thread(store.get_call, call_id)
     if record is None:
         raise _no_call(call_id)
     if not record.recording_path or not Path(record.recording_path).exists():
         raise HTTPException(404, f"call {call_id!r} has no recording")
     return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{call_id}.wav")
+
+
+@router.get(
+    "/api/calls/{call_id}/recordings",
+    response_model=CallRecordings,
+    responses={404: {"description": "No such call", "model": ErrorDetail}},
+)
+async def list_recordings(call_id: str, store: StoreDep) -> CallRecordings:
+    """What is kept of the call's audio: the far end, what the app said, the two mixed, and the
+    bridged conversation (each only once it exists)."""
+    saved = await _saved_recordings(store, call_id)
+    return CallRecordings(
+        call_id=call_id,
+        recordings=[
+            RecordingInfo(channel=channel, seconds=seconds, url=f"/api/calls/{call_id}/recordings/{channel.value}")
+            for channel, (path, seconds) in saved.items()
+            if path.exists()
+        ],
+    )
+
+
+@router.get("/api/calls/{call_id}/recordings/{channel}", response_class=FileResponse, responses=_WAV)
+async def get_channel_recording(call_id: str, channel: RecordingChannel, store: StoreDep) -> FileResponse:
+    """One recording of the call as WAV: ``far_end``, ``app``, ``mixed`` or ``bridged``."""
+    saved = await _saved_recordings(store, call_id)
+    if channel not in saved:
+        raise HTTPException(404, f"call {call_id!r} has no {channel.value} recording: {_WHY_NOT[channel]}")
+    path, _ = saved[channel]
+    if not path.exists():
+        raise HTTPException(404, f"the {channel.value} recording of call {call_id!r} is no longer on disk")
+    return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.{channel.value}.wav")
+
+
+_WHY_NOT = {
+    RecordingChannel.FAR_END: "the call ended before the company's audio was heard, or it is still under way",
+    RecordingChannel.APP: "the app said nothing to the company, or the call is still under way",
+    RecordingChannel.MIXED: "the app said nothing to the company, or the call is still under way",
+    RecordingChannel.BRIDGED: "you were never bridged with a person, the PBX could not record or hand over "
+    "the recording, or the call is still under way",
+}
+
+
+async def _saved_recordings(store, call_id: str) -> dict[RecordingChannel, tuple[Path, float]]:
+    """Channel -> (file, seconds) from the call's RECORDING_SAVED events (the newest per channel)."""
+    events = await asyncio.to_thread(store.call_recordings, call_id)
+    if events is None:
+        raise _no_call(call_id)
+    saved: dict[RecordingChannel, tuple[Path, float]] = {}
+    for data in events:
+        channel = RecordingChannel(data.get("channel", RecordingChannel.FAR_END.value))
+        saved[channel] = (Path(data["path"]), float(data["seconds"]))
+    return {channel: saved[channel] for channel in RecordingChannel if channel in saved}
 
 
 @router.post("/api/calls/{call_id}/hangup", status_code=202)

@@ -18,4 +18,5 @@ async def health(runtime: Runtime) -> dict[str, Any]:
         "ari_reconnects": runtime.stream.reconnects,
         "active_calls": len(runtime.manager.active_calls),
         "flow_errors": runtime.flow_errors,
+        "recording_failures": runtime.manager.recording_failures,
     }
