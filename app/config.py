@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.devices import dial_string_problem, name_problem
+
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
         "PJSIP/{number}@trunk",
         description="Asterisk endpoint for the company; {number} is replaced by the digits to call",
     )
+    # The user's devices seed the store's (app/devices.py, /api/devices) at start-up: on the first
+    # start all of them, later what changed here since the last start (see Store.apply_device_settings).
     user_devices: dict[str, str] = Field(
         default_factory=lambda: {"sip_phone": "PJSIP/userphone"},
         description="User device name -> Asterisk dial string",
@@ -160,8 +164,9 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("needs at least one device")
         for name, dial in value.items():
-            if "/" not in dial:
-                raise ValueError(f"device {name!r}: {dial!r} is not an Asterisk dial string (TECH/resource)")
+            problem = name_problem(name) or dial_string_problem(dial)
+            if problem is not None:
+                raise ValueError(f"device {name!r}: {problem}")
         return value
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ class HoldSlayer:
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
 
     async def start(self) -> None:
+        await self._apply_device_settings()
         failed = await asyncio.to_thread(self.store.mark_unfinished_calls_failed)
         if failed:
             log.warning("marked %d calls left unfinished by an earlier run as failed", failed)
@@ -83,6 +84,25 @@ class HoldSlayer:
         close_navigator = getattr(self.navigator, "aclose", None)
         if close_navigator is not None:
             await close_navigator()
+        self.store.close()  # its connections; it reconnects if used again
+
+    async def _apply_device_settings(self) -> None:
+        """The settings' devices into the store: all on the first start, later what changed in
+        the settings since (devices made, changed or deleted through the API stay)."""
+        changes = await asyncio.to_thread(
+            self.store.apply_device_settings, self.settings.user_devices, self.settings.default_transfer_device
+        )
+        if changes:
+            log.info(
+                "devices from the settings: added %s, changed %s, removed %s, default %s",
+                changes.added, changes.changed, changes.removed, changes.default or "unchanged",
+            )  # fmt: skip
+        if changes.kept:
+            log.warning(
+                "devices %s are no longer in HOLDSLAYER_USER_DEVICES but stay: the default or the last device "
+                "(change them with /api/devices)",
+                changes.kept,
+            )
 
     def _flow_is_stale(self, flow_id: str) -> None:
         """A learned flow no longer matches its company's menu: stop trusting it until re-learned."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,31 @@ import aiohttp
 import pytest
 
 from app.sim.corpus import ensure_corpus
+from tests import database
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Every test that opens a database is marked, so that `-m database` runs exactly those again
+    # on another backend (.ci/run: PostgreSQL).
+    for item in items:
+        if database.FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture
+def database_url(tmp_path) -> Iterator[str]:
+    """An empty database of this test's own (tests/database.py): SQLite, or PostgreSQL."""
+    with database.fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory) -> Iterator[str]:
+    """The same, shared by a module's tests (an app the whole module talks to)."""
+    with database.fresh_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +87,10 @@ ApiCall = Callable[..., Awaitable[tuple[int, Any]]]
 
 
 @asynccontextmanager
-async def api_without_calls(tmp_path: Path, http, corpus) -> AsyncIterator[tuple[ApiCall, Any]]:
-    """The app and its REST API on a real socket and a real SQLite file, its PBX with no
+async def api_without_calls(
+    tmp_path: Path, http, corpus, database_url: str, **settings: Any
+) -> AsyncIterator[tuple[ApiCall, Any]]:
+    """The app and its REST API on a real socket and the test's database, its PBX with no
     company to call: ``(call(method, path, json=None) -> (status, body), holdslayer)``."""
     from app.api.app import create_api
     from app.config import Settings
@@ -76,9 +101,10 @@ async def api_without_calls(tmp_path: Path, http, corpus) -> AsyncIterator[tuple
     await pbx.start()
     settings = Settings(
         ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        database_url=database_url,
         recordings_dir=tmp_path / "rec",
         flows_dir=REPO / "flows",
+        **settings,
     )
     holdslayer = HoldSlayer(settings)
     server = ApiServer(create_api(holdslayer))

@@ -1,4 +1,4 @@
-"""What the REST routes and the MCP tools both do to calls and flows: one function each.
+"""What the REST routes and the MCP tools both do to calls, flows and devices: one function each.
 
 Each raises an ``ActionError`` with what went wrong (``NotFound``, ``Conflict``, ``Invalid``);
 REST turns it into its HTTP status (``errors.py``), MCP into a tool error with the same words.
@@ -16,6 +16,7 @@ from typing import Any
 from app.calls.learning import LearnError, Learned, learn_and_save
 from app.calls.models import FINAL_STATUSES, CallStatus
 from app.calls.session import CallSession, InputRefused
+from app.devices import Device, DeviceConflict, DeviceError, InvalidDevice, UnknownDevice
 from app.phone import normalize_phone_number
 from app.runtime import HoldSlayer
 from app.store.repository import CallRecord
@@ -128,6 +129,49 @@ async def learn_flow(
         )
     except LearnError as exc:
         raise Invalid(str(exc), field="call_id") from None
+
+
+# ---------------------------------------------------------------------------- the user's devices
+
+
+async def _device_action(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a store device method in a thread; its ``DeviceError`` becomes the action's error."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except UnknownDevice as error:
+        raise NotFound(error.message) from None
+    except DeviceConflict as error:
+        raise Conflict(error.message) from None
+    except InvalidDevice as error:
+        raise Invalid(error.message, field=error.field) from None
+    except DeviceError as error:  # pragma: no cover - every kind is named above
+        raise ActionError(error.message, field=error.field) from None
+
+
+async def get_device(runtime: HoldSlayer, name: str) -> Device:
+    device = await asyncio.to_thread(runtime.store.get_device, name)
+    if device is None:
+        raise NotFound(f"no device named {name!r}")
+    return device
+
+
+async def create_device(runtime: HoldSlayer, name: str, dial_string: str, label: str, default: bool) -> Device:
+    return await _device_action(runtime.store.create_device, name, dial_string, label=label, default=default)
+
+
+async def update_device(
+    runtime: HoldSlayer,
+    name: str,
+    *,
+    dial_string: str | None = None,
+    label: str | None = None,
+    default: bool | None = None,
+) -> Device:
+    return await _device_action(runtime.store.update_device, name, dial_string=dial_string, label=label, default=default)
+
+
+async def delete_device(runtime: HoldSlayer, name: str) -> None:
+    await _device_action(runtime.store.delete_device, name)
 
 
 def hold_seconds_so_far(record: CallRecord, now: datetime) -> float | None:

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError
 from starlette.routing import BaseRoute
 
 from app.api import actions
-from app.api.schemas import call_detail, call_summary
+from app.api.schemas import call_detail, call_summary, device_out
 from app.calls.events import CallEvent, EventType
 from app.calls.manager import CallRequestError
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
@@ -51,7 +51,8 @@ LAST_EVENTS = 10
 INSTRUCTIONS = """Hold Slayer phones companies for the user: place_call dials, navigates the phone menu
 towards the intent, waits on hold and rings the user's phone when a live person answers.
 Follow a call with wait_for_person (progress while on hold) or get_call_status; read
-holdslayer://calls/{call_id}/transcript for what was said. Emergency numbers are never dialled."""
+holdslayer://calls/{call_id}/transcript for what was said. list_devices names the phones a call
+can ring. Emergency numbers are never dialled."""
 
 RuntimeGetter = Callable[[], HoldSlayer]
 
@@ -70,7 +71,9 @@ def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
     async def place_call(
         number: Annotated[str, Field(description="The company's number: digits, optional leading +")],
         intent: Annotated[str, Field(description="What the user wants, in their words")] = "",
-        device: Annotated[str | None, Field(description="User device to ring; default from settings")] = None,
+        device: Annotated[
+            str | None, Field(description="The user's device to ring (list_devices); default: the default device")
+        ] = None,
         flow_id: Annotated[str | None, Field(description="Call flow to follow; default: the number's")] = None,
         user_data: Annotated[
             dict[str, str] | None, Field(description="Values a menu may be given: account_number, zip_code, ...")
@@ -158,6 +161,15 @@ def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
         Returns when a person is on the line (outcome "person"), the call ended ("ended"), or
         after timeout_seconds ("timeout"; the call goes on)."""
         return await _wait_for_person(runtime(), call_id, ctx, timeout_seconds)
+
+    # ------------------------------------------------------------------ devices
+
+    @server.tool()
+    async def list_devices() -> dict[str, Any]:
+        """The user's devices a call can ring when a person answers (place_call's device); the
+        one marked default is rung when a call names none."""
+        devices = await asyncio.to_thread(runtime().store.list_devices)
+        return {"devices": [device_out(d) for d in devices]}
 
     # ------------------------------------------------------------------ flows
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app import devices as device_rules
 
 from app.calls.models import RecordingChannel
 
@@ -71,7 +74,7 @@ class ErrorDetail(BaseModel):
 class LearnFlowRequest(BaseModel):
     call_id: str = Field(..., min_length=1, description="An ended call whose journal shows the way through the menu")
     phone_number: str | None = Field(None, description="Default: the number the call dialled")
-    company: str | None = Field(None, description="Default: the call's company, else none")
+    company: str | None = Field(None, max_length=200, description="Default: the call's company, else none")
     intent: str | None = Field(None, description="Default: the call's intent")
 
 
@@ -118,3 +121,89 @@ def field_error(field: str, message: str, where: str = "body") -> list[dict[str,
 
 class DtmfKeys(BaseModel):
     digits: str = Field(..., pattern=r"^[0-9*#A-D]{1,32}$", description="Keys to press: 0-9 * # A-D, up to 32")
+
+
+# ---------------------------------------------------------------------------- the user's devices
+
+
+def _rule(check: Callable[[str], str | None]) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return validate
+
+
+DeviceName = Annotated[
+    str,
+    AfterValidator(_rule(device_rules.name_problem)),
+    Field(
+        description="Letters, digits, '.', '_' or '-': what requests and flows call it (e.g. sip_phone)",
+        json_schema_extra={"minLength": 1, "maxLength": device_rules.NAME_MAX, "pattern": device_rules.NAME_PATTERN},
+    ),
+]
+DialString = Annotated[
+    str,
+    AfterValidator(_rule(device_rules.dial_string_problem)),
+    Field(
+        description="Asterisk dial string TECH/resource: PJSIP/userphone, PJSIP/+15551234@trunk, Local/100@internal",
+        json_schema_extra={"maxLength": device_rules.DIAL_STRING_MAX, "pattern": device_rules.DIAL_STRING_PATTERN},
+    ),
+]
+DeviceLabel = Annotated[
+    str,
+    AfterValidator(_rule(device_rules.label_problem)),
+    Field(description="For people: Alex's desk phone", json_schema_extra={"maxLength": device_rules.LABEL_MAX}),
+]
+
+
+class DeviceOut(BaseModel):
+    name: str
+    dial_string: str
+    label: str
+    default: bool = Field(description="The device rung when a call names none")
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: DeviceName
+    dial_string: DialString
+    label: DeviceLabel = ""
+    default: bool = Field(False, description="Make it the default device (the first device always is)")
+
+
+class DeviceReplace(BaseModel):
+    """PUT: the device as it should be. Its name is the path's (a rename is a delete and a create)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DeviceName | None = Field(None, description="If given, the path's name")
+    dial_string: DialString
+    label: DeviceLabel = ""
+    default: bool | None = Field(
+        None, description="true: make it the default; false on the default device is refused (409); omitted: unchanged"
+    )
+
+
+class DevicePatch(BaseModel):
+    """PATCH: what to change; the rest stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dial_string: DialString | None = None
+    label: DeviceLabel | None = None
+    default: bool | None = Field(None, description="true: make it the default device (false on it is refused: 409)")
+
+
+def device_out(device: Any) -> dict[str, Any]:
+    """A stored device (``app.devices.Device``) as ``DeviceOut`` fields."""
+    return {"name": device.name, "dial_string": device.dial_string, "label": device.label, "default": device.is_default}
+
+
+class Problem(BaseModel):
+    """A 404 or 409: what is wrong, in words."""
+
+    detail: str

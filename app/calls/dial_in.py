@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
@@ -28,6 +29,7 @@ from app.calls.listening import CallListener
 from app.calls.manager import CallManager, CallRequestError
 from app.calls.models import CallRequest
 from app.clock import MonotonicClock
+from app.devices import Device, device_for_endpoint
 from app.config import Settings
 from app.speech import SttError, TextToSpeech
 
@@ -43,13 +45,11 @@ SAMPLE_RATE = 8000
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # Asterisk appends -<sequence> to endpoint names
 
 
-def device_for_channel(channel_name: str, settings: Settings) -> str:
-    """Which configured device a channel came from (``PJSIP/userphone-0000001a`` -> ``sip_phone``)."""
-    endpoint = _CHANNEL_SUFFIX.sub("", channel_name)
-    for name, dial_string in settings.user_devices.items():
-        if dial_string == endpoint:
-            return name
-    return settings.default_transfer_device
+def device_for_channel(channel_name: str, devices: Sequence[Device]) -> str | None:
+    """Which of the user's devices a channel came from (``PJSIP/userphone-0000001a`` -> ``sip_phone``);
+    None (the default device) for one that is none of them."""
+    device = device_for_endpoint(devices, _CHANNEL_SUFFIX.sub("", channel_name))
+    return device.name if device is not None else None
 
 
 def spoken_number(number: str) -> str:
@@ -89,8 +89,9 @@ class DialInTrigger:
         try:
             await self.ari.answer(channel.id)
             try:
-                request = CallRequest(number=number, device=device_for_channel(channel.name, self.settings))
-                self.manager.check(request)
+                device = device_for_channel(channel.name, await self.manager.devices())
+                request = CallRequest(number=number, device=device)
+                await self.manager.check(request)
             except (ValidationError, CallRequestError) as exc:
                 log.warning("dial-in from %s to %r rejected: %s", channel.name, number, exc)
                 await self._play_and_wait(channel.id, REJECT_SOUND, f"{owner}-ack", queue)

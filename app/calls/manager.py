@@ -12,6 +12,7 @@ from app.calls.events import CallCreated, CallEnded, CallEvent
 from app.calls.learning import LearnError, learn_and_save
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.session import CallSession, SessionDeps
+from app.devices import Device, UnknownDevice, choose
 from app.ivr.flow import CallFlow
 from app.ivr.vault import UserDataVault
 from app.phone import emergency_code
@@ -44,8 +45,13 @@ class CallManager:
         self._tasks: dict[str, asyncio.Task] = {}
         self._ended: OrderedDict[str, EndedCall] = OrderedDict()
 
-    def check(self, request: CallRequest) -> str:
-        """Refuse what no trigger may ask for (``CallRequestError``); returns the device to ring."""
+    async def devices(self) -> list[Device]:
+        """The user's devices as stored now (``/api/devices``)."""
+        return await asyncio.to_thread(self.deps.store.list_devices)
+
+    async def check(self, request: CallRequest) -> str:
+        """Refuse what no trigger may ask for (``CallRequestError``); returns the device to ring:
+        the one the request names, else the default one, from the store's devices."""
         settings = self.deps.settings
         if (code := emergency_code(request.number, settings.blocked_numbers)) is not None:
             # Every trigger (REST, MCP, the dashboard, dial-in) comes through here: none of them dials it.
@@ -54,10 +60,10 @@ class CallManager:
                 f"{request.number} reaches {code}, an emergency or blocked number: Hold Slayer never dials it; "
                 "call it from your own phone",
             )
-        device = request.device or settings.default_transfer_device
-        if device not in settings.user_devices:
-            known = ", ".join(sorted(settings.user_devices))
-            raise CallRequestError("device", f"unknown device {device!r}; configured devices: {known}")
+        try:
+            device = choose(await self.devices(), request.device).name
+        except UnknownDevice as unknown:
+            raise CallRequestError("device", unknown.message) from None
         try:
             UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
         except ValueError as error:
@@ -67,7 +73,7 @@ class CallManager:
     async def start_call(self, request: CallRequest) -> str:
         """Validate the request, record the call and start its session; returns the call id."""
         store = self.deps.store
-        device = self.check(request)
+        device = await self.check(request)
         flow: CallFlow | None
         if request.flow_id:
             flow = await asyncio.to_thread(store.get_flow, request.flow_id)

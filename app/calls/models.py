@@ -59,7 +59,7 @@ class CallRequest(BaseModel):
 
     number: str = Field(..., description="Number to dial: digits, optional leading +")
     intent: str = Field("", max_length=2000, description="What the user wants, in their words")
-    device: str | None = Field(None, description="User device to bridge; default from settings")
+    device: str | None = Field(None, description="The user's device to ring (GET /api/devices); default: the default device")
     flow_id: str | None = Field(None, description="Call flow to follow; default: the stored flow for the number")
     user_data: dict[str, str] = Field(
         default_factory=dict, description="Values a phone menu may be given: account_number, zip_code, date_of_birth, ..."

@@ -44,6 +44,7 @@ from app.calls.recordings import Recordings
 from app.calls.steps import USER_ASKED, FlowSteps, Media, default_flow
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
+from app.devices import Device
 from app.ivr.flow import CallFlow, CallFlowStep
 from app.ivr.learner import ReplayCheck
 from app.ivr.navigator import Navigator, OfflineNavigator
@@ -60,7 +61,8 @@ __all__ = ["CallIds", "CallSession", "CallStore", "SessionDeps", "default_flow"]
 
 class CallStore(Protocol):
     """What calls need from the store (``app.store.Store``): the flows, a call's row created
-    before its first event, and the recordings heard on a company's line between calls. Calls
+    before its first event, the user's devices (looked up when they are rung, so a change made
+    while a call holds is the one used), and the recordings heard on a company's line between calls. Calls
     never write a call's row after that: the store follows the events."""
 
     def get_flow(self, flow_id: str) -> CallFlow | None: ...
@@ -76,6 +78,10 @@ class CallStore(Protocol):
     def create_call(
         self, call_id: str, request: CallRequest, device: str, flow_id: str | None = None, company: str | None = None
     ) -> None: ...
+
+    def list_devices(self) -> list[Device]: ...
+
+    def get_device(self, name: str) -> Device | None: ...
 
     def line_recordings(self, number: str) -> list[bytes]: ...
 
@@ -145,7 +151,8 @@ class CallSession:
         self.hearing.handoff = self.handoff
         self.steps = FlowSteps(
             self.ctx, self.legs, self.hearing, self.handoff, self.media,
-            settings=settings, request=request, device=device, tts=deps.tts, recordings=self.recordings,
+            settings=settings, request=request, device=device, tts=deps.tts, devices=deps.store.get_device,
+            recordings=self.recordings,
         )  # fmt: skip
         self.ctx.on_interrupt(self._check_interrupts)
 

@@ -31,6 +31,7 @@ from app.calls.navigation import MenuNavigation, Outcome
 from app.calls.outcomes import Finish
 from app.calls.recordings import Recordings
 from app.config import Settings
+from app.devices import Device
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.menu import prompt_finished
 from app.media.endpoint import RtpEndpoint
@@ -99,6 +100,7 @@ class FlowSteps:
         request: CallRequest,
         device: str,
         tts: TextToSpeech | None,
+        devices: Callable[[str], Device | None],
         recordings: Recordings | None = None,
     ) -> None:
         self.ctx = ctx
@@ -110,6 +112,7 @@ class FlowSteps:
         self.settings = settings
         self.request = request
         self.device = device
+        self.devices = devices  # the user's device of a name, as stored now (blocking: run in a thread)
         self.tts = tts
         self.recordings = recordings
         self.navigation: MenuNavigation | None = None
@@ -362,11 +365,20 @@ class FlowSteps:
 
     async def transfer(self, step: CallFlowStep) -> str | None:
         legs, ids, ctx = self.legs, self.legs.ids, self.ctx
-        # A device the user asked for wins over the flow's; the default comes last.
-        device = str(self.request.device or step.metadata.get("device") or self.device)
-        dial_string = self.settings.user_devices.get(device)
-        if dial_string is None:
+        # A device the user asked for wins over the flow's; the default comes last. Devices are
+        # looked up now: a change made while the call waited on hold is the one rung.
+        flow_device = step.metadata.get("device")
+        device = str(self.request.device or flow_device or self.device)
+        found = await asyncio.to_thread(self.devices, device)
+        if found is None and not self.request.device and flow_device and device != self.device:
+            # The flow names a device the user no longer has (deleted through the API): ring the
+            # call's own rather than lose the person at the very end.
+            log.warning("call %s: the flow's device %r is gone; ringing %r", self.call_id, device, self.device)
+            device = self.device
+            found = await asyncio.to_thread(self.devices, device)
+        if found is None:
             raise Finish(CallStatus.FAILED, EndReason.FLOW_FAILED, f"unknown user device {device!r}")
+        dial_string = found.dial_string
         ctx.set_status(CallStatus.TRANSFERRING)
         ctx.emit(ev.TransferStarted(device=device, dial_string=dial_string))
 

@@ -156,17 +156,18 @@ class CallFlow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(..., description="Slug: lower-case letters and digits, joined by - or _")
-    name: str = Field(..., min_length=1)
-    company: str = ""
+    name: str = Field(..., min_length=1, max_length=200)
+    company: str = Field("", max_length=200)
     phone_number: str = Field(..., description="Normalised like CallRequest.number")
     description: str = ""
     steps: list[CallFlowStep] = Field(..., min_length=1)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    version: int = Field(1, ge=1)
+    # Counts within a 32-bit integer: what every database stores.
+    version: int = Field(1, ge=1, le=2**31 - 1)
     tags: list[str] = Field(default_factory=list)
-    success_count: int = Field(0, ge=0)
-    fail_count: int = Field(0, ge=0)
+    success_count: int = Field(0, ge=0, le=2**31 - 1)
+    fail_count: int = Field(0, ge=0, le=2**31 - 1)
 
     @field_validator("id")
     @classmethod

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from psycopg.types.string import StrDumperUnknown
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import StaticPool
 
-from app.store.models import Base
+from app.store import migrate
 
 # Execution option: open the transaction with BEGIN IMMEDIATE (SQLite). A deferred transaction
 # that reads and then writes can fail at once with "database is locked" when another connection
@@ -17,6 +18,20 @@ from app.store.models import Base
 WRITE_TRANSACTION = "holdslayer_write_transaction"
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+# PostgreSQL advisory locks (transaction-scoped): held while migrating, so that two processes
+# starting at once take turns; and by the writes that read before they write (a flow stored if
+# new, the devices' one default), which SQLite serialises with BEGIN IMMEDIATE.
+MIGRATION_LOCK_KEY = 0x486F6C64  # "Hold"
+EXCLUSIVE_WRITE_LOCK_KEY = 0x486F6C65
+
+
+class _NulSafeStrDumper(StrDumperUnknown):
+    """PostgreSQL text cannot hold a NUL character, which JSON, a URL or a flow file can carry:
+    it is stored (and looked up) as U+FFFD, the replacement character, rather than failing the
+    request. SQLite keeps it as it is."""
+
+    def dump(self, obj: str):  # type: ignore[override]
+        return super().dump(obj.replace("\x00", "\ufffd"))
 
 
 def is_sqlite_memory(url: str) -> bool:
@@ -24,11 +39,28 @@ def is_sqlite_memory(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
+def database_url(url: str) -> URL:
+    """``url`` as SQLAlchemy takes it; a PostgreSQL URL without a driver (``postgresql://``,
+    ``postgres://``) gets psycopg 3, the driver Hold Slayer ships with."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def create_engine_for(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and thread-safe settings."""
-    parsed = make_url(url)
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        engine = create_engine(parsed, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _nul_safe(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.adapters.register_dumper(str, _NulSafeStrDumper)
+
+        return engine
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
 
     if is_sqlite_memory(url):
         # One shared connection, or every thread would see its own empty database.
@@ -59,9 +91,10 @@ def create_engine_for(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables.
-
-    ``create_all`` is enough while the schema has never changed in production; Alembic migrations
-    come with the first schema change that must keep existing data.
-    """
-    Base.metadata.create_all(engine)
+    """Bring the database to the newest schema (``app.store.migrate``), in one transaction that
+    holds the write lock (SQLite) or an advisory lock (PostgreSQL): a second process starting at
+    the same moment waits, then finds nothing left to do."""
+    with engine.execution_options(**{WRITE_TRANSACTION: True}).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        migrate.upgrade(connection)

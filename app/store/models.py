@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -110,3 +110,37 @@ class LineRecordingRow(Base):
     position: Mapped[int] = mapped_column(Integer)  # newest last
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DeviceRow(Base):
+    """A phone of the user's (``app.devices``): what the call rings when a person answers. One
+    row is the default (the partial unique index allows no second one)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        Index(
+            "uq_devices_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default = 1"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    dial_string: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AppliedSettingRow(Base):
+    """What a setting said when the store last applied it (``devices``: the user devices and the
+    default), so that a start applies only what changed in the settings since."""
+
+    __tablename__ = "applied_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=False)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,4 +1,4 @@
-"""The store: calls, their events and classifications, and call flows.
+"""The store: calls, their events and classifications, call flows, and the user's devices.
 
 Every method is synchronous and runs one short transaction, so it is safe from any thread;
 async callers use ``await asyncio.to_thread(store.method, ...)``.
@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.events import (
@@ -31,10 +32,19 @@ from app.calls.events import (
 )
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason, RecordingChannel
 from app.clock import utc_now
+from app.devices import Device, DeviceConflict, UnknownDevice, check_device, name_problem
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
 from app.phone import normalize_phone_number
-from app.store.db import WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
-from app.store.models import CallEventRow, CallFlowRow, CallRow, ClassificationRow, LineRecordingRow
+from app.store.db import EXCLUSIVE_WRITE_LOCK_KEY, WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
+from app.store.models import (
+    AppliedSettingRow,
+    CallEventRow,
+    CallFlowRow,
+    CallRow,
+    ClassificationRow,
+    DeviceRow,
+    LineRecordingRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,20 @@ _FINAL_STATUS_VALUES = [status.value for status in FINAL_STATUSES]
 
 class UnknownCallError(LookupError):
     """The call id has no row: ``create_call`` must come before anything else about a call."""
+
+
+@dataclass
+class DeviceChanges:
+    """What applying the device settings did (``Store.apply_device_settings``)."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # gone from the settings, but the default or the last device
+    default: str | None = None  # the new default device, when it changed
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.kept or self.default)
 
 
 @dataclass(frozen=True)
@@ -103,8 +127,12 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Session]:
+    def _transaction(self, *, write: bool, exclusive: bool = False) -> Iterator[Session]:
+        """One transaction. ``write``: SQLite takes its write lock at once (one writer at a time).
+        ``exclusive``: a write that reads what it then writes takes turns on PostgreSQL too."""
         with self._serial, (self._writer if write else self._reader).begin() as session:
+            if exclusive and session.bind.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXCLUSIVE_WRITE_LOCK_KEY})
             yield session
 
     # ------------------------------------------------------------------ calls
@@ -300,11 +328,152 @@ class Store:
                 for i, data in enumerate(fingerprints)
             )
 
+    # ------------------------------------------------------------------ the user's devices
+
+    def list_devices(self) -> list[Device]:
+        """Every device, by name (in code point order, the same on every backend)."""
+        with self._transaction(write=False) as session:
+            rows = list(session.scalars(select(DeviceRow)))
+        return sorted((_device(row) for row in rows), key=lambda device: device.name)
+
+    def get_device(self, name: str) -> Device | None:
+        if name_problem(name) is not None:
+            return None  # never stored (and not sent: PostgreSQL text cannot even hold a NUL)
+        with self._transaction(write=False) as session:
+            row = session.get(DeviceRow, name)
+            return None if row is None else _device(row)
+
+    def create_device(self, name: str, dial_string: str, *, label: str = "", default: bool = False) -> Device:
+        """A new device; the first one is the default whatever ``default`` says. ``InvalidDevice``
+        for a bad field, ``DeviceConflict`` for a name taken."""
+        check_device(name, dial_string, label)
+        with self._device_transaction() as session:
+            if session.get(DeviceRow, name) is not None:
+                raise DeviceConflict(f"a device named {name!r} exists; PUT /api/devices/{name} changes it", field="name")
+            first = session.scalar(select(func.count()).select_from(DeviceRow)) == 0
+            if default and not first:
+                _clear_default(session)
+            now = utc_now()
+            row = DeviceRow(
+                name=name, dial_string=dial_string, label=label, is_default=default or first, created_at=now, updated_at=now
+            )
+            session.add(row)
+            return _device(row)
+
+    def update_device(
+        self, name: str, *, dial_string: str | None = None, label: str | None = None, default: bool | None = None
+    ) -> Device:
+        """Change what is given (None: unchanged). ``default=True`` makes it the default device;
+        ``default=False`` on the default device is a ``DeviceConflict``: another must become it."""
+        if name_problem(name) is not None:
+            raise UnknownDevice(f"no device named {name!r}")
+        check_device(name, dial_string, label)
+        with self._device_transaction() as session:
+            row = _device_row(session, name)
+            if default is False and row.is_default:
+                raise DeviceConflict(
+                    f"{name!r} is the default device: make another device the default instead", field="default"
+                )
+            if default and not row.is_default:
+                _clear_default(session)
+                row.is_default = True
+            if dial_string is not None:
+                row.dial_string = dial_string
+            if label is not None:
+                row.label = label
+            row.updated_at = utc_now()
+            return _device(row)
+
+    def delete_device(self, name: str) -> None:
+        """``UnknownDevice`` if there is none; ``DeviceConflict`` for the default or the last device
+        (a call always has a device to ring)."""
+        if name_problem(name) is not None:
+            raise UnknownDevice(f"no device named {name!r}")
+        with self._device_transaction() as session:
+            row = _device_row(session, name)
+            if session.scalar(select(func.count()).select_from(DeviceRow)) == 1:
+                raise DeviceConflict(f"{name!r} is the only device: calls need one to ring; add another first")
+            if row.is_default:
+                raise DeviceConflict(f"{name!r} is the default device: make another device the default first")
+            session.delete(row)
+
+    def apply_device_settings(self, devices: Mapping[str, str], default: str) -> DeviceChanges:
+        """Bring the settings' devices (``user_devices``, ``default_transfer_device``) into the store.
+
+        The first time, all of them. Later, only what changed in the settings since they were last
+        applied: a device added or given another dial string there is stored, one removed there is
+        deleted (unless it is the default or the last device), a new default there becomes the
+        default. What the API changed stays as long as the settings do not change.
+        """
+        for name, dial_string in devices.items():
+            check_device(name, dial_string)
+        if default not in devices:
+            raise DeviceConflict(f"the default device {default!r} is not one of the devices", field="default")
+        wanted = {"devices": dict(devices), "default": default}
+        changes = DeviceChanges()
+        with self._device_transaction() as session:
+            applied = session.get(AppliedSettingRow, "devices")
+            if applied is not None and applied.value == wanted:
+                return changes
+            before: dict[str, Any] = applied.value if applied is not None else {"devices": {}, "default": None}
+            rows = {row.name: row for row in session.scalars(select(DeviceRow))}
+            now = utc_now()
+
+            def add(name: str) -> DeviceRow:
+                rows[name] = DeviceRow(
+                    name=name, dial_string=devices[name], label="", is_default=False, created_at=now, updated_at=now
+                )
+                session.add(rows[name])
+                changes.added.append(name)
+                return rows[name]
+
+            for name, dial_string in devices.items():
+                if before["devices"].get(name) == dial_string:
+                    continue  # as the settings said last time: what the API made of it stands
+                row = rows.get(name)
+                if row is None:
+                    add(name)
+                elif row.dial_string != dial_string:
+                    row.dial_string, row.updated_at = dial_string, now
+                    changes.changed.append(name)
+            session.flush()
+            if before["default"] != default or not any(row.is_default for row in rows.values()):
+                # Deleted through the API while the settings had it; now they make it the default.
+                row = rows.get(default) or add(default)
+                if not row.is_default:
+                    _clear_default(session)
+                    row.is_default, row.updated_at = True, now
+                    changes.default = default
+            for name in before["devices"]:
+                row = rows.get(name)
+                if name in devices or row is None:
+                    continue
+                if row.is_default or len(rows) == 1:
+                    changes.kept.append(name)
+                    continue
+                session.delete(row)
+                del rows[name]
+                changes.removed.append(name)
+            if applied is None:
+                session.add(AppliedSettingRow(key="devices", value=wanted, applied_at=now))
+            else:
+                applied.value, applied.applied_at = wanted, now
+        return changes
+
+    @contextmanager
+    def _device_transaction(self) -> Iterator[Session]:
+        try:
+            with self._transaction(write=True, exclusive=True) as session:
+                yield session
+        except IntegrityError:
+            # Two changes at the same moment (PostgreSQL): a name taken, or a second default.
+            raise DeviceConflict("the devices were changed by another request at the same moment; try again") from None
+
     # ------------------------------------------------------------------ call flows
 
     def upsert_flow(self, flow: CallFlow) -> None:
         """Store the flow as given (insert or replace); a stored definition is no longer stale."""
-        with self._transaction(write=True) as session:
+        with self._transaction(write=True, exclusive=True) as session:
             _put_flow(session, flow)
 
     def get_flow(self, flow_id: str) -> CallFlow | None:
@@ -325,17 +494,18 @@ class Store:
             return None if row is None else _flow(row)
 
     def list_flows(self, company: str | None = None, tag: str | None = None, stale: bool | None = None) -> list[CallFlow]:
-        """Flows ordered by company and name. ``company`` matches case-insensitively; ``stale``
+        """Flows ordered by company, name and id. ``company`` matches case-insensitively; ``stale``
         None lists all, True only the stale, False only the usable ones."""
-        query = select(CallFlowRow).order_by(CallFlowRow.company, CallFlowRow.name, CallFlowRow.id)
-        if company is not None:
-            query = query.where(func.lower(CallFlowRow.company) == company.lower())
+        query = select(CallFlowRow)
         if stale is not None:
             query = query.where(CallFlowRow.stale.is_(stale))
         with self._transaction(write=False) as session:
             rows = list(session.scalars(query))
-        # Tags are a JSON list: filtered here, the same on every backend.
-        return [_flow(row) for row in rows if tag is None or tag in row.tags]
+        # Filtered and sorted here (a handful of flows), the same on every backend whatever its
+        # collation or lower(): tags are a JSON list, company names any Unicode.
+        wanted = None if company is None else company.casefold()
+        rows = [r for r in rows if (wanted is None or r.company.casefold() == wanted) and (tag is None or tag in r.tags)]
+        return [_flow(row) for row in sorted(rows, key=lambda r: (r.company, r.name, r.id))]
 
     def delete_flow(self, flow_id: str) -> bool:
         with self._transaction(write=True) as session:
@@ -363,7 +533,7 @@ class Store:
         higher version than the stored one. Returns (flows stored, errors of unusable files)."""
         flows, errors = load_flows_dir(directory)
         imported = 0
-        with self._transaction(write=True) as session:
+        with self._transaction(write=True, exclusive=True) as session:
             for flow in flows:
                 stored = session.get(CallFlowRow, flow.id)
                 if stored is None or flow.version > stored.version:
@@ -494,6 +664,23 @@ class _Segments:
         )
         session.add(row)
         self._last[call_id] = row
+
+
+def _device(row: DeviceRow) -> Device:
+    return Device(name=row.name, dial_string=row.dial_string, label=row.label, is_default=row.is_default)
+
+
+def _device_row(session: Session, name: str) -> DeviceRow:
+    row = session.get(DeviceRow, name)
+    if row is None:
+        raise UnknownDevice(f"no device named {name!r}")
+    return row
+
+
+def _clear_default(session: Session) -> None:
+    """No device is the default, until the caller makes one so: a statement of its own before
+    that, so that two defaults never exist even for one statement (the unique index)."""
+    session.execute(update(DeviceRow).where(DeviceRow.is_default.is_(True)).values(is_default=False))
 
 
 def _put_flow(session: Session, flow: CallFlow) -> None:

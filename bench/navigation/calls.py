@@ -120,15 +120,17 @@ class NavigationSuite:
         self.pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), user_phones=user))
         await self.pbx.start()
         settings = Settings(
-            ari_url=self.pbx.ari_url,
-            database_url=f"sqlite:///{tmp / 'calls.db'}",
-            recordings_dir=tmp / "recordings",
-            flows_dir=tmp / "flows",
-            user_devices={"sip_phone": USER_PHONE},
-            dial_timeout=10,
-            user_answer_timeout=5.0,
-            navigator=self.navigator,
-            **self.extra_settings,
+            **{
+                "ari_url": self.pbx.ari_url,
+                "database_url": f"sqlite:///{tmp / 'calls.db'}",  # extra settings may name another
+                "recordings_dir": tmp / "recordings",
+                "flows_dir": tmp / "flows",
+                "user_devices": {"sip_phone": USER_PHONE},
+                "dial_timeout": 10,
+                "user_answer_timeout": 5.0,
+                "navigator": self.navigator,
+                **self.extra_settings,
+            }
         )
         self.app = HoldSlayer(settings)
         await self.app.start()

@@ -41,10 +41,10 @@ async def page(browser: Browser):
 
 
 @pytest.fixture
-async def secured(tmp_path: Path, corpus):
+async def secured(tmp_path: Path, corpus, database_url):
     """The stack with a token: the API, the WebSocket and so the dashboard want it."""
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        async with running_stack(tmp_path, http, corpus, api_token=TOKEN) as running:
+        async with running_stack(tmp_path, http, corpus, database_url, api_token=TOKEN) as running:
             yield running
 
 
@@ -275,7 +275,10 @@ async def test_an_open_api_needs_no_login(stack: Stack, page: Page):
 
 
 async def test_an_emergency_number_is_refused_at_its_field_and_nothing_is_dialled(secured: Stack, page: Page):
+    status, _ = await secured.post("/api/devices", {"name": "fax", "dial_string": "PJSIP/fax"})
+    assert status == 201
     await log_in(page, secured)
+    await expect(page.locator("#call-device option[value='fax']")).to_have_count(1)  # the server's devices
     await place_call(page, "911")
     error = page.locator("#place-call .field-error[data-for='number']")
     await expect(error).to_contain_text("emergency")
@@ -285,12 +288,14 @@ async def test_an_emergency_number_is_refused_at_its_field_and_nothing_is_dialle
     assert status == 200 and json.loads(body) == []
     assert secured.pbx.company_calls == []
 
-    # An unknown device is named at its own field; a good call clears the errors.
-    await page.fill("#call-device", "fax")
+    # A device deleted since the page listed it is named at its own field; a good call clears the errors.
+    async with secured.http.delete(secured.api.base_url + "/api/devices/fax") as resp:
+        assert resp.status == 204
+    await page.select_option("#call-device", "fax")
     await place_call(page, BUSY)
     await expect(page.locator("#place-call .field-error[data-for='device']")).to_contain_text("unknown device 'fax'")
     await expect(error).to_be_hidden()
-    await page.fill("#call-device", "")
+    await page.select_option("#call-device", "")
     await place_call(page, BUSY)
     await expect(page.locator("#place-call .field-error[data-for='device']")).to_be_hidden()
     card = page.locator("#live-calls .call")

@@ -19,12 +19,12 @@ TOKEN = "correct-horse-battery-staple"
 
 
 @asynccontextmanager
-async def guarded_api(tmp_path, corpus):
+async def guarded_api(tmp_path, corpus, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios={}, corpus=corpus))
     await pbx.start()
     settings = Settings(
         ari_url=pbx.ari_url,
-        database_url=f"sqlite:///{tmp_path / 'auth.db'}",
+        database_url=database_url,
         recordings_dir=tmp_path / "rec",
         flows_dir=REPO / "flows",
         api_token=TOKEN,
@@ -56,8 +56,8 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
         ("POST", "/api/call-flows/learn", {"call_id": "abc"}),
     ],
 )
-async def test_without_the_token_every_route_answers_401_and_nothing_is_dialled(tmp_path, corpus, http, method, path, body):
-    async with guarded_api(tmp_path, corpus) as (base, pbx):
+async def test_without_the_token_every_route_answers_401_and_nothing_is_dialled(tmp_path, corpus, http, database_url, method, path, body):
+    async with guarded_api(tmp_path, corpus, database_url) as (base, pbx):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
             async with http.request(method, base + path, json=body, headers=headers) as resp:
                 assert resp.status == 401, (path, headers)
@@ -65,8 +65,8 @@ async def test_without_the_token_every_route_answers_401_and_nothing_is_dialled(
         assert not pbx.company_calls
 
 
-async def test_with_the_token_the_api_and_the_websocket_work_and_health_stays_open(tmp_path, corpus, http):
-    async with guarded_api(tmp_path, corpus) as (base, _):
+async def test_with_the_token_the_api_and_the_websocket_work_and_health_stays_open(tmp_path, corpus, http, database_url):
+    async with guarded_api(tmp_path, corpus, database_url) as (base, _):
         async with http.get(base + "/api/calls", headers=BEARER) as resp:
             assert resp.status == 200 and await resp.json() == []
         async with http.get(base + "/api/health") as resp:
@@ -101,10 +101,10 @@ def test_which_paths_need_the_token_and_where_it_is_read_from():
     assert presented_token({"type": "websocket", "headers": [], "query_string": b"token=zzz"}) == "zzz"
 
 
-async def test_the_docs_page_works_offline_from_the_package(tmp_path, corpus, http):
+async def test_the_docs_page_works_offline_from_the_package(tmp_path, corpus, http, database_url):
     import re
 
-    async with guarded_api(tmp_path, corpus) as (base, _):
+    async with guarded_api(tmp_path, corpus, database_url) as (base, _):
         async with http.get(base + "/docs") as resp:
             assert resp.status == 200
             page = await resp.text()

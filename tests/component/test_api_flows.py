@@ -10,8 +10,8 @@ from tests.conftest import api_without_calls
 
 
 @pytest.fixture
-async def api(tmp_path: Path, corpus, http):
-    async with api_without_calls(tmp_path, http, corpus) as (call, _):
+async def api(tmp_path: Path, corpus, http, database_url):
+    async with api_without_calls(tmp_path, http, corpus, database_url) as (call, _):
         yield call
 
 
@@ -63,6 +63,11 @@ async def test_create_get_replace_delete(api):
         ({"steps": [{"id": "a", "type": "DTMF"}]}, "dtmf"),
         ({"steps": [{"id": "a", "type": "LISTEN", "next_step": "nowhere"}]}, "nowhere"),
         ({"phone_number": "call me"}, "phone_number"),
+        # What a database column holds (PostgreSQL refuses more; SQLite would have kept it).
+        ({"name": "n" * 201}, "name"),
+        ({"company": "c" * 201}, "company"),
+        ({"version": 2**31}, "version"),
+        ({"success_count": 2**63}, "success_count"),
     ],
 )
 async def test_invalid_flows_are_rejected_with_the_reason(api, change, field):

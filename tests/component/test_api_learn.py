@@ -29,8 +29,8 @@ class Api:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, corpus, http):
-    async with api_without_calls(tmp_path, http, corpus) as (call, holdslayer):
+async def api(tmp_path: Path, corpus, http, database_url):
+    async with api_without_calls(tmp_path, http, corpus, database_url) as (call, holdslayer):
         yield Api(call, holdslayer.store)
 
 

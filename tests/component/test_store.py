@@ -1,4 +1,5 @@
-"""The store on real SQLite files (and one in-memory database), and the event journal writer."""
+"""The store on a real database (the test's own: SQLite, or PostgreSQL with
+HOLDSLAYER_TEST_DATABASE; tests/database.py), SQLite's own settings, and the event journal writer."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ T0 = datetime(2025, 3, 1, 9, 30, 0, 123000, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'nested' / 'dir' / 'holdslayer.db'}"
+def db_url(database_url) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -63,11 +64,13 @@ def a_flow(flow_id: str = "acme", number: str = "8005550100", version: int = 1, 
 # ---------------------------------------------------------------------------- engine
 
 
-def test_sqlite_file_gets_its_directory_wal_and_foreign_keys(store, tmp_path):
+def test_sqlite_file_gets_its_directory_wal_and_foreign_keys(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'holdslayer.db'}")
     assert (tmp_path / "nested" / "dir" / "holdslayer.db").is_file()
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
 
 
 def test_tables_persist_across_store_instances(db_url):
@@ -191,8 +194,8 @@ def test_classification_windows_become_segments_of_one_class_each(store):
     assert record.classifications[1]["confidence"] == pytest.approx(0.8)
 
 
-def test_raw_windows_are_kept_as_events_on_request(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'debug.db'}", keep_classification_windows=True)
+def test_raw_windows_are_kept_as_events_on_request(db_url):
+    store = Store(db_url, keep_classification_windows=True)
     new_call(store)
     store.add_events([event(window(0.0, "MUSIC"), seq=1), event(window(0.5, "MUSIC"), seq=2)])
     record = store.get_call("c1")
@@ -355,8 +358,9 @@ def test_concurrent_writers_from_threads_do_not_corrupt(db_url):
     assert failures == []
 
     store = stores[0]
-    with store.engine.connect() as connection:
-        assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
     calls = store.list_calls(limit=1000)
     assert len(calls) == workers * calls_each
     for call in calls:
@@ -469,3 +473,59 @@ def test_the_call_row_follows_its_events(store):
     assert (record.status, record.reason, record.detail, record.ended_at) == (
         CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up", at[7],
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- what every backend stores
+
+
+def test_text_with_a_nul_character_is_stored_and_never_found_by_a_lookup(store):
+    # PostgreSQL text cannot hold NUL: the store keeps U+FFFD there, SQLite keeps it as it is.
+    kept = "a\ufffdb" if store.engine.dialect.name == "postgresql" else "a\x00b"
+    store.create_call("c1", CallRequest(number="8005550100", intent="a\x00b"), "sip_phone")
+    store.upsert_flow(a_flow(name="a\x00b", description="\x00"))
+    assert store.get_call("c1").intent == kept
+    assert store.get_flow("acme").name == kept
+    assert store.get_call("c1\x00") is None and store.get_flow("acme\x00") is None
+    assert store.list_flows(company="Acme\x00") == [] and store.get_device("\x00") is None
+    store.add_event(event(ev.CallCreated(number="8005550100", intent="a\x00b"), seq=1))
+    assert store.get_call("c1").events[0]["data"]["intent"] == "a\x00b"  # inside JSON it is kept everywhere
+
+
+def test_flows_list_in_the_same_order_and_match_companies_the_same_on_every_backend(store):
+    for flow_id, company, name in [("b", "acme", "Zed"), ("a", "Acme", "zed"), ("c", "Émile & Co", "x"), ("d", "ÉMILE & CO", "x")]:
+        store.upsert_flow(a_flow(flow_id, company=company, name=name))
+    assert [f.id for f in store.list_flows()] == ["a", "b", "d", "c"]  # code point order, not the collation's
+    assert [f.id for f in store.list_flows(company="ACME")] == ["a", "b"]
+    assert [f.id for f in store.list_flows(company="émile & co")] == ["d", "c"]
+
+
+async def test_a_restart_loses_no_finished_call(db_url):
+    store = Store(db_url)
+    new_call(store, "done")
+    new_call(store, "running")  # still on hold when the process stops
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    writer.start()
+    journal = [
+        bus.emit("done", ev.CallStatusChanged(status="on_hold", previous="navigating")),
+        bus.emit("done", ev.HumanDetected(t=80.0, confidence=0.9, evidence={}, hold_seconds=61.5)),
+        bus.emit("done", ev.CallEnded(status="completed", reason="bridged", detail="the user hung up")),
+    ]
+    bus.emit("done", ev.AudioClassified(t_start=0.0, t_end=0.5, audio_class="MUSIC", confidence=0.8, features={}))
+    bus.emit("running", ev.CallStatusChanged(status="on_hold", previous="navigating"))
+    await asyncio.wait_for(writer.stop(), 10)
+    store.close()
+
+    again = Store(db_url)  # the next process
+    try:
+        assert again.mark_unfinished_calls_failed() == 1  # what every start does
+        done = again.get_call("done")
+        assert (done.status, done.reason, done.detail, done.hold_seconds) == (
+            CallStatus.COMPLETED, EndReason.BRIDGED, "the user hung up", 61.5,
+        )  # fmt: skip
+        assert [e["seq"] for e in done.events] == [e.seq for e in journal]
+        assert [c["audio_class"] for c in done.classifications] == ["MUSIC"]
+        assert again.get_call("running").status is CallStatus.FAILED
+        assert {c.id for c in again.list_calls()} == {"done", "running"}
+    finally:
+        again.close()

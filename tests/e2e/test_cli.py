@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 
 import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from app.store import Store
 from tests.conftest import REPO, free_tcp_socket
 
 pytestmark = pytest.mark.e2e
 
 
-def _env(tmp_path, **extra: str) -> dict[str, str]:
+def _env(tmp_path, database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDSLAYER_") or k == "HOLDSLAYER_CORPUS_DIR"}
     env.update(
-        HOLDSLAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'hs.db'}",
+        HOLDSLAYER_DATABASE_URL=database_url,
         HOLDSLAYER_RECORDINGS_DIR=str(tmp_path / "recordings"),
         HOLDSLAYER_FLOWS_DIR=str(REPO / "flows"),
         **extra,
@@ -36,8 +36,8 @@ async def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> tu
     return proc.returncode, out.decode()
 
 
-async def test_demo_bridges_the_user_and_exits_0(tmp_path):
-    code, out = await _run(["demo", "--number", "5550001", "--follow-flow"], _env(tmp_path))
+async def test_demo_bridges_the_user_and_exits_0(tmp_path, database_url):
+    code, out = await _run(["demo", "--number", "5550001", "--follow-flow"], _env(tmp_path, database_url))
     assert code == 0, out
     assert "Traceback" not in out
     assert "pressed 2" in out and "pressed 1" in out
@@ -46,25 +46,26 @@ async def test_demo_bridges_the_user_and_exits_0(tmp_path):
 
 
 async def test_demo_lists_the_simulated_companies(tmp_path):
-    code, out = await _run(["demo", "--list"], _env(tmp_path), timeout=60)
+    # --list opens no database
+    code, out = await _run(["demo", "--list"], _env(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}"), timeout=60)
     assert code == 0, out
     for number, name in ((s.number, s.name) for s in load_scenarios().values()):
         assert number in out and name in out
 
 
-async def test_demo_exits_nonzero_when_the_call_fails(tmp_path):
-    code, out = await _run(["demo", "--number", "5550002"], _env(tmp_path))
+async def test_demo_exits_nonzero_when_the_call_fails(tmp_path, database_url):
+    code, out = await _run(["demo", "--number", "5550002"], _env(tmp_path, database_url))
     assert code == 1, out
     assert out.strip().splitlines()[-1].startswith("OUTCOME: FAILED - busy")
 
 
-async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, corpus, http):
+async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, corpus, http, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
     sock = free_tcp_socket()
     port = sock.getsockname()[1]
     sock.close()
-    env = _env(tmp_path, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
+    env = _env(tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -97,5 +98,9 @@ async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, co
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         await pbx.stop()
     assert proc.returncode == 0, out.decode()
-    with sqlite3.connect(tmp_path / "hs.db") as db:
-        assert db.execute("select status, reason from calls where id = ?", (call_id,)).fetchone() == ("failed", "busy")
+    store = Store(database_url)  # what the process left in its database
+    try:
+        stored = store.get_call(call_id)
+        assert (stored.status.value, stored.reason.value) == ("failed", "busy")
+    finally:
+        store.close()

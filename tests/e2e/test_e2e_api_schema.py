@@ -21,8 +21,8 @@ class RunningApp:
     """The app, its REST API and a simulated PBX on their own event loop in a thread, so that a
     synchronous client (schemathesis) can call them over real HTTP."""
 
-    def __init__(self, tmp_path: Path, corpus) -> None:
-        self.tmp_path, self.corpus = tmp_path, corpus
+    def __init__(self, tmp_path: Path, corpus, database_url: str) -> None:
+        self.tmp_path, self.corpus, self.database_url = tmp_path, corpus, database_url
         self.loop = asyncio.new_event_loop()
         self.base_url = ""
         self._ready = threading.Event()
@@ -41,7 +41,7 @@ class RunningApp:
         holdslayer = HoldSlayer(
             Settings(
                 ari_url=pbx.ari_url,
-                database_url=f"sqlite:///{self.tmp_path / 'schema.db'}",
+                database_url=self.database_url,
                 recordings_dir=self.tmp_path / "rec",
                 flows_dir=REPO / "flows",
                 dial_timeout=5,
@@ -71,8 +71,8 @@ class RunningApp:
 
 
 @pytest.fixture(scope="module")
-def running_app(tmp_path_factory, corpus) -> Iterator[RunningApp]:
-    with RunningApp(tmp_path_factory.mktemp("schema"), corpus) as app:
+def running_app(tmp_path_factory, corpus, module_database_url) -> Iterator[RunningApp]:
+    with RunningApp(tmp_path_factory.mktemp("schema"), corpus, module_database_url) as app:
         yield app
 
 

@@ -110,6 +110,7 @@ async def running_stack(
     tmp_path: Path,
     http,
     corpus,
+    database_url: str,
     *,
     scenarios=None,
     user_phones=None,
@@ -117,7 +118,7 @@ async def running_stack(
     detector_factory=None,
     **overrides,
 ) -> AsyncIterator[Stack]:
-    """A simulated PBX, the app against it (SQLite file in ``tmp_path``) and its REST API."""
+    """A simulated PBX, the app against it (on the test's database) and its REST API."""
     pbx = SimulatedPBX(
         SimConfig(
             scenarios=scenarios if scenarios is not None else load_scenarios(),
@@ -129,7 +130,7 @@ async def running_stack(
     settings = Settings(
         **{
             "ari_url": pbx.ari_url,
-            "database_url": f"sqlite:///{tmp_path / 'calls.db'}",
+            "database_url": database_url,
             "recordings_dir": tmp_path / "recordings",
             "flows_dir": flows_dir,
             "user_devices": {"sip_phone": USER_PHONE},
@@ -151,7 +152,7 @@ async def running_stack(
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, corpus, http, request):
+async def stack(tmp_path: Path, corpus, http, database_url, request):
     user_phones = {
         USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello"),
         DEAD_PHONE: UserPhoneConfig(answer_after=None),
@@ -159,7 +160,7 @@ async def stack(tmp_path: Path, corpus, http, request):
     overrides = dict(getattr(request, "param", {}))
     user_phones[USER_PHONE] = overrides.pop("user_phone", user_phones[USER_PHONE])
     overrides.setdefault("user_devices", {"sip_phone": USER_PHONE, "dead_phone": DEAD_PHONE})
-    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, **overrides) as running:
+    async with running_stack(tmp_path, http, corpus, database_url, user_phones=user_phones, **overrides) as running:
         yield running
 
 
@@ -415,7 +416,24 @@ async def test_all_circuits_busy_is_told_apart_by_its_special_information_tone(s
     await stack.assert_pbx_clean()
 
 
-async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, corpus):
+async def test_a_device_made_through_the_api_is_the_one_rung(stack: Stack):
+    # A new default device, only in the store, and the settings' sip_phone deleted: the call names
+    # no device and its flow names sip_phone, so it rings the default.
+    status, desk = await stack.post("/api/devices", {"name": "desk", "dial_string": USER_PHONE, "default": True})
+    assert (status, desk["default"]) == (201, True)
+    async with stack.http.delete(stack.api.base_url + "/api/devices/sip_phone") as resp:
+        assert resp.status == 204
+    flow = await asyncio.to_thread(stack.holdslayer.store.find_flow_for_number, MENU)
+    assert flow.steps[-1].metadata["device"] == "sip_phone"
+    call_id = await stack.call(MENU)
+    call = await stack.wait_final(call_id, timeout=120)
+
+    assert (call["status"], call["reason"], call["device"]) == ("completed", "bridged", "desk"), call["detail"]
+    assert events_of(call, "TRANSFER_STARTED") == [{"device": "desk", "dial_string": USER_PHONE}]
+    await stack.assert_pbx_clean()
+
+
+async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, corpus, database_url):
     # A crash mid-call leaves the call's channels and bridges in Asterisk and its row unfinished.
     from app.ari.client import AriClient
     from app.calls.models import CallRequest
@@ -423,7 +441,7 @@ async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, cor
 
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    db_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    db_url = database_url
     Store(db_url).create_call("crashed", CallRequest(number=MENU), "sip_phone", None, None)
     settings = Settings(ari_url=pbx.ari_url, database_url=db_url, recordings_dir=tmp_path / "rec", flows_dir=REPO / "flows")
     async with AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app) as ari:
@@ -475,14 +493,16 @@ async def test_dial_in_to_an_emergency_number_is_refused_and_never_dialled(stack
         assert await resp.json() == []
 
 
-async def test_dial_in_asks_what_the_call_is_about_then_calls_and_rings_back(tmp_path: Path, http, corpus):
+async def test_dial_in_asks_what_the_call_is_about_then_calls_and_rings_back(tmp_path: Path, http, corpus, database_url):
     phone = "PJSIP/talkingphone"
     user_phones = {
         phone: UserPhoneConfig(
             answer_after=0.5, hangup_after=25.0, speech="tts:I want to dispute a charge on my bill.", answers_prompt=True
         )
     }
-    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, user_devices={"sip_phone": phone}) as stack:
+    async with running_stack(
+        tmp_path, http, corpus, database_url, user_phones=user_phones, user_devices={"sip_phone": phone}
+    ) as stack:
         channel_id = await stack.pbx.place_inbound_call(LONG_HOLD, endpoint=phone)
         loop = asyncio.get_running_loop()
         deadline, calls = loop.time() + 60, []

@@ -91,13 +91,13 @@ def blinded_detector(settings) -> AudioPipeline:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, corpus, http):
+async def stack(tmp_path: Path, corpus, http, database_url):
     # The user stays 6 s: connecting after the answer took over 2 s once on a loaded CI machine.
     user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=6.0, speech="prompt:hello")}
     flows = tmp_path / "flows"
     flows.mkdir()
     async with running_stack(
-        tmp_path, http, corpus,
+        tmp_path, http, corpus, database_url,
         scenarios={s["number"]: Scenario.model_validate(s) for s in SCENARIOS},
         user_phones=user_phones,
         flows_dir=flows,

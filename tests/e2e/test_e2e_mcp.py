@@ -12,7 +12,16 @@ from mcp import ClientSession, MCPError
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.e2e.test_e2e_calls import BUSY, LONG_HOLD, MENU, NOT_IN_SERVICE, Stack, stack  # noqa: F401 - the fixture
+from tests.e2e.test_e2e_calls import (  # noqa: F401 - the fixture
+    BUSY,
+    DEAD_PHONE,
+    LONG_HOLD,
+    MENU,
+    NOT_IN_SERVICE,
+    USER_PHONE,
+    Stack,
+    stack,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +37,7 @@ TOOLS = {
     "list_call_flows",
     "get_call_flow",
     "learn_call_flow",
+    "list_devices",
 }
 
 
@@ -158,7 +168,9 @@ async def test_an_emergency_number_is_refused_and_nothing_is_dialled(stack: Stac
 async def test_bad_requests_and_unknown_calls_are_tool_errors_with_the_reason(stack: Stack, transport):
     async with connect(stack, transport) as client:
         assert "number" in error_text(await client.call_tool("place_call", {"number": "call me maybe"}))
-        assert "device" in error_text(await client.call_tool("place_call", {"number": MENU, "device": "fax"}))
+        assert "unknown device 'fax'; devices: dead_phone, sip_phone" in error_text(
+            await client.call_tool("place_call", {"number": MENU, "device": "fax"})
+        )
         for tool, args in [
             ("get_call_status", {"call_id": "nope"}),
             ("hang_up", {"call_id": "nope"}),
@@ -199,6 +211,19 @@ async def test_stored_call_flows_are_listed_and_read(stack: Stack):
         flow = structured(await client.call_tool("get_call_flow", {"flow_id": menu["id"]}))
     assert flow["id"] == menu["id"] and len(flow["steps"]) == menu["steps"] > 0
     assert [s["dtmf"] for s in flow["steps"] if s.get("dtmf")] == ["2", "1"]
+
+
+async def test_the_devices_are_listed_as_stored(stack: Stack):
+    async with connect(stack, "streamable_http") as client:
+        listed = structured(await client.call_tool("list_devices", {}))["devices"]
+        assert listed == [
+            {"name": "dead_phone", "dial_string": DEAD_PHONE, "label": "", "default": False},
+            {"name": "sip_phone", "dial_string": USER_PHONE, "label": "", "default": True},
+        ]
+        status, _ = await stack.post("/api/devices", {"name": "desk", "dial_string": "PJSIP/desk", "default": True})
+        assert status == 201
+        listed = structured(await client.call_tool("list_devices", {}))["devices"]
+    assert [(d["name"], d["default"]) for d in listed] == [("dead_phone", False), ("desk", True), ("sip_phone", False)]
 
 
 async def test_both_transports_serve_at_once(stack: Stack):

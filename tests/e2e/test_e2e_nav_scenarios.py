@@ -26,11 +26,11 @@ def test_every_navigation_company_is_called():
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("company", COMPANIES)
-async def test_offline_navigation_learned_flows_and_a_changed_menu(corpus, company):
+async def test_offline_navigation_learned_flows_and_a_changed_menu(corpus, database_url, company):
     companies = navigation_scenarios(company)
     assert companies
 
-    async with NavigationSuite("offline", only=company) as suite:
+    async with NavigationSuite("offline", only=company, settings={"database_url": database_url}) as suite:
         await suite.explore_all(first_intent_only=True)
         explored = suite.result.of("explore")
         assert len(explored) == len(companies)

@@ -50,10 +50,10 @@ def short_hold_scenarios() -> dict:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, corpus, http):
+async def stack(tmp_path: Path, corpus, http, database_url):
     user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")}
     async with running_stack(
-        tmp_path, http, corpus, scenarios=short_hold_scenarios(), user_phones=user_phones,
+        tmp_path, http, corpus, database_url, scenarios=short_hold_scenarios(), user_phones=user_phones,
         navigator="offline", stt_provider="local",
     ) as running:  # fmt: skip
         yield running

@@ -27,11 +27,13 @@ DESTINATION = "hold_cards"
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, corpus, http):
+async def stack(tmp_path: Path, corpus, http, database_url):
     user_phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="prompt:hello")}
     flows = tmp_path / "flows"  # no flow: the bank's menus are explored
     flows.mkdir()
-    async with running_stack(tmp_path, http, corpus, user_phones=user_phones, flows_dir=flows, navigator="offline") as running:
+    async with running_stack(
+        tmp_path, http, corpus, database_url, user_phones=user_phones, flows_dir=flows, navigator="offline"
+    ) as running:
         yield running
 
 

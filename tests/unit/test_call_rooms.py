@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from app.calls.steps import FlowSteps, Media
 from app.media.jitter import Frame
 from app.clock import MonotonicClock
 from app.config import Settings
+from app.devices import Device
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from tests.ari_fake import channel
 from tests.fakes.ari_host import FakeAriHost
@@ -356,8 +358,9 @@ def steps_with_fakes(**settings: Any) -> tuple[FlowSteps, FakeAriHost, list[ev.C
     hearing.detector.expect_dtmf_echo = lambda digits, now: None  # type: ignore[attr-defined]
     steps = FlowSteps(
         ctx, legs, hearing, RecordingHandoff(), Media(),  # type: ignore[arg-type]
-        settings=Settings(user_devices={"sip_phone": "PJSIP/phone"}, **settings),
+        settings=Settings(**settings),
         request=CallRequest(number="8005550100"), device="sip_phone", tts=None,
+        devices={"sip_phone": Device("sip_phone", "PJSIP/phone", is_default=True)}.get,
     )  # fmt: skip
     return steps, ari, published
 
@@ -390,11 +393,33 @@ async def test_a_flow_that_goes_round_in_circles_ends_the_call():
 
 async def test_a_transfer_to_a_device_nobody_configured_fails_before_ringing_anyone():
     steps, ari, _ = steps_with_fakes()
-    step = CallFlowStep(id="t", type=StepType.TRANSFER, metadata={"device": "desk"})
-    steps.request = CallRequest(number="8005550100")
+    step = CallFlowStep(id="t", type=StepType.TRANSFER)
+    steps.request = CallRequest(number="8005550100", device="desk")  # deleted since the call was placed
     with pytest.raises(Finish, match="unknown user device 'desk'"):
         await steps.transfer(step)
     assert ari.requests == []
+    steps.request, steps.device = CallRequest(number="8005550100"), "gone"
+    with pytest.raises(Finish, match="unknown user device 'gone'"):
+        await steps.transfer(step)
+    assert ari.requests == []
+
+
+async def test_a_flow_naming_a_device_the_user_no_longer_has_rings_the_calls_own():
+    steps, _, published = steps_with_fakes()
+    steps.request = CallRequest(number="8005550100")  # no device asked for: the call's is sip_phone
+
+    def started() -> list[ev.EventData]:
+        return [e.data for e in published if isinstance(e.data, ev.TransferStarted)]
+
+    ringing = asyncio.create_task(steps.transfer(CallFlowStep(id="t", type=StepType.TRANSFER, metadata={"device": "desk"})))
+    for _ in range(200):
+        if started() or ringing.done():
+            break
+        await asyncio.sleep(0.01)
+    ringing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ringing
+    assert started() == [ev.TransferStarted(device="sip_phone", dial_string="PJSIP/phone")]
 
 
 async def test_hold_ends_the_call_after_the_longest_hold_allowed():

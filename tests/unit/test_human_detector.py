@@ -388,9 +388,9 @@ def test_fingerprint_matches_a_replayed_announcement_over_another_music_bed(corp
 
 
 @pytest.mark.corpus
-def test_recordings_known_on_one_call_are_known_on_the_next_from_storage(corpus, tmp_path):
-    """A company's announcements heard on one call, stored (as the store keeps them: bytes in a
-    SQLite file), are recognised on the next call over another bed; stored twice, kept once."""
+def test_recordings_known_on_one_call_are_known_on_the_next_from_storage(corpus, database_url):
+    """A company's announcements heard on one call, stored (as the store keeps them: bytes in the
+    database), are recognised on the next call over another bed; stored twice, kept once."""
     from app.audio.fingerprint import Landmarks
     from app.store.repository import Store
 
@@ -402,9 +402,9 @@ def test_recordings_known_on_one_call_are_known_on_the_next_from_storage(corpus,
         prompt = prompts[name]
         assert first_call.remember(landmarks(frame_features(telephone(prompt + at_dbov(bed[: len(prompt)], -40.0))).spectrum))
     assert not first_call.remember(landmarks(frame_features(telephone(prompts[names[0]])).spectrum))  # known already
-    store = Store(f"sqlite:///{tmp_path / 'calls.db'}")
+    store = Store(database_url)
     store.save_line_recordings("+1 (800) 555-0100", first_call.export())
-    stored = Store(f"sqlite:///{tmp_path / 'calls.db'}").line_recordings("+18005550100")
+    stored = Store(database_url).line_recordings("+18005550100")
     assert stored == first_call.export() and all(isinstance(b, bytes) for b in stored)
     assert Landmarks.from_bytes(stored[0]).to_bytes() == stored[0]
     with pytest.raises(ValueError):
