@@ -24,6 +24,7 @@ from app.calls.models import CallRequest, RecordingChannel
 from app.calls.recordings import MASK_HZ, Recordings
 from app.calls.steps import FlowSteps, Media
 from app.config import Settings
+from app.devices import Device
 from app.media.recorder import StreamingWavWriter
 from app.media.wavfile import read_wav
 from tests.fakes.ari_host import FakeAriHost
@@ -156,6 +157,7 @@ async def test_keys_the_flow_presses_reach_the_app_track(tmp_path):
         ctx, legs, hearing, RecordingHandoff(), Media(),  # type: ignore[arg-type]
         settings=Settings(user_devices={"sip_phone": "PJSIP/phone"}), request=CallRequest(number="8005550100"),
         device="sip_phone", tts=None, recordings=recordings,
+        devices={"sip_phone": Device("sip_phone", "PJSIP/phone", is_default=True)}.get,
     )  # fmt: skip
     await steps.send_dtmf("9", "menu")
     await steps.send_dtmf("1", "account", masked=True)
