@@ -430,6 +430,7 @@ class _AgentRun(_NodeRun):
         self._replies = list(node.replies)
         self._answers = [audio.sequence(answer) for answer in node.answers]
         self._hello = audio.sequence(node.hello) if node.hello_after_seconds is not None else None
+        self._hello_again = [audio.sequence(again) for again in node.hello_again] if self._hello is not None else []
         self._frame_no = 0
         self._quiet_frames = 0
         self._heard_voice = 0
@@ -551,7 +552,8 @@ class _AgentRun(_NodeRun):
             and self._segment_voice == 0
         ):
             self._hellos_said += 1
-            self._say("hello", self._hello)
+            again = self._hello_again[(self._hellos_said - 2) % len(self._hello_again)] if self._hello_again else None
+            self._say("hello", self._hello if self._hellos_said == 1 or again is None else again)
             return self._next_spoken()
         return self._line(None, speech=False)
 

@@ -299,6 +299,11 @@ class AgentNode(_Strict):
     answer_delay_seconds: SecondsRange = Field((0.3, 1.2), description="[min, max] of the pause before an answer")
     end_of_turn_seconds: float = Field(0.7, ge=0.2, le=3, description="Quiet after the caller's voice that ends a turn")
     hello: AudioList = Field(default_factory=lambda: ["tts[flite:slt]:Hello?"], description="Said into a silent line")
+    # A person asks again in other words; saying the very same audio again is what a recording does.
+    hello_again: list[AudioList] = Field(
+        default_factory=lambda: [["tts[flite:slt]:Hello, are you there?"], ["tts[flite:slt]:Hi, can you hear me?"]],
+        description="Said instead of `hello` the second, third ... time, in turn",
+    )
     hello_after_seconds: float | None = Field(
         None, gt=0, description="Say `hello` after this long without hearing the caller (None: never)"
     )
@@ -322,7 +327,7 @@ class AgentNode(_Strict):
     def clips(self) -> list[str]:
         extra = [*self.answers_flat(), *self.announcement]
         if self.hello_after_seconds is not None:
-            extra += self.hello
+            extra += [*self.hello, *(ref for again in self.hello_again for ref in again)]
         if self.line == "call_centre":
             extra += self.background
         return [*self.greeting, *(ref for reply in self.replies for ref in reply.audio), *extra]

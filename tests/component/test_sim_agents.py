@@ -22,6 +22,8 @@ import pytest
 from app.media.g711 import ulaw_decode
 from app.sim import ScenarioError, SimConfig, SimulatedPBX, UserPhoneConfig
 from app.sim.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, AudioLibrary, OtherVoice, is_voice
+from app.audio.features import frame_features
+from app.audio.fingerprint import RecordingMemory, landmarks
 from app.sim.company import CompanyCall
 from app.sim.farend import CompanyCallLog
 from app.sim.populations import generate_population
@@ -259,6 +261,37 @@ def _agent_call(corpus, agent: dict[str, Any], seed: int = 1, before: dict[str, 
     call = CompanyCall(scenario, AudioLibrary(corpus), log, np.random.default_rng(seed), transcriber=None)
     call.answered()
     return call, log
+
+
+@needs_flite
+def test_a_person_asks_again_in_other_words_never_a_replay_of_their_first_hello(corpus):
+    # A person's second "Hello?" is never the first one's waveform; a recording's replay is, and
+    # the detector's fingerprints rightly take a replay for a recording (an e2e person who said the
+    # same "Hello?" three times was retracted as "a recording heard before on this line").
+    call, _ = _agent_call(corpus, {"greeting": ["silence:0.1"], "hello_after_seconds": 2.5, "hellos": 3})
+    frames = []
+    for _ in range(int(10.0 / FRAME_SECONDS)):  # three hellos, 2.5 s apart
+        frame = call.next_frame()
+        call.hear(None)
+        frames.append(np.zeros(FRAME_SAMPLES, np.int16) if frame is None else frame)
+    voiced = np.array([is_voice(f) for f in frames])
+    # Utterances: voiced frames, with pauses inside shorter than half a second.
+    spoken, start, quiet = [], None, 0
+    for index, v in enumerate([*voiced, *([False] * 30)]):
+        if v:
+            start, quiet = (index if start is None else start), 0
+        elif start is not None:
+            quiet += 1
+            if quiet >= 25:
+                spoken.append(np.concatenate(frames[start : index - quiet + 1]))
+                start, quiet = None, 0
+    assert len(spoken) == 3
+    marks = lambda pcm: landmarks(frame_features(pcm, SAMPLE_RATE).spectrum, SAMPLE_RATE)  # noqa: E731
+    memory = RecordingMemory(min_votes=30, min_share=0.08, min_prominence=3.0)  # the detector's
+    assert memory.remember(marks(spoken[0]))
+    assert memory.matches(marks(spoken[0])) is not None  # the same audio again would be a replay
+    for again in spoken[1:]:
+        assert memory.matches(marks(again)) is None
 
 
 def test_echo_is_the_heard_audio_exactly_delayed_and_attenuated(corpus):
