@@ -129,7 +129,6 @@ DTMF_KEYS = ("123A", "456B", "789C", "*0#D")  # row (low) by column (high)
 DTMF_DIGITS = "".join(DTMF_KEYS)
 
 
-
 def tone_bursts(
     tones: Sequence[Sequence[float]],
     *,

@@ -8,10 +8,13 @@ refuses the G.711 and float formats that telephony recordings often use).
 
 from __future__ import annotations
 
+import io
 import struct
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,17 +39,27 @@ class Audio:
         return len(self.pcm) / self.sample_rate
 
 
+def _chunks(file: BinaryIO, size: int, path: str | Path) -> Iterator[tuple[bytes, int, int]]:
+    """(id, size, offset of its body) of each RIFF chunk of a WAVE file of ``size`` bytes; reads
+    only the headers (the caller reads the bodies it wants)."""
+    file.seek(0)
+    head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise WavError(f"{path}: not a RIFF/WAVE file")
+    pos = 12
+    while pos + 8 <= size:
+        file.seek(pos)
+        chunk_id, chunk_size = struct.unpack("<4sI", file.read(8))
+        yield chunk_id, chunk_size, pos + 8
+        pos += 8 + chunk_size + (chunk_size & 1)
+
+
 def read_wav(path: str | Path) -> Audio:
     """Read a WAV file as mono int16 (channels are averaged)."""
     data = Path(path).read_bytes()
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError(f"{path}: not a RIFF/WAVE file")
     fmt = None
     body = None
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id, size = struct.unpack_from("<4sI", data, pos)
-        start = pos + 8
+    for chunk_id, size, start in _chunks(io.BytesIO(data), len(data), path):
         if chunk_id == b"fmt ":
             if size < 16:
                 raise WavError(f"{path}: fmt chunk too short")
@@ -56,7 +69,6 @@ def read_wav(path: str | Path) -> Audio:
                 fmt = (struct.unpack_from("<H", data, start + 24)[0],) + fmt[1:]
         elif chunk_id == b"data":
             body = data[start : start + size]
-        pos = start + size + (size & 1)
     if fmt is None or body is None:
         raise WavError(f"{path}: missing fmt or data chunk")
     tag, channels, rate, _, _, bits = fmt
@@ -75,23 +87,18 @@ def wav_seconds(path: str | Path) -> float:
     file counts what the file holds."""
     path = Path(path)
     size = path.stat().st_size
+    byte_rate = None
     with path.open("rb") as file:
-        head = file.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise WavError(f"{path}: not a RIFF/WAVE file")
-        pos, byte_rate = 12, None
-        while pos + 8 <= size:
-            file.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", file.read(8))
+        for chunk_id, chunk_size, start in _chunks(file, size, path):
             if chunk_id == b"fmt ":
+                file.seek(start)
                 _, channels, rate, byte_rate = struct.unpack("<HHII", file.read(12))
                 if channels < 1 or rate <= 0 or byte_rate <= 0:
                     raise WavError(f"{path}: invalid format")
             elif chunk_id == b"data":
                 if byte_rate is None:
                     raise WavError(f"{path}: data before fmt")
-                return min(chunk_size, size - pos - 8) / byte_rate
-            pos += 8 + chunk_size + (chunk_size & 1)
+                return min(chunk_size, size - start) / byte_rate
     raise WavError(f"{path}: missing fmt or data chunk")
 
 
