@@ -167,11 +167,17 @@ async def test_announcements_on_hold_are_retracted_never_ring_the_user_and_are_k
     # it is retracted as a known recording, not only when the music comes back.
     assert stack.holdslayer.store.line_recordings(ANNOUNCEMENTS_ONLY)
     second = await stack.call(ANNOUNCEMENTS_ONLY)
-    deadline = loop.time() + 40.0
+    # Announcements repeat every 12 s: the first one heard may be clipped by the start of the
+    # hold, so look at every suspicion retracted in the first three.
+    known = "a recording heard before on this line"
+    deadline = loop.time() + 45.0
     why: list[str] = []
-    while loop.time() < deadline and not why:
+    while loop.time() < deadline and known not in why:
         session = stack.holdslayer.manager.session(second)
         why = [e["data"]["evidence"]["why"] for e in (session.events if session else []) if e["type"] == "HUMAN_RETRACTED"]
         await asyncio.sleep(0.2)
-    assert why and why[0] == "a recording heard before on this line", why
+    print("retractions on the second call:", why)
+    assert known in why, why
+    session = stack.holdslayer.manager.session(second)
+    assert session is not None and "HUMAN_DETECTED" not in [e["type"] for e in session.events]
     await stack.post(f"/api/calls/{second}/hangup")
