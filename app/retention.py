@@ -266,6 +266,10 @@ class Sweeper:
 
     # ------------------------------------------------------------------ in the background
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Sweep now, then every ``interval`` seconds, until ``stop``."""
         if self._task is None and not self.policy.keeps_everything:
