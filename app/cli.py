@@ -1,4 +1,4 @@
-"""Command line: ``holdslayer serve | demo | sim | analyze``."""
+"""Command line: ``holdslayer serve | demo | sim | analyze | prune``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         "--detector", choices=DETECTORS, default=None, help="default: pipeline once it imports, else simple"
     )
 
+    prune = sub.add_parser(
+        "prune",
+        help="delete the recordings and call records older than the retention settings now "
+        "(HOLDSLAYER_RETAIN_RECORDINGS_DAYS, HOLDSLAYER_RETAIN_CALLS_DAYS)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -67,12 +74,32 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # the call was cancelled and cleaned up on the way out
             print("\ninterrupted: the call was hung up", file=sys.stderr)
             return 130
+    if args.command == "prune":
+        return _prune(settings, dry_run=args.dry_run)
     if args.command == "sim":
         from app.sim import run_sim
 
         asyncio.run(run_sim(args.host, args.port))
         return 0
     return 2
+
+
+def _prune(settings, *, dry_run: bool) -> int:
+    """One retention sweep by hand; 1 when something could not be deleted (it stays for the next)."""
+    from app.retention import RetentionPolicy, Sweeper
+    from app.store import Store
+
+    policy = RetentionPolicy.from_settings(settings)
+    store = Store(settings.database_url)
+    try:
+        report = Sweeper(store, settings.recordings_dir, policy).sweep(dry_run=dry_run)
+    finally:
+        store.close()
+    print(f"retention: {policy.describe()}")
+    print(report.summary())
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def _serve(settings) -> int:

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         False, description="Also store every 0.5 s classification window as an event (debugging); normally segments only"
     )
     recordings_dir: Path = DEFAULT_DATA_DIR / "recordings"
+    # Retention (app/retention.py): days after a call ends. 0 or empty keeps forever. A call's
+    # recordings go with its record, so the shorter limit of the two applies to them.
+    retain_calls_days: int | None = Field(
+        365, ge=0, le=36500, description="Delete a call's record (events, transcript, classifications) this many days after it ended"
+    )
+    retain_recordings_days: int | None = Field(
+        30, ge=0, le=36500, description="Delete a call's recording files this many days after it ended; its record stays"
+    )
     flows_dir: Path = Path("flows")
     # Where a flow's SPEAK step finds ``prompt:NAME`` (app/media/sounds.py): by default where
     # Debian's asterisk-core-sounds-en-wav installs the Asterisk prompts. Read, never fetched.
@@ -141,6 +149,16 @@ class Settings(BaseSettings):
         if "/" not in value.split("{number}")[0] and "/" not in value:
             raise ValueError("must be an Asterisk dial string such as PJSIP/{number}@trunk")
         return value
+
+    @field_validator("retain_calls_days", "retain_recordings_days", mode="before")
+    @classmethod
+    def _empty_keeps_forever(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("retain_calls_days", "retain_recordings_days")
+    @classmethod
+    def _zero_keeps_forever(cls, value: int | None) -> int | None:
+        return value or None  # None: keep forever
 
     @field_validator("human_intro")
     @classmethod

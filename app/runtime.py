@@ -12,6 +12,7 @@ from app.calls.dial_in import DialInTrigger
 from app.calls.events import EventBus
 from app.calls.manager import CallManager
 from app.notify import Notifier, channels_from_settings
+from app.retention import RetentionPolicy, Sweeper
 from app.calls.models import ARI_ID_PREFIX
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
@@ -58,6 +59,8 @@ class HoldSlayer:
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
+        # Old recordings and call records go (app/retention.py): a sweep at start, then hourly.
+        self.retention = Sweeper(self.store, settings.recordings_dir, RetentionPolicy.from_settings(settings))
 
     async def start(self) -> None:
         await self._apply_device_settings()
@@ -71,10 +74,12 @@ class HoldSlayer:
         log.info("imported %d call flows from %s", imported, self.settings.flows_dir)
         self.writer.start()
         self.notifier.start()
+        self.retention.start()
         await self.stream.start()
         await self._sweep_orphans()
 
     async def stop(self) -> None:
+        await self.retention.stop()
         await self.dial_in.shutdown()
         await self.manager.shutdown()
         await self.stream.stop()

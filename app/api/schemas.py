@@ -59,12 +59,19 @@ class RecordingInfo(BaseModel):
         "from the moment you were bridged",
     )
     seconds: float
-    url: str = Field(..., description="The WAV file (8 kHz, 16-bit mono)")
+    url: str = Field(..., description="The WAV file (8 kHz, 16-bit mono); 410 Gone once removed")
+    removed_at: str | None = Field(
+        None,
+        description="When retention deleted the file (HOLDSLAYER_RETAIN_RECORDINGS_DAYS after the call ended); "
+        "null while it is kept",
+    )
 
 
 class CallRecordings(BaseModel):
     call_id: str
-    recordings: list[RecordingInfo] = Field(..., description="The recordings kept for the call, in this order")
+    recordings: list[RecordingInfo] = Field(
+        ..., description="The recordings of the call, in this order: those kept, and those retention removed (removed_at)"
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -53,9 +53,11 @@ class CallRow(Base):
     hold_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     human_detected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     connected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)  # what retention ages by
     recording_path: Mapped[str | None] = mapped_column(Text)
     hold_seconds: Mapped[float | None] = mapped_column(Float)
+    # When retention deleted the call's recording files (its record stays): the API answers 410.
+    recordings_removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class CallEventRow(Base):

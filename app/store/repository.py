@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +55,10 @@ _UPDATABLE_FIELDS = frozenset(
 )
 _REQUIRED_FIELDS = frozenset({"number", "intent", "device", "status", "created_at"})
 _FINAL_STATUS_VALUES = [status.value for status in FINAL_STATUSES]
+# Fingerprints kept per company number, newest last: knowledge of the line like its call flow, so
+# retention never ages them out; a new announcement pushes out the oldest instead (the detector's
+# memory, app.audio.fingerprint.RecordingMemory, holds 16 too).
+MAX_LINE_RECORDINGS = 16
 
 
 class UnknownCallError(LookupError):
@@ -73,6 +77,28 @@ class DeviceChanges:
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed or self.kept or self.default)
+
+
+@dataclass(frozen=True)
+class RetentionCandidate:
+    """A finished call old enough for one of the retention limits (``Store.retention_candidates``):
+    what ``app.retention`` decides on and the files it may have to delete."""
+
+    id: str
+    status: CallStatus
+    created_at: datetime
+    ended_at: datetime | None
+    recordings_removed_at: datetime | None
+    recording_paths: tuple[str, ...] = ()  # from its RECORDING_SAVED events
+
+
+@dataclass(frozen=True)
+class DeletedRows:
+    """What ``Store.delete_calls`` removed, table by table."""
+
+    calls: int = 0
+    events: int = 0
+    classifications: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class CallRecord:
     ended_at: datetime | None
     recording_path: str | None
     hold_seconds: float | None
+    recordings_removed_at: datetime | None = None  # retention deleted its recording files then
     events: list[dict[str, Any]] | None = None  # shaped like CallEvent.to_dict(), ordered by seq
     classifications: list[dict[str, Any]] | None = None  # ordered by t_start
 
@@ -278,6 +305,88 @@ class Store:
             )
             return [dict(data) for data in rows]
 
+    def recordings_removed_at(self, call_id: str) -> datetime | None:
+        """When retention deleted the call's recording files; None while they are kept (or no call)."""
+        with self._transaction(write=False) as session:
+            return session.scalar(select(CallRow.recordings_removed_at).where(CallRow.id == call_id))
+
+    # ------------------------------------------------------------------ retention (app.retention)
+
+    def retention_candidates(
+        self,
+        *,
+        calls_before: datetime | None,
+        recordings_before: datetime | None,
+        after_id: str = "",
+        limit: int = 200,
+    ) -> list[RetentionCandidate]:
+        """Finished calls that ended (or, without an end, began) before ``calls_before``, or before
+        ``recordings_before`` with their recordings still kept; by id, from after ``after_id``.
+        A call in any other status is live (or was, until a restart marks it failed): never listed."""
+        old: list[Any] = []
+        if calls_before is not None:
+            old.append(_ended_before(calls_before))
+        if recordings_before is not None:
+            old.append(and_(_ended_before(recordings_before), CallRow.recordings_removed_at.is_(None)))
+        if not old:
+            return []
+        query = (
+            select(CallRow)
+            .where(CallRow.status.in_(_FINAL_STATUS_VALUES), CallRow.id > after_id, or_(*old))
+            .order_by(CallRow.id)
+            .limit(limit)
+        )
+        with self._transaction(write=False) as session:
+            rows = list(session.scalars(query))
+            paths: dict[str, list[str]] = {row.id: [] for row in rows}
+            saved = session.execute(
+                select(CallEventRow.call_id, CallEventRow.data)
+                .where(CallEventRow.call_id.in_(paths), CallEventRow.type == EventType.RECORDING_SAVED.value)
+                .order_by(CallEventRow.id)
+            )
+            for call_id, data in saved:
+                if isinstance(data, dict) and isinstance(data.get("path"), str):
+                    paths[call_id].append(data["path"])
+            return [
+                RetentionCandidate(
+                    id=row.id,
+                    status=CallStatus(row.status),
+                    created_at=row.created_at,
+                    ended_at=row.ended_at,
+                    recordings_removed_at=row.recordings_removed_at,
+                    recording_paths=tuple(paths[row.id]),
+                )
+                for row in rows
+            ]
+
+    def delete_calls(self, call_ids: Sequence[str]) -> DeletedRows:
+        """Delete finished calls with their events and classification segments, in one
+        transaction. A call not (or no longer) in a final status is left alone."""
+        if not call_ids:
+            return DeletedRows()
+        with self._transaction(write=True) as session:
+            finished = list(
+                session.scalars(select(CallRow.id).where(CallRow.id.in_(call_ids), CallRow.status.in_(_FINAL_STATUS_VALUES)))
+            )
+            if not finished:
+                return DeletedRows()
+            events = session.execute(delete(CallEventRow).where(CallEventRow.call_id.in_(finished))).rowcount
+            segments = session.execute(delete(ClassificationRow).where(ClassificationRow.call_id.in_(finished))).rowcount
+            calls = session.execute(delete(CallRow).where(CallRow.id.in_(finished))).rowcount
+            return DeletedRows(calls=calls, events=events, classifications=segments)
+
+    def mark_recordings_removed(self, call_ids: Sequence[str], at: datetime) -> int:
+        """Note that these calls' recording files are deleted (their records stay). How many."""
+        if not call_ids:
+            return 0
+        statement = (
+            update(CallRow)
+            .where(CallRow.id.in_(call_ids), CallRow.recordings_removed_at.is_(None))
+            .values(recordings_removed_at=_as_utc(at))
+        )
+        with self._transaction(write=True) as session:
+            return session.execute(statement).rowcount
+
     def list_calls(self, limit: int = 100, offset: int = 0, status: CallStatus | str | None = None) -> list[CallRecord]:
         """Newest first, without events or classifications."""
         query = select(CallRow).order_by(CallRow.created_at.desc(), CallRow.id).limit(limit).offset(offset)
@@ -318,8 +427,10 @@ class Store:
             return list(session.scalars(query))
 
     def save_line_recordings(self, number: str, fingerprints: Sequence[bytes]) -> None:
-        """Replace what is known of this number's recordings (the call's memory holds the old ones too)."""
+        """Replace what is known of this number's recordings (the call's memory holds the old ones
+        too), keeping the newest ``MAX_LINE_RECORDINGS``."""
         phone = normalize_phone_number(number)
+        fingerprints = list(fingerprints)[-MAX_LINE_RECORDINGS:]
         now = utc_now()
         with self._transaction(write=True) as session:
             session.execute(delete(LineRecordingRow).where(LineRecordingRow.phone_number == phone))
@@ -572,6 +683,12 @@ def _column_value(name: str, value: Any) -> Any:
     return str(value)
 
 
+def _ended_before(moment: datetime) -> Any:
+    """The call ended before ``moment`` (one that never got an end: began before it). Two
+    conditions, not coalesce(), so that both can use their column's index."""
+    return or_(CallRow.ended_at < moment, and_(CallRow.ended_at.is_(None), CallRow.created_at < moment))
+
+
 def _call_row(session: Session, call_id: str) -> CallRow:
     row = session.get(CallRow, call_id)
     if row is None:
@@ -598,6 +715,7 @@ def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
         ended_at=row.ended_at,
         recording_path=row.recording_path,
         hold_seconds=row.hold_seconds,
+        recordings_removed_at=row.recordings_removed_at,
         **loaded,
     )
 

@@ -108,11 +108,18 @@ function recordingPlayer(callId, item, previous) {
   );
 }
 
-/** The call's recordings, one player each; one plays at a time. */
+/** The call's recordings, one player each; one plays at a time. Those retention deleted get a note instead. */
 function recordingsSection(record, listing, previous) {
   const heading = h('h3', {}, 'Recordings');
   if (listing instanceof Error) return h('section', { class: 'recordings' }, heading, h('p', { class: 'error' }, `Cannot list the recordings: ${listing.message}`));
-  const players = recordingPlayers(listing).map((item) => recordingPlayer(record.call_id, item, previous));
+  const all = listing && Array.isArray(listing.recordings) ? listing.recordings : [];
+  const removed = all.filter((recording) => recording && recording.removed_at);
+  const players = recordingPlayers({ recordings: all.filter((recording) => !(recording && recording.removed_at)) })
+    .map((item) => recordingPlayer(record.call_id, item, previous));
+  const removedNote = removed.length
+    ? h('p', { class: 'empty recordings-removed' }, `The recordings of this call were deleted on ${dateTime(removed[0].removed_at)}: they are kept for a set time after a call ends.`)
+    : null;
+  if (!players.length && removedNote) return h('section', { class: 'recordings' }, heading, removedNote);
   if (!players.length) {
     const live = !FINAL_STATUSES.has(record.status);
     return h('section', { class: 'recordings' }, heading, h('p', { class: 'empty' }, live ? 'The recordings are kept when the call ends.' : 'No recording'));
@@ -121,7 +128,7 @@ function recordingsSection(record, listing, previous) {
   for (const audio of audios) {
     audio.addEventListener('play', () => audios.filter((other) => other !== audio).forEach((other) => other.pause()));
   }
-  return h('section', { class: 'recordings' }, heading, h('div', { class: 'players' }, players));
+  return h('section', { class: 'recordings' }, heading, h('div', { class: 'players' }, players), removedNote);
 }
 
 let objectUrls = [];

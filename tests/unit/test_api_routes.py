@@ -29,6 +29,9 @@ class FakeStore(FakeFlowStore):
     def call_recordings(self, call_id):
         return self.recordings.get(call_id)
 
+    def recordings_removed_at(self, call_id):
+        return None
+
     def list_calls(self, limit=100, offset=0, status=None):
         return self.calls[offset : offset + limit]
 
@@ -84,9 +87,9 @@ def test_a_calls_recordings_are_listed_and_served_by_channel(client, store, tmp_
     assert client.get("/api/calls/c1/recordings").json() == {
         "call_id": "c1",
         "recordings": [
-            {"channel": "far_end", "seconds": 61.2, "url": "/api/calls/c1/recordings/far_end"},
-            {"channel": "app", "seconds": 61.2, "url": "/api/calls/c1/recordings/app"},
-            {"channel": "bridged", "seconds": 8.0, "url": "/api/calls/c1/recordings/bridged"},
+            {"channel": "far_end", "seconds": 61.2, "url": "/api/calls/c1/recordings/far_end", "removed_at": None},
+            {"channel": "app", "seconds": 61.2, "url": "/api/calls/c1/recordings/app", "removed_at": None},
+            {"channel": "bridged", "seconds": 8.0, "url": "/api/calls/c1/recordings/bridged", "removed_at": None},
         ],
     }
     response = client.get("/api/calls/c1/recordings/bridged")

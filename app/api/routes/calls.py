@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ async def get_call(call_id: str, store: StoreDep) -> dict[str, Any]:
 _WAV = {
     200: {"description": "The recording as WAV", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
     404: {"description": "No such call, or no such recording of it (the reason says which)", "model": ErrorDetail},
+    410: {"description": "The recording was deleted by retention (HOLDSLAYER_RETAIN_RECORDINGS_DAYS)", "model": ErrorDetail},
 }
 
 
@@ -70,6 +72,8 @@ async def get_recording(call_id: str, store: StoreDep) -> FileResponse:
     record = await asyncio.to_thread(store.get_call, call_id)
     if record is None:
         raise _no_call(call_id)
+    if record.recording_path and record.recordings_removed_at is not None:
+        raise _removed(call_id, RecordingChannel.FAR_END, record.recordings_removed_at)
     if not record.recording_path or not Path(record.recording_path).exists():
         raise HTTPException(404, f"call {call_id!r} has no recording")
     return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{call_id}.wav")
@@ -81,15 +85,22 @@ async def get_recording(call_id: str, store: StoreDep) -> FileResponse:
     responses={404: {"description": "No such call", "model": ErrorDetail}},
 )
 async def list_recordings(call_id: str, store: StoreDep) -> CallRecordings:
-    """What is kept of the call's audio: the far end, what the app said, the two mixed, and the
-    bridged conversation (each only once it exists)."""
+    """The call's audio: the far end, what the app said, the two mixed, and the bridged
+    conversation (each only once it exists). Once retention deleted them they are still listed,
+    with ``removed_at``, and their URLs answer 410 Gone."""
     saved = await _saved_recordings(store, call_id)
+    removed_at = await asyncio.to_thread(store.recordings_removed_at, call_id)
     return CallRecordings(
         call_id=call_id,
         recordings=[
-            RecordingInfo(channel=channel, seconds=seconds, url=f"/api/calls/{call_id}/recordings/{channel.value}")
+            RecordingInfo(
+                channel=channel,
+                seconds=seconds,
+                url=f"/api/calls/{call_id}/recordings/{channel.value}",
+                removed_at=None if removed_at is None else removed_at.isoformat(),
+            )
             for channel, (path, seconds) in saved.items()
-            if path.exists()
+            if removed_at is not None or path.exists()
         ],
     )
 
@@ -101,9 +112,20 @@ async def get_channel_recording(call_id: str, channel: RecordingChannel, store: 
     if channel not in saved:
         raise HTTPException(404, f"call {call_id!r} has no {channel.value} recording: {_WHY_NOT[channel]}")
     path, _ = saved[channel]
+    removed_at = await asyncio.to_thread(store.recordings_removed_at, call_id)
+    if removed_at is not None:
+        raise _removed(call_id, channel, removed_at)
     if not path.exists():
         raise HTTPException(404, f"the {channel.value} recording of call {call_id!r} is no longer on disk")
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.{channel.value}.wav")
+
+
+def _removed(call_id: str, channel: RecordingChannel, removed_at: datetime) -> HTTPException:
+    return HTTPException(
+        410,
+        f"the {channel.value} recording of call {call_id!r} was deleted on {removed_at.isoformat()}: recordings are "
+        "kept for HOLDSLAYER_RETAIN_RECORDINGS_DAYS after a call ends; the call's record stays",
+    )
 
 
 _WHY_NOT = {
