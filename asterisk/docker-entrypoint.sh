@@ -19,7 +19,7 @@
 #                    IP address, and the trunk has no auth object at all (an auth without a
 #                    password makes Asterisk drop it, and the endpoint that names it).
 #   TRUNK_REGISTER   yes/no: register with the provider (default: yes with a password, else no)
-#   TRUNK_CALLERID   the caller ID for calls out, '"Alex Smith" <+15551234567>' or '+15551234567'
+#   TRUNK_CALLERID   the caller ID for calls out: 'Alex Smith <+15551234567>' or '+15551234567'
 #   TRUNK_MATCH      more addresses or networks the provider's calls come from (comma separated)
 #   TRUNK_RESOLVE_TIMEOUT  seconds to keep trying to resolve TRUNK_HOST at start (default 60)
 #
@@ -28,7 +28,8 @@
 # (DNS not up yet at boot), so the provider's calls would no longer be recognised. Instead the
 # host is resolved here, retried for TRUNK_RESOLVE_TIMEOUT seconds, and the identify object gets
 # the addresses; if it never resolves the container stops with a message and Compose restarts it.
-set -eu
+# No pathname expansion: lists from the environment are split on spaces, never globbed.
+set -euf
 
 secrets_dir="${ASTERISK_SECRETS_DIR:-/run/asterisk-secrets}"
 newline='
@@ -155,7 +156,7 @@ if [ -n "$trunk_callerid" ]; then
         callerid_number=$(printf '%s' "$trunk_callerid" | sed -E 's/.*<(.*)>$/\1/')
         callerid_name=$(printf '%s' "$trunk_callerid" | sed -E 's/ *<.*$//; s/^"//; s/"$//; s/^ +//; s/ +$//')
     else
-        fail "TRUNK_CALLERID=$trunk_callerid is not '\"Name\" <+15551234567>' or '+15551234567' (no quotes, commas, ; or <> in the name)"
+        fail "TRUNK_CALLERID=$trunk_callerid is not 'Name <+15551234567>' or '+15551234567' (no commas, ; or <> in the name)"
     fi
 fi
 

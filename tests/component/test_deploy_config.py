@@ -53,7 +53,7 @@ SAMPLE_DOTENV = {
     "TRUNK_HOST": "198.51.100.20",
     "TRUNK_USER": "acct1001",
     "TRUNK_PASSWORD": "trunk;secret",
-    "TRUNK_CALLERID": '"Alex Smith" <+15551230000>',
+    "TRUNK_CALLERID": "Alex Smith <+15551230000>",
 }
 # The asterisk container's environment for a trunk that authenticates us by our IP address.
 IP_TRUNK_ENV = {"ARI_PASSWORD": "x", "USERPHONE_PASSWORD": "y", "TRUNK_HOST": "198.51.100.20"}
@@ -863,11 +863,26 @@ def test_a_host_that_resolves_late_is_waited_for(tmp_path):
 
 def test_caller_id_goes_on_the_trunk_and_into_the_dialplan_globals(deployment):
     trunk = only_section(deployment.conf("pjsip.conf"), "trunk", "endpoint")
-    assert trunk.get("callerid") == SAMPLE_DOTENV["TRUNK_CALLERID"]
+    assert trunk.get("callerid") == '"Alex Smith" <+15551230000>'
     assert trunk.get("send_pai") == "yes"
     globals_ = only_section(deployment.conf("extensions.conf"), "globals")
     assert globals_.get("TRUNK_CALLERID_NUM") == "+15551230000"
     assert globals_.get("TRUNK_CALLERID_NAME") == "Alex Smith"
+
+
+@pytest.mark.parametrize(
+    ("written", "callerid"),
+    [
+        ('"Alex Smith" <+15551230000>', '"Alex Smith" <+15551230000>'),
+        ("Alex Smith <+15551230000>", '"Alex Smith" <+15551230000>'),
+        ("<15551230000>", "<15551230000>"),
+        ("+15551230000", "<+15551230000>"),
+    ],
+)
+def test_caller_id_forms(tmp_path, written, callerid):
+    pjsip = render_pjsip(IP_TRUNK_ENV | {"TRUNK_CALLERID": written}, tmp_path)
+
+    assert only_section(pjsip, "trunk", "endpoint").get("callerid") == callerid
 
 
 def test_ip_trunk_without_a_user_sends_the_caller_id_number_as_from_user(tmp_path):
@@ -1011,6 +1026,14 @@ def test_every_stasis_call_uses_the_app_name(deployment, dialplan):
             for step in steps:
                 if step.application == "Stasis":
                     assert step.arguments.split(",")[0] == deployment.settings.ari_app
+
+
+def test_readme_quotes_what_the_call_says_to_a_person():
+    # The legal section of the guide quotes the defaults; it must not drift from them.
+    guide = " ".join((REPO / "README.md").read_text().split())
+    defaults = Settings.model_validate({})
+    assert f'"{defaults.human_greeting}"' in guide
+    assert f'"{defaults.intro_text()}"' in guide
 
 
 # --------------------------------------------------------------------------------------------
