@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 import subprocess
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pytest
 import yaml
 
 from app.config import Settings
+from app.phone import EMERGENCY_NUMBERS
 
 REPO = Path(__file__).resolve().parents[2]
 ASTERISK_DIR = REPO / "asterisk"
@@ -44,11 +46,17 @@ CAPTURE_DIRS = (
 SECRETS_DIR_IN_CONTAINER = "/run/asterisk-secrets"
 
 # What a user puts in .env (asterisk/README.md). ';' must survive Asterisk's comment syntax.
+# The provider's host is an address here so that the tests need no DNS (TEST-NET-2, RFC 5737).
 SAMPLE_DOTENV = {
     "HOLDSLAYER_ARI_PASSWORD": "ari pass;word",
     "USERPHONE_PASSWORD": "phone-secret",
-    "TRUNK_PASSWORD": "trunk-secret",
+    "TRUNK_HOST": "198.51.100.20",
+    "TRUNK_USER": "acct1001",
+    "TRUNK_PASSWORD": "trunk;secret",
+    "TRUNK_CALLERID": "Alex Smith <+15551230000>",
 }
+# The asterisk container's environment for a trunk that authenticates us by our IP address.
+IP_TRUNK_ENV = {"ARI_PASSWORD": "x", "USERPHONE_PASSWORD": "y", "TRUNK_HOST": "198.51.100.20"}
 
 # Modules the app cannot work without, whatever the configs say.
 REQUIRED_MODULES = {
@@ -196,6 +204,76 @@ def only_section(sections: list[Section], name: str, type_: str | None = None) -
 
 
 # --------------------------------------------------------------------------------------------
+# pjsip objects as res_pjsip loads them: which ones it drops, and what they refer to.
+# --------------------------------------------------------------------------------------------
+
+# Options that name another pjsip object, and the type that object must have.
+PJSIP_REFERENCES = {
+    "endpoint": {"transport": "transport", "aors": "aor", "auth": "auth", "outbound_auth": "auth"},
+    "registration": {"transport": "transport", "outbound_auth": "auth", "endpoint": "endpoint"},
+    "identify": {"endpoint": "endpoint"},
+}
+
+
+def references(section: Section) -> list[tuple[str, str, str]]:
+    """(option, type, name) of every object the section names."""
+    found = []
+    for option, type_ in PJSIP_REFERENCES.get(section.get("type") or "", {}).items():
+        for value in section.values(option):
+            found += [(option, type_, name.strip()) for name in value.split(",") if name.strip()]
+    return found
+
+
+def is_address_or_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def why_dropped_at_load(section: Section) -> str | None:
+    """Why res_pjsip refuses this object on its own, whatever DNS says at the moment, or None."""
+    if section.get("type") == "auth" and not (section.get("password") or section.get("md5_cred")):
+        # Asterisk 22: "No plain text or digest password found for algorithm MD5".
+        return "an auth without a password"
+    if section.get("type") == "identify":
+        names = [m.strip() for value in section.values("match") for m in value.split(",") if m.strip()]
+        if not names:
+            return "an identify that matches nothing"
+        hostnames = [m for m in names if not is_address_or_network(m)]
+        if hostnames:
+            # Resolved once, at load: a name that does not resolve then drops the whole object.
+            return f"an identify matching host names {hostnames}, which may not resolve at boot"
+    return None
+
+
+def loaded_pjsip_objects(sections: list[Section]) -> tuple[set[tuple[str, str]], list[str]]:
+    """The (type, name) objects that survive loading, and why each other one was dropped.
+
+    An object that names a dropped or missing one is dropped in turn, as the trunk endpoint was
+    with its password-less auth.
+    """
+    objects = [s for s in sections if s.get("type")]
+    dropped = {(s.get("type"), s.name): why for s in objects if (why := why_dropped_at_load(s))}
+    changed = True
+    while changed:
+        changed = False
+        present = {(s.get("type"), s.name) for s in objects} - dropped.keys()
+        for section in objects:
+            key = (section.get("type"), section.name)
+            if key in dropped:
+                continue
+            for option, type_, name in references(section):
+                if (type_, name) not in present:
+                    dropped[key] = f"{option} = {name}: no such {type_}"
+                    changed = True
+                    break
+    reasons = [f"{type_} {name}: {why}" for (type_, name), why in dropped.items()]
+    return {(s.get("type"), s.name) for s in objects} - dropped.keys(), reasons
+
+
+# --------------------------------------------------------------------------------------------
 # The dialplan: extensions.conf as contexts of extensions, and a walk through one call.
 # --------------------------------------------------------------------------------------------
 
@@ -257,7 +335,10 @@ def _substitute(text: str, exten: str) -> str:
 
 
 def run_call(dialplan: dict[str, dict[str, list[Step]]], context: str, exten: str) -> list[Step] | None:
-    """The steps a call to exten runs (${EXTEN} expanded), or None when no extension matches."""
+    """The steps a call to exten runs (${EXTEN} expanded, Goto followed), or None when no extension matches.
+
+    Like Asterisk, an extension written out beats a pattern that also matches.
+    """
     extensions = dialplan[context]
     if exten in extensions:
         steps = extensions[exten]
@@ -267,7 +348,19 @@ def run_call(dialplan: dict[str, dict[str, list[Step]]], context: str, exten: st
             return None
         assert len(matching) == 1, f"[{context}] {exten!r} matches several patterns: {matching}"
         steps = extensions[matching[0]]
-    return [Step(step.application, _substitute(step.arguments, exten)) for step in steps]
+    ran = []
+    for step in steps:
+        step = Step(step.application, _substitute(step.arguments, exten))
+        ran.append(step)
+        if step.application == "Goto":
+            target = [part.strip() for part in step.arguments.split(",")]
+            if len(target) != 3 or target[2] != "1":
+                raise AsteriskConfigError(f"[{context}] {exten}: only Goto(context,exten,1) is followed, not {step}")
+            then = run_call(dialplan, target[0], target[1])
+            if then is None:
+                raise AsteriskConfigError(f"[{context}] {exten}: Goto({step.arguments}) leads nowhere")
+            return ran + then
+    return ran
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,12 +465,25 @@ class Deployment:
         return app_settings(self.app_env)
 
     def conf(self, name: str) -> list[Section]:
-        return parse_asterisk_config(CONF_DIR / name, {SECRETS_DIR_IN_CONTAINER: self.secrets_dir})
+        return rendered_conf(name, self.secrets_dir)
 
 
-def run_entrypoint(environment: Mapping[str, str], secrets_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **environment, "ASTERISK_SECRETS_DIR": str(secrets_dir)}
+def run_entrypoint(
+    environment: Mapping[str, str], secrets_dir: Path, path: str = "/usr/local/bin:/usr/bin:/bin"
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": path, **environment, "ASTERISK_SECRETS_DIR": str(secrets_dir)}
     return subprocess.run(["sh", str(ENTRYPOINT), "true"], env=env, capture_output=True, text=True, timeout=30)
+
+
+def rendered_conf(name: str, secrets_dir: Path) -> list[Section]:
+    """A config file as Asterisk reads it once the entrypoint has written into secrets_dir."""
+    return parse_asterisk_config(CONF_DIR / name, {SECRETS_DIR_IN_CONTAINER: secrets_dir})
+
+
+def render_pjsip(environment: Mapping[str, str], secrets_dir: Path) -> list[Section]:
+    started = run_entrypoint(environment, secrets_dir)
+    assert started.returncode == 0, started.stderr
+    return rendered_conf("pjsip.conf", secrets_dir)
 
 
 @pytest.fixture(scope="module")
@@ -470,7 +576,7 @@ def test_compose_schema_catches_a_misspelled_key(compose):
 
 
 def test_compose_refuses_to_start_without_the_secrets(compose):
-    for missing in ("HOLDSLAYER_ARI_PASSWORD", "USERPHONE_PASSWORD"):
+    for missing in ("HOLDSLAYER_ARI_PASSWORD", "USERPHONE_PASSWORD", "TRUNK_HOST"):
         dotenv = {k: v for k, v in SAMPLE_DOTENV.items() if k != missing}
         with pytest.raises(ComposeInterpolationError, match=missing):
             for service in compose["services"].values():
@@ -585,16 +691,21 @@ def test_user_phone_endpoint(deployment):
     only_section(pjsip, phone.get("transport"), "transport")
 
 
-def test_trunk_registers_authenticates_and_is_identified(deployment):
+def test_trunk_with_a_password_authenticates_registers_and_is_identified(deployment):
     pjsip = deployment.conf("pjsip.conf")
     trunk = only_section(pjsip, "trunk", "endpoint")
     auth = only_section(pjsip, trunk.get("outbound_auth"), "auth")
-    assert auth.get("password") == SAMPLE_DOTENV["TRUNK_PASSWORD"]
-    assert only_section(pjsip, trunk.get("aors"), "aor").get("contact").startswith("sip:")
+    assert (auth.get("username"), auth.get("password")) == (SAMPLE_DOTENV["TRUNK_USER"], SAMPLE_DOTENV["TRUNK_PASSWORD"])
+    host = SAMPLE_DOTENV["TRUNK_HOST"]
+    assert only_section(pjsip, trunk.get("aors"), "aor").get("contact") == f"sip:{host}"
     registration = only_section(pjsip, "trunk", "registration")
     assert registration.get("outbound_auth") == trunk.get("outbound_auth")
-    assert registration.get("server_uri").startswith("sip:") and registration.get("client_uri").startswith("sip:")
-    assert only_section(pjsip, "trunk", "identify").get("endpoint") == "trunk"
+    assert registration.get("server_uri") == f"sip:{host}"
+    assert registration.get("client_uri") == f"sip:{SAMPLE_DOTENV['TRUNK_USER']}@{host}"
+    assert (registration.get("line"), registration.get("endpoint")) == ("yes", "trunk")
+    identify = only_section(pjsip, "trunk", "identify")
+    assert (identify.get("endpoint"), identify.values("match")) == ("trunk", [host])
+    assert trunk.get("from_user") == SAMPLE_DOTENV["TRUNK_USER"] and trunk.get("from_domain") == host
     assert trunk.get("direct_media") == "no"
 
 
@@ -614,10 +725,212 @@ def test_entrypoint_refuses_missing_or_multiline_secrets(tmp_path):
     failed = run_entrypoint(without_phone, tmp_path / "a")
     assert failed.returncode != 0 and "USERPHONE_PASSWORD" in failed.stderr
 
-    injected = {"ARI_PASSWORD": "x\n[evil]", "USERPHONE_PASSWORD": "y"}
+    injected = IP_TRUNK_ENV | {"ARI_PASSWORD": "x\n[evil]"}
     failed = run_entrypoint(injected, tmp_path / "b")
     assert failed.returncode != 0 and "ARI_PASSWORD" in failed.stderr
     assert not (tmp_path / "b" / "ari_password.conf").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The trunk as the entrypoint renders it from the environment
+# --------------------------------------------------------------------------------------------
+
+TRUNK_MODES = {
+    "digest and registration": SAMPLE_DOTENV | {"ARI_PASSWORD": "x"},
+    "digest, no registration": SAMPLE_DOTENV | {"ARI_PASSWORD": "x", "TRUNK_REGISTER": "no"},
+    "IP-authenticated": IP_TRUNK_ENV,
+    "IP-authenticated with a caller ID and more addresses": IP_TRUNK_ENV
+    | {"TRUNK_CALLERID": "+15551230000", "TRUNK_MATCH": "203.0.113.0/24, 2001:db8::/32"},
+}
+
+
+@pytest.mark.parametrize("mode", TRUNK_MODES)
+def test_every_pjsip_object_survives_loading(tmp_path, mode):
+    pjsip = render_pjsip(TRUNK_MODES[mode], tmp_path)
+
+    loaded, dropped = loaded_pjsip_objects(pjsip)
+
+    assert dropped == []
+    assert {("endpoint", "trunk"), ("aor", "trunk"), ("identify", "trunk"), ("endpoint", "userphone")} <= loaded
+
+
+def test_load_model_drops_an_endpoint_whose_auth_has_no_password():
+    # What the shipped configs did with an empty TRUNK_PASSWORD, and a hostname in identify.
+    auth = Section("trunk", [("type", "auth"), ("username", "u")])
+    endpoint = Section("trunk", [("type", "endpoint"), ("outbound_auth", "trunk"), ("aors", "trunk")])
+    aor = Section("trunk", [("type", "aor"), ("contact", "sip:sip.example.com")])
+    identify = Section("trunk", [("type", "identify"), ("endpoint", "trunk"), ("match", "sip.example.com")])
+
+    loaded, dropped = loaded_pjsip_objects([auth, endpoint, aor, identify])
+
+    assert loaded == {("aor", "trunk")}
+    assert len(dropped) == 3 and any("without a password" in why for why in dropped)
+
+
+def test_trunk_without_a_password_has_no_auth_and_no_registration(tmp_path):
+    pjsip = render_pjsip(IP_TRUNK_ENV, tmp_path)
+
+    trunk = only_section(pjsip, "trunk", "endpoint")
+    assert trunk.get("outbound_auth") is None and trunk.get("auth") is None
+    assert not [s for s in pjsip if s.get("type") in ("auth", "registration") and s.name == "trunk"]
+    assert only_section(pjsip, "trunk", "aor").get("contact") == f"sip:{IP_TRUNK_ENV['TRUNK_HOST']}"
+    assert only_section(pjsip, "trunk", "identify").values("match") == [IP_TRUNK_ENV["TRUNK_HOST"]]
+    # Nothing from the account is left in a file, as there is no account.
+    assert "password" not in (tmp_path / "trunk.conf").read_text()
+
+
+def test_trunk_with_a_password_need_not_register(tmp_path):
+    pjsip = render_pjsip(TRUNK_MODES["digest, no registration"], tmp_path)
+
+    assert only_section(pjsip, "trunk", "endpoint").get("outbound_auth") == "trunk"
+    only_section(pjsip, "trunk", "auth")
+    assert not [s for s in pjsip if s.get("type") == "registration"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"TRUNK_HOST": ""}, "TRUNK_HOST"),
+        ({"TRUNK_HOST": "sip.example.com\n[evil]"}, "TRUNK_HOST"),
+        ({"TRUNK_HOST": "sip.example.com;x"}, "TRUNK_HOST"),
+        ({"TRUNK_REGISTER": "yes"}, "TRUNK_REGISTER"),
+        ({"TRUNK_REGISTER": "maybe"}, "TRUNK_REGISTER"),
+        ({"TRUNK_PASSWORD": "secret"}, "TRUNK_USER"),
+        ({"TRUNK_USER": "me@example.com"}, "TRUNK_USER"),
+        ({"TRUNK_PORT": "70000"}, "TRUNK_PORT"),
+        ({"TRUNK_CALLERID": "Alex; Smith <+15551230000>"}, "TRUNK_CALLERID"),
+        ({"TRUNK_CALLERID": "call me"}, "TRUNK_CALLERID"),
+        ({"TRUNK_MATCH": "203.0.113.7, sip.example.com"}, "TRUNK_MATCH"),
+        ({"SIP_PUBLIC_ADDRESS": "myhost.example.com"}, "SIP_PUBLIC_ADDRESS"),
+        ({"TRUNK_RESOLVE_TIMEOUT": "soon"}, "TRUNK_RESOLVE_TIMEOUT"),
+    ],
+)
+def test_entrypoint_refuses_bad_trunk_settings_by_name(tmp_path, change, named):
+    failed = run_entrypoint(IP_TRUNK_ENV | change, tmp_path)
+
+    assert failed.returncode != 0
+    assert named in failed.stderr
+    assert not (tmp_path / "trunk.conf").exists(), "nothing half-written"
+
+
+def test_identify_matches_the_resolved_addresses_never_the_host_name(tmp_path):
+    # localhost resolves through /etc/hosts: the name is resolved here, with no DNS server.
+    pjsip = render_pjsip(IP_TRUNK_ENV | {"TRUNK_HOST": "localhost", "TRUNK_MATCH": "203.0.113.0/24"}, tmp_path)
+
+    matches = only_section(pjsip, "trunk", "identify").values("match")
+    assert "127.0.0.1" in matches and "203.0.113.0/24" in matches
+    assert all(is_address_or_network(m) for m in matches), matches
+    # Calls still go to the name: pjsip resolves an aor's contact when it sends, not at load.
+    assert only_section(pjsip, "trunk", "aor").get("contact") == "sip:localhost"
+
+
+def test_a_host_that_never_resolves_stops_the_container_in_bounded_time(tmp_path):
+    environment = IP_TRUNK_ENV | {"TRUNK_HOST": "sip.provider.invalid", "TRUNK_RESOLVE_TIMEOUT": "1"}
+
+    began = time.monotonic()
+    failed = run_entrypoint(environment, tmp_path)
+    took = time.monotonic() - began
+
+    assert failed.returncode != 0
+    assert "TRUNK_HOST=sip.provider.invalid does not resolve" in failed.stderr
+    assert took < 10, f"took {took:.1f} s"
+    assert not (tmp_path / "trunk.conf").exists()
+
+
+def test_a_host_that_resolves_late_is_waited_for(tmp_path):
+    # DNS that comes up after the container: a getent that fails twice, then answers.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    tries = tmp_path / "tries"
+    (fake_bin / "getent").write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = ahosts ] || exec /usr/bin/getent "$@"\n'
+        f'echo try >> "{tries}"\n'
+        f'[ "$(wc -l < "{tries}")" -ge 3 ] || exit 2\n'
+        'echo "192.0.2.7       STREAM $2"\necho "192.0.2.7       DGRAM"\n'
+        'echo "192.0.2.8       STREAM"\n'
+    )
+    (fake_bin / "getent").chmod(0o755)
+    environment = IP_TRUNK_ENV | {"TRUNK_HOST": "sip.example.com", "TRUNK_RESOLVE_TIMEOUT": "10"}
+
+    started = run_entrypoint(environment, tmp_path / "out", path=f"{fake_bin}:/usr/bin:/bin")
+
+    assert started.returncode == 0, started.stderr
+    assert len(tries.read_text().splitlines()) >= 3
+    identify = only_section(rendered_conf("pjsip.conf", tmp_path / "out"), "trunk", "identify")
+    assert identify.values("match") == ["192.0.2.7", "192.0.2.8"]
+
+
+def test_caller_id_goes_on_the_trunk_and_into_the_dialplan_globals(deployment):
+    trunk = only_section(deployment.conf("pjsip.conf"), "trunk", "endpoint")
+    assert trunk.get("callerid") == '"Alex Smith" <+15551230000>'
+    assert trunk.get("send_pai") == "yes"
+    globals_ = only_section(deployment.conf("extensions.conf"), "globals")
+    assert globals_.get("TRUNK_CALLERID_NUM") == "+15551230000"
+    assert globals_.get("TRUNK_CALLERID_NAME") == "Alex Smith"
+
+
+@pytest.mark.parametrize(
+    ("written", "callerid"),
+    [
+        ('"Alex Smith" <+15551230000>', '"Alex Smith" <+15551230000>'),
+        ("Alex Smith <+15551230000>", '"Alex Smith" <+15551230000>'),
+        ("<15551230000>", "<15551230000>"),
+        ("+15551230000", "<+15551230000>"),
+    ],
+)
+def test_caller_id_forms(tmp_path, written, callerid):
+    pjsip = render_pjsip(IP_TRUNK_ENV | {"TRUNK_CALLERID": written}, tmp_path)
+
+    assert only_section(pjsip, "trunk", "endpoint").get("callerid") == callerid
+
+
+def test_ip_trunk_without_a_user_sends_the_caller_id_number_as_from_user(tmp_path):
+    pjsip = render_pjsip(IP_TRUNK_ENV | {"TRUNK_CALLERID": "+15551230000"}, tmp_path)
+
+    trunk = only_section(pjsip, "trunk", "endpoint")
+    assert (trunk.get("from_user"), trunk.get("callerid")) == ("+15551230000", "<+15551230000>")
+
+
+def test_nat_settings_only_with_a_public_address(tmp_path):
+    plain = only_section(render_pjsip(IP_TRUNK_ENV, tmp_path / "a"), "transport-udp", "transport")
+    assert plain.get("external_media_address") is None and plain.get("local_net") is None
+
+    natted = only_section(
+        render_pjsip(IP_TRUNK_ENV | {"SIP_PUBLIC_ADDRESS": "203.0.113.10"}, tmp_path / "b"), "transport-udp", "transport"
+    )
+    assert natted.get("external_media_address") == natted.get("external_signaling_address") == "203.0.113.10"
+    # The phone on the LAN must keep getting the host's own address.
+    assert "192.168.0.0/16" in natted.values("local_net")
+
+
+# Which module serves a pjsip object type or option the configs use.
+PJSIP_MODULES = {
+    ("identify", None): "res_pjsip_endpoint_identifier_ip",
+    ("registration", None): "res_pjsip_outbound_registration",
+    ("endpoint", "outbound_auth"): "res_pjsip_outbound_authenticator_digest",
+    ("endpoint", "auth"): "res_pjsip_authenticator_digest",
+    ("endpoint", "send_pai"): "res_pjsip_caller_id",
+    ("endpoint", "callerid"): "res_pjsip_caller_id",
+    ("endpoint", "rewrite_contact"): "res_pjsip_nat",
+    ("aor", "max_contacts"): "res_pjsip_registrar",
+}
+
+
+@pytest.mark.parametrize("mode", TRUNK_MODES)
+def test_image_builds_and_loads_the_pjsip_modules_the_configs_use(tmp_path, mode, built_modules):
+    pjsip = render_pjsip(TRUNK_MODES[mode], tmp_path)
+    noload = {v.removesuffix(".so") for v in only_section(rendered_conf("modules.conf", tmp_path), "modules").values("noload")}
+
+    used = {
+        module
+        for section in pjsip
+        for (type_, option), module in PJSIP_MODULES.items()
+        if section.get("type") == type_ and (option is None or section.get(option) is not None)
+    }
+
+    assert "res_pjsip_endpoint_identifier_ip" in used
+    assert used <= built_modules - noload, sorted(used - (built_modules - noload))
 
 
 # --------------------------------------------------------------------------------------------
@@ -660,12 +973,67 @@ def test_calls_from_the_provider_are_rejected(deployment, dialplan, exten):
     assert not {"Stasis", "Dial", "Answer"} & {s.application for s in steps}
 
 
+def trunk_endpoint_of_the_app(settings: Settings) -> str:
+    """The endpoint the app's dial string template sends companies' calls to ("trunk")."""
+    return settings.dial_string("18005551234").rpartition("@")[2]
+
+
+@pytest.mark.parametrize("dialled", [f"{prefix}{code}" for code in EMERGENCY_NUMBERS for prefix in ("", "*7")])
+def test_emergency_numbers_go_straight_out_through_the_trunk(deployment, dialplan, dialled):
+    pjsip = deployment.conf("pjsip.conf")
+    phone_context = only_section(pjsip, "userphone", "endpoint").get("context")
+    code = dialled.removeprefix("*7")
+    trunk = trunk_endpoint_of_the_app(deployment.settings)
+    only_section(pjsip, trunk, "endpoint")
+
+    steps = run_call(dialplan, phone_context, dialled)
+
+    assert steps is not None, f"{dialled}: no route (404 Not Found)"
+    applications = [s.application for s in steps]
+    assert "Stasis" not in applications, f"{dialled} reaches the app"
+    # No timeout and no number rewriting: the code itself, as the emergency service expects it.
+    assert [s for s in steps if s.application == "Dial"] == [Step("Dial", f"PJSIP/{code}@{trunk}")]
+    # Your own number, not the phone's internal 2000, so that the emergency service can call back.
+    caller_id = [s.arguments for s in steps[: applications.index("Dial")] if s.application == "Set"]
+    assert caller_id == ["CALLERID(num)=${TRUNK_CALLERID_NUM}", "CALLERID(name)=${TRUNK_CALLERID_NAME}"]
+    assert "TRUNK_CALLERID_NUM" in dict(only_section(deployment.conf("extensions.conf"), "globals").options)
+
+
+def test_dialplan_emergency_list_is_the_apps(deployment, dialplan):
+    phone_context = only_section(deployment.conf("pjsip.conf"), "userphone", "endpoint").get("context")
+    trunk = trunk_endpoint_of_the_app(deployment.settings)
+    routed_out = {
+        exten
+        for exten in dialplan[phone_context]
+        if not exten.startswith("_")
+        and any(s.application == "Dial" and s.arguments.endswith(f"@{trunk}") for s in run_call(dialplan, phone_context, exten))
+    }
+
+    assert routed_out == {prefix + code for code in EMERGENCY_NUMBERS for prefix in ("", "*7")}
+
+
+def test_no_emergency_number_reaches_the_app_from_any_context(dialplan):
+    for context in dialplan:
+        for code in EMERGENCY_NUMBERS:
+            for dialled in (code, "*7" + code):
+                steps = run_call(dialplan, context, dialled) or []
+                assert "Stasis" not in [s.application for s in steps], f"[{context}] {dialled}"
+
+
 def test_every_stasis_call_uses_the_app_name(deployment, dialplan):
     for context in dialplan.values():
         for steps in context.values():
             for step in steps:
                 if step.application == "Stasis":
                     assert step.arguments.split(",")[0] == deployment.settings.ari_app
+
+
+def test_readme_quotes_what_the_call_says_to_a_person():
+    # The legal section of the guide quotes the defaults; it must not drift from them.
+    guide = " ".join((REPO / "README.md").read_text().split())
+    defaults = Settings.model_validate({})
+    assert f'"{defaults.human_greeting}"' in guide
+    assert f'"{defaults.intro_text()}"' in guide
 
 
 # --------------------------------------------------------------------------------------------
