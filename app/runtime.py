@@ -18,6 +18,7 @@ from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.ivr.llm_navigator import navigator_from_settings
 from app.ivr.navigator import OfflineNavigator
+from app.monitoring import CallTally, LoopLagProbe
 from app.speech import tts_from_settings
 from app.store.repository import Store
 from app.store.writer import StoreWriter
@@ -58,6 +59,8 @@ class HoldSlayer:
         self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
         self.flow_errors: list[str] = []
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
+        self.tally = CallTally()  # decisions and hold durations, for /metrics
+        self.loop_lag = LoopLagProbe()
 
     async def start(self) -> None:
         await self._apply_device_settings()
@@ -71,6 +74,8 @@ class HoldSlayer:
         log.info("imported %d call flows from %s", imported, self.settings.flows_dir)
         self.writer.start()
         self.notifier.start()
+        self.tally.start(self.bus)
+        self.loop_lag.start()
         await self.stream.start()
         await self._sweep_orphans()
 
@@ -80,6 +85,8 @@ class HoldSlayer:
         await self.stream.stop()
         await self.writer.stop()
         await self.notifier.stop()
+        await self.tally.stop()
+        await self.loop_lag.stop()
         await self.ari.close()
         close_navigator = getattr(self.navigator, "aclose", None)
         if close_navigator is not None:
