@@ -19,6 +19,7 @@ from app.clock import Clock, MonotonicClock
 from app.config import Settings
 from app.ivr.llm_navigator import navigator_from_settings
 from app.ivr.navigator import OfflineNavigator
+from app.monitoring import CallTally, LoopLagProbe
 from app.speech import tts_from_settings
 from app.store.repository import Store
 from app.store.writer import StoreWriter
@@ -61,6 +62,8 @@ class HoldSlayer:
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
         # Old recordings and call records go (app/retention.py): a sweep at start, then hourly.
         self.retention = Sweeper(self.store, settings.recordings_dir, RetentionPolicy.from_settings(settings))
+        self.tally = CallTally()  # decisions and hold durations, for /metrics
+        self.loop_lag = LoopLagProbe()
 
     async def start(self) -> None:
         await self._apply_device_settings()
@@ -75,6 +78,8 @@ class HoldSlayer:
         self.writer.start()
         self.notifier.start()
         self.retention.start()
+        self.tally.start(self.bus)
+        self.loop_lag.start()
         await self.stream.start()
         await self._sweep_orphans()
 
@@ -85,6 +90,8 @@ class HoldSlayer:
         await self.stream.stop()
         await self.writer.stop()
         await self.notifier.stop()
+        await self.tally.stop()
+        await self.loop_lag.stop()
         await self.ari.close()
         close_navigator = getattr(self.navigator, "aclose", None)
         if close_navigator is not None:

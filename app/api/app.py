@@ -1,6 +1,6 @@
 """The HTTP side: ``create_api`` assembles the FastAPI app from one router per resource.
 
-Routes live in ``app/api/routes/`` (calls, call flows, devices, health, the dashboard), the MCP server
+Routes live in ``app/api/routes/`` (calls, call flows, devices, health and metrics, the dashboard), the MCP server
 in ``mcp.py`` (what REST and MCP both do in ``actions.py``), request and response bodies in ``schemas.py``, the running Hold Slayer reaches handlers through ``deps.py``,
 and domain rules (learning a flow, a flow's next version) live in the domain packages.
 """
@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from app.api.auth import BearerTokenMiddleware, required_token
 from app.api.errors import install_error_handlers
 from app.api.mcp import build_mcp_server, mcp_routes
-from app.api.routes import call_flows, calls, devices, events_ws, health
+from app.api.routes import call_flows, calls, devices, events_ws, health, metrics
 from app.api.routes.dashboard import mount_dashboard
 from app.config import Settings
 from app.runtime import HoldSlayer
@@ -53,7 +53,7 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token)
     install_error_handlers(app)
-    for resource in (health, calls, call_flows, devices, events_ws):
+    for resource in (health, metrics, calls, call_flows, devices, events_ws):
         app.include_router(resource.router)
     app.router.routes.extend(mcp_app_routes)  # /mcp (streamable HTTP), /mcp/sse and /mcp/messages/ (SSE)
     mount_dashboard(app)  # last: it answers every path no route took

@@ -3,10 +3,12 @@ settings say explicitly that the app listens on this machine only and wants none
 
 The token comes as ``Authorization: Bearer <token>``; a browser's WebSocket cannot set headers,
 so ``/ws/...`` also takes ``?token=``. ``GET /api/health`` stays open for container health
-checks (it tells nothing about calls); the dashboard's static files and the API's description
+checks (without the token it tells nothing about calls: the list of live calls is left out); the
+dashboard's static files and the API's description
 (``/docs``, ``/openapi.json``) are open too: they hold no data, and the pages ask for the token
 once and send it with every request. Everything else answers 401 without
-it, and recordings and transcripts are behind it like the rest.
+it, and recordings and transcripts are behind it like the rest; so is ``/metrics`` (it names the
+live calls): Prometheus sends the token with ``authorization: {credentials: ...}``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/api/", "/ws/", "/mcp")
+PROTECTED_PREFIXES = ("/api/", "/ws/", "/mcp", "/metrics")
 OPEN_PATHS = frozenset({"/api/health"})
 
 
@@ -72,19 +74,26 @@ def presented_token(scope: Scope) -> str | None:
     return None
 
 
+def bears_token(scope: Scope, token: str | None) -> bool:
+    """The request may see everything: the API wants no token, or it bears the right one."""
+    if token is None:
+        return True
+    presented = presented_token(scope)
+    return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
+
+
 class BearerTokenMiddleware:
     """Answers 401 (HTTP) or closes with 1008 (WebSocket) when the token is missing or wrong."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.token = token.encode()
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
             return
-        presented = presented_token(scope)
-        if presented is not None and hmac.compare_digest(presented.encode(), self.token):
+        if bears_token(scope, self.token):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -65,6 +65,7 @@ class EventType(str, Enum):
     # media / infrastructure
     RECORDING_SAVED = "RECORDING_SAVED"
     ARI_RECONNECTED = "ARI_RECONNECTED"
+    MEDIA_HEALTH = "MEDIA_HEALTH"  # at the end: the call's received audio, packets lost, late, concealed
 
 
 # Evidence and detail dicts from the audio path hold numpy values, tuples and enums: plain JSON here.
@@ -342,6 +343,19 @@ class AriReconnected(EventData):
     lost_channels: list[str]
 
 
+class MediaHealthReport(EventData):
+    """The received audio's counters over the whole call (``app.media.health.MediaHealth``)."""
+
+    TYPE = EventType.MEDIA_HEALTH
+    received: int
+    lost: int
+    late: int
+    duplicated: int
+    concealed: int
+    malformed: int
+    dropped: int
+
+
 PAYLOADS: dict[EventType, type[EventData]] = {
     cls.TYPE: cls
     for cls in (
@@ -349,7 +363,7 @@ PAYLOADS: dict[EventType, type[EventData]] = {
         IvrStep, IvrDtmfSent, IvrSpeechSent, IvrMenuDetected, IvrStuck, UserDataRequested,
         UserDataReceived, FlowMismatch, FlowLearned, AudioClassified, HoldDetected, HumanSuspected,
         HumanRetracted, HumanDetected, HumanProbe, HoldProgress, ToneDetected, AgentGreeted,
-        TransferStarted, TransferComplete, RecordingSaved, AriReconnected,
+        TransferStarted, TransferComplete, RecordingSaved, AriReconnected, MediaHealthReport,
     )
 }  # fmt: skip
 

@@ -15,6 +15,7 @@ from app.calls.session import CallSession, SessionDeps
 from app.devices import Device, UnknownDevice, choose
 from app.ivr.flow import CallFlow
 from app.ivr.vault import UserDataVault
+from app.media.health import MediaHealth
 from app.phone import emergency_code
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class CallManager:
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._ended: OrderedDict[str, EndedCall] = OrderedDict()
+        self._ended_media = MediaHealth()  # the media counters of every call that ended
 
     async def devices(self) -> list[Device]:
         """The user's devices as stored now (``/api/devices``)."""
@@ -107,6 +109,8 @@ class CallManager:
         finally:
             self._sessions.pop(session.call_id, None)
             self._tasks.pop(session.call_id, None)
+            # In the same step as it leaves the live calls, so the totals never go back.
+            self._ended_media = self._ended_media + session.media.health()
             # The store writes the final row from CALL_ENDED a moment later: until then (and
             # after), whoever asks about a call that just ended gets its outcome from here.
             self._ended[session.call_id] = EndedCall(session.status, session.reason, session.detail)
@@ -152,6 +156,10 @@ class CallManager:
     @property
     def active_calls(self) -> list[str]:
         return list(self._sessions)
+
+    def media_totals(self) -> MediaHealth:
+        """The media counters of every call this process ran, live ones included; they only grow."""
+        return MediaHealth.total([self._ended_media, *(s.media.health() for s in self._sessions.values())])
 
     @property
     def recording_failures(self) -> dict[str, int]:

@@ -339,6 +339,8 @@ class CallSession:
             await asyncio.gather(*self.media.tasks, return_exceptions=True)
             for endpoint in self.media.endpoints.values():
                 await endpoint.close()
+            if self.media.endpoints:
+                self.ctx.emit(ev.MediaHealthReport(**self.media.health().as_dict()))
             if self.hearing.listener is not None:
                 self.hearing.transcribing = False
                 await self.hearing.listener.close()

@@ -35,6 +35,7 @@ from app.devices import Device
 from app.ivr.flow import CallFlow, CallFlowStep, StepType
 from app.ivr.menu import prompt_finished
 from app.media.endpoint import RtpEndpoint
+from app.media.health import MediaHealth
 from app.media.sounds import SoundError, load_sound
 from app.speech import TextToSpeech
 
@@ -85,6 +86,10 @@ class Media:
 
     endpoints: dict[str, RtpEndpoint] = field(default_factory=dict)
     tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def health(self) -> MediaHealth:
+        """The received audio's counters, over every endpoint of the call."""
+        return MediaHealth.total(MediaHealth.of(endpoint.stats) for endpoint in self.endpoints.values())
 
 
 class FlowSteps:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 
+from app import provider_errors
 from app.clock import Clock, MonotonicClock
 from app.ivr.llm_prompts import (
     SYSTEM_PROMPT,
@@ -68,6 +69,7 @@ class NavigatorUnavailable(RuntimeError):
         self.provider = provider
         self.kind = kind
         self.detail = detail
+        provider_errors.count(provider, "llm")
 
 
 def _status_kind(status: int) -> FailureKind:

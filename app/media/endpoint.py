@@ -64,6 +64,7 @@ class EndpointStats:
     reordered: int
     late: int
     lost: int
+    concealed: int
     ssrc_changes: int
     wrong_payload_type: int
     resyncs: int

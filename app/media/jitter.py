@@ -68,7 +68,10 @@ class JitterStats:
     """Counters since the buffer was created.
 
     ``received`` counts every packet pushed; the others say what happened to some of them or to
-    the output. ``lost`` counts concealed frames, including those that filled a stall.
+    the output. ``lost`` counts sequence numbers skipped and never received (RFC 3550's
+    cumulative loss, duplicates left out; a late packet arrived, so it is not lost).
+    ``concealed`` counts the silent frames played instead of audio: lost and late packets, and
+    stalls (a sender that paused without skipping sequence numbers).
     """
 
     received: int = 0
@@ -76,6 +79,7 @@ class JitterStats:
     reordered: int = 0
     late: int = 0
     lost: int = 0
+    concealed: int = 0
     ssrc_changes: int = 0
     wrong_payload_type: int = 0
     resyncs: int = 0
@@ -120,6 +124,7 @@ class JitterBuffer:
                     self.stats.resyncs += 1
                     position = self._rebase(ext, arrival)
                 else:
+                    self.stats.lost += ext - self._newest_ext - 1  # the sequence numbers skipped
                     self._newest_ext, self._newest_position, self._newest_arrival = ext, position, arrival
             elif self._newest_ext - ext > _MAX_MISORDER:
                 self.stats.resyncs += 1
@@ -129,9 +134,11 @@ class JitterBuffer:
                 return
             elif position < self._next_position:
                 self.stats.late += 1
+                self._skipped_one_arrived()
                 return
             else:
                 self.stats.reordered += 1
+                self._skipped_one_arrived()
         self._pending[position] = (self._fit(decode(packet.payload)), ext, arrival)
 
     def pop_ready(self, now: float) -> list[Frame]:
@@ -154,10 +161,16 @@ class JitterBuffer:
                 seq = self._last_seq + 1
                 frames.append(Frame(np.zeros(self.frame_samples, np.int16), seq, slot, concealed=True))
                 self._history[position % _HISTORY] = _CONCEALED
-                self.stats.lost += 1
+                self.stats.concealed += 1
             self._last_seq = seq
             self._next_position += 1
         return frames
+
+    def _skipped_one_arrived(self) -> None:
+        # An older packet filled a gap counted as lost; never below zero (a packet from before a
+        # resync can look late without having been skipped).
+        if self.stats.lost:
+            self.stats.lost -= 1
 
     def _extend(self, seq: int) -> int:
         """The 32-bit sequence number nearest to the newest one received."""

@@ -4,6 +4,10 @@ Each tick every channel produces what it sends into the PBX (its *source*: compa
 audio, the app's RTP, a snoop's copy of its target) and every bridge gives each member the sum
 of the other members' sources (its *sink*), as a mixing bridge does. The loop runs against an
 absolute clock, so RTP keeps 50 packets a second without drift however long a call lasts.
+
+``RtpImpairment`` puts network trouble on the RTP an externalMedia port sends to the app for a
+while: packets lost (their sequence numbers skipped) and jitter (each packet held back a random
+time, so later ones can overtake it), drawn from a seeded generator, so a run is repeatable.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import random
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +37,65 @@ _MAX_LAG_SECONDS = 0.25  # further behind than this, the clock skips instead of 
 _SILENCE = np.zeros(FRAME_SAMPLES, np.int16)
 
 
+@dataclass(frozen=True)
+class RtpImpairment:
+    """Trouble on the way to the app: ``loss`` is the share of packets never sent (0 to 1),
+    ``jitter`` the most seconds a packet is held back (uniform), for ``seconds`` from when it is
+    applied; ``seed`` makes the packets chosen the same on every run."""
+
+    loss: float = 0.0
+    jitter: float = 0.0
+    seconds: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError(f"loss must be between 0 and 1, got {self.loss}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be between 0 and 1 s, got {self.jitter}")
+        if not 0.0 < self.seconds <= 3600.0:
+            raise ValueError(f"seconds must be more than 0 and at most 3600, got {self.seconds}")
+
+
+class ImpairedSending:
+    """One port under an impairment: decides each packet's fate and counts what it did."""
+
+    def __init__(self, impairment: RtpImpairment, channel_id: str, start: float, seed: int) -> None:
+        self.impairment = impairment
+        self.channel_id = channel_id
+        self.start = start
+        self.until = start + impairment.seconds
+        self._rng = random.Random(seed)
+        self.lost = 0  # packets not sent
+        self.delayed = 0  # packets held back
+        self.over = False  # the window has passed
+
+    def fate(self, now: float) -> float | None:
+        """None: the packet is lost; otherwise the seconds it is held back (0: sent at once)."""
+        if now >= self.until:
+            self.over = True
+            return 0.0
+        if self._rng.random() < self.impairment.loss:
+            self.lost += 1
+            return None
+        if self.impairment.jitter <= 0:
+            return 0.0
+        self.delayed += 1
+        return self._rng.uniform(0.0, self.impairment.jitter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "channel": self.channel_id,
+            "loss": self.impairment.loss,
+            "jitter": self.impairment.jitter,
+            "seconds": self.impairment.seconds,
+            "seed": self.impairment.seed,
+            "lost": self.lost,
+            "delayed": self.delayed,
+            "over": self.over,
+        }
+
+
 class RtpPort(asyncio.DatagramProtocol):
     """The UDP socket of one externalMedia channel (the UNICASTRTP_LOCAL_ADDRESS/PORT)."""
 
@@ -45,6 +109,7 @@ class RtpPort(asyncio.DatagramProtocol):
         self.packets_sent = 0
         self.packets_received = 0
         self.packets_dropped = 0  # malformed or foreign datagrams
+        self.impairment: ImpairedSending | None = None
 
     @classmethod
     async def open(cls, host: str, remote: tuple[str, int], audio_format: str) -> RtpPort:
@@ -88,8 +153,23 @@ class RtpPort(asyncio.DatagramProtocol):
             return
         # Asterisk keeps sending (silence included) while the channel is bridged: one talkspurt.
         packet = self._sender.next_packet(self._encode(_SILENCE if frame is None else frame))
-        self.transport.sendto(packet.serialize(), self.remote)
+        datagram = packet.serialize()
+        if self.impairment is not None:
+            delay = self.impairment.fate(asyncio.get_running_loop().time())
+            if self.impairment.over:
+                self.impairment = None
+            if delay is None:
+                return  # lost on the way: its sequence number is skipped
+            if delay > 0:
+                asyncio.get_running_loop().call_later(delay, self._send_late, datagram)
+                return
+        self.transport.sendto(datagram, self.remote)
         self.packets_sent += 1
+
+    def _send_late(self, datagram: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(datagram, self.remote)
+            self.packets_sent += 1
 
     def close(self) -> None:
         if self.transport is not None:

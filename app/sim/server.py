@@ -3,6 +3,12 @@
 ``SimulatedPBX`` wires the pieces together: the telephony model (``telephony.Pbx``), the media
 engine, the REST resources and the event websockets (one per application, as in production:
 a second connection for the same app replaces the first, which gets ``ApplicationReplaced``).
+
+Outside ``/ari`` (which stays what Asterisk serves) one control resource makes network trouble:
+``POST /sim/rtp-impairment`` ``{"loss": 0.2, "jitter_ms": 40, "seconds": 5, "seed": 1,
+"channel": "<externalMedia channel id>"?}`` impairs the RTP sent to the app (every externalMedia
+channel, or the one named) from now for that long; ``GET /sim/rtp-impairment`` lists what it did.
+Tests call ``SimulatedPBX.impair_rtp`` directly.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from app.sim.corpus import Corpus, ensure_corpus
 from app.sim.audio import AudioLibrary, AudioRefError
 from app.sim.company import CompanyCall
 from app.sim.farend import CompanyCallLog, FarEnd, UserCallLog
-from app.sim.media import MediaEngine, RtpPort
+from app.sim.media import ImpairedSending, MediaEngine, RtpImpairment, RtpPort
 from app.sim.model import DEFAULT_ASTERISK_ID, AriError, Channel, Endpoint, ari_time, parse_endpoint
 from app.sim.params import validate
 from app.sim.phone import UserPhone, UserPhoneConfig
@@ -160,6 +166,7 @@ class SimulatedPBX:
         self._scheduler: _LoopScheduler | None = None
         self._temp_dir: Path | None = None
         self._started_at = 0.0
+        self.impairments: list[ImpairedSending] = []  # every one applied, with what it did
         self.audio: AudioLibrary | None = None
         self.model: Pbx = None  # type: ignore[assignment]  # the telephony model, set in start()
         self.media: MediaEngine | None = None
@@ -195,6 +202,8 @@ class SimulatedPBX:
         app = web.Application()
         app.router.add_get("/ari/events", self._events_websocket)
         app.router.add_route("*", "/ari/{tail:.*}", self._rest_request)
+        app.router.add_post("/sim/rtp-impairment", self._impair_request)
+        app.router.add_get("/sim/rtp-impairment", self._impairments_request)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -245,6 +254,51 @@ class SimulatedPBX:
         if not isinstance(port, RtpPort):
             raise ValueError(f"{channel_id} is not an externalMedia channel")
         return RtpStats(port.packets_sent, port.packets_received, port.packets_dropped)
+
+    def impair_rtp(self, impairment: RtpImpairment, channel_id: str | None = None) -> list[ImpairedSending]:
+        """Impair the RTP sent to the app from now on, on every externalMedia channel or the one
+        named (``ValueError`` when there is none). Each port draws from ``seed`` + its place
+        among the channels (by id), so the same call impaired twice loses the same packets."""
+        ports = sorted(
+            (channel.id, channel.media)
+            for channel in self.model.channels.values()
+            if isinstance(channel.media, RtpPort) and (channel_id is None or channel.id == channel_id)
+        )
+        if not ports:
+            raise ValueError(f"no externalMedia channel {channel_id}" if channel_id else "no externalMedia channel")
+        now = asyncio.get_running_loop().time()
+        applied = []
+        for index, (id_, port) in enumerate(ports):
+            port.impairment = ImpairedSending(impairment, id_, now, impairment.seed + index)
+            applied.append(port.impairment)
+        self.impairments.extend(applied)
+        return applied
+
+    async def _impair_request(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authenticate(request)
+            body = await request.json()
+            if not isinstance(body, dict) or set(body) - {"loss", "jitter_ms", "seconds", "seed", "channel"}:
+                raise ValueError("expected an object with loss, jitter_ms, seconds, seed and channel (all optional)")
+            impairment = RtpImpairment(
+                loss=float(body.get("loss", 0.0)),
+                jitter=float(body.get("jitter_ms", 0.0)) / 1000.0,
+                seconds=float(body.get("seconds", 5.0)),
+                seed=int(body.get("seed", 0)),
+            )
+            applied = self.impair_rtp(impairment, body.get("channel"))
+        except AriError as exc:
+            return _json_response(exc.status, exc.body, _auth_headers(exc.status))
+        except (ValueError, TypeError) as exc:  # bad JSON, a bad value, no such channel
+            return _json_response(400, {"message": str(exc)})
+        return _json_response(200, {"impairments": [sending.as_dict() for sending in applied]})
+
+    async def _impairments_request(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authenticate(request)
+        except AriError as exc:
+            return _json_response(exc.status, exc.body, _auth_headers(exc.status))
+        return _json_response(200, {"impairments": [sending.as_dict() for sending in self.impairments]})
 
     async def drop_event_websockets(self) -> None:
         for connection in list(self._connections):

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from app import provider_errors
 from app.media.g711 import ulaw_decode, ulaw_encode
 
 TELEPHONE_RATE = 8000
@@ -117,6 +118,7 @@ class SttError(SpeechError):
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
+        provider_errors.count(provider, "stt")
 
 
 class SttUnavailable(SttError):
@@ -133,6 +135,7 @@ class TtsError(SpeechError):
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
+        provider_errors.count(provider, "tts")
 
 
 def resample(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:

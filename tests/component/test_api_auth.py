@@ -92,7 +92,7 @@ def test_listening_beyond_this_machine_without_a_token_is_refused():
 
 
 def test_which_paths_need_the_token_and_where_it_is_read_from():
-    assert needs_token("/api/calls") and needs_token("/ws/events") and needs_token("/mcp/")
+    assert needs_token("/api/calls") and needs_token("/ws/events") and needs_token("/mcp/") and needs_token("/metrics")
     assert not needs_token("/openapi.json") and not needs_token("/docs")
     assert not needs_token("/api/health") and not needs_token("/") and not needs_token("/app.js")
     http_scope = {"type": "http", "headers": [(b"authorization", b"Bearer abc")], "query_string": b"token=zzz"}

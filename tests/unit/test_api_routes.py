@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_api
 from app.api.deps import get_store
+from app.calls.models import CallStatus
 from app.config import Settings
+from app.media.health import MediaHealth
 from tests.unit.test_learning import FakeFlowStore, _flow
 
 
@@ -39,15 +41,28 @@ class FakeStore(FakeFlowStore):
         return self.flows.pop(flow_id, None) is not None
 
 
+HOLDING = MediaHealth(received=250, lost=50, late=3, concealed=55)
+
+
 def _runtime(store) -> SimpleNamespace:
     connected = asyncio.Event()
     connected.set()
+    sessions = {
+        "a": SimpleNamespace(call_id="a", status=CallStatus.ON_HOLD, media=SimpleNamespace(health=lambda: HOLDING)),
+        "b": SimpleNamespace(call_id="b", status=CallStatus.DIALING, media=SimpleNamespace(health=MediaHealth)),
+    }
     return SimpleNamespace(
         stream=SimpleNamespace(connected=connected, reconnects=2),
-        manager=SimpleNamespace(active_calls=["a", "b"], recording_failures={"bridge_fetch": 1}),
+        manager=SimpleNamespace(
+            active_calls=list(sessions),
+            session=sessions.get,
+            media_totals=lambda: HOLDING + MediaHealth(received=1000, lost=1),
+            recording_failures={"bridge_fetch": 1},
+        ),
         flow_errors=["flows/bad.yaml: steps[0].dtmf: ..."],
         store=store,
         settings=Settings(),
+        loop_lag=SimpleNamespace(lag=SimpleNamespace(latest=0.01234)),
     )
 
 
@@ -63,12 +78,20 @@ def client(store):
 
 
 def test_health_reads_the_runtime_on_app_state(client):
-    assert client.get("/api/health").json() == {
+    health = client.get("/api/health").json()
+    health.pop("provider_errors")  # the process's, shared with other tests
+    assert health == {
         "ari_connected": True,
         "ari_reconnects": 2,
         "active_calls": 2,
         "flow_errors": ["flows/bad.yaml: steps[0].dtmf: ..."],
         "recording_failures": {"bridge_fetch": 1},
+        "media_totals": {"received": 1250, "lost": 51, "late": 3, "duplicated": 0, "concealed": 55, "malformed": 0, "dropped": 0},
+        "event_loop_lag_seconds": 0.0123,
+        "calls": [
+            {"call_id": "a", "status": "on_hold", "media": HOLDING.as_dict()},
+            {"call_id": "b", "status": "dialing", "media": MediaHealth().as_dict()},
+        ],
     }
 
 

@@ -79,7 +79,7 @@ def test_gap_is_concealed_once_its_slot_plus_depth_has_passed():
     concealed = out[0]
     assert concealed.arrival == pytest.approx(0.04)
     assert np.array_equal(concealed.pcm, np.zeros(160, np.int16))
-    assert buffer.stats.lost == 1
+    assert (buffer.stats.lost, buffer.stats.concealed) == (1, 1)
 
 
 def test_packet_arriving_after_its_slot_was_concealed_is_late_and_dropped():
@@ -90,7 +90,8 @@ def test_packet_arriving_after_its_slot_was_concealed_is_late_and_dropped():
     buffer.push(packet(1), 0.09)
     buffer.push(packet(4), 0.09)
     assert summary(buffer.pop_ready(0.09)) == [4]
-    assert (buffer.stats.late, buffer.stats.lost, buffer.stats.reordered) == (1, 1, 0)
+    # It was concealed, but it did arrive: late, not lost.
+    assert (buffer.stats.late, buffer.stats.lost, buffer.stats.concealed, buffer.stats.reordered) == (1, 0, 1, 0)
 
 
 def test_duplicates_are_dropped_whether_pending_or_delivered():
@@ -209,7 +210,7 @@ def test_sequence_leap_ahead_of_elapsed_time_rebases_instead_of_concealing_the_j
     buffer.push(packet(5000), 0.04)
     buffer.push(packet(5001), 0.06)
     assert summary(buffer.pop_ready(0.06)) == [0, 1, 5000, 5001]
-    assert buffer.stats.resyncs == 1 and buffer.stats.lost == 0
+    assert buffer.stats.resyncs == 1 and buffer.stats.lost == buffer.stats.concealed == 0
 
 
 def test_sequence_counter_going_backwards_rebases():
@@ -279,11 +280,32 @@ def test_replay_of_a_stream_that_pauses_keeps_every_packet_and_wall_time():
     real = [f for f in out if not f.concealed]
     assert [f.seq for f in real] == [int(r["seq"]) for r in rows]  # none lost, none reordered
     assert buffer.stats.late == 0 and buffer.stats.resyncs == 1
+    assert buffer.stats.lost == 0 and buffer.stats.concealed > 0  # a pause is concealed, nothing was lost
     span = float(rows[-1]["arrival_t"]) - float(rows[0]["arrival_t"])
     assert abs(len(out) * FRAME - span) <= 2 * FRAME  # the 0.52 s pause became silence
 
 
 def test_replay_of_music_start_bursts_conceals_nothing():
     out, buffer = replay(capture("h-local-channel-formats.default"))
-    assert buffer.stats.lost == 0 and buffer.stats.late == 0
+    assert buffer.stats.lost == buffer.stats.concealed == buffer.stats.late == 0
     assert len(out) == buffer.stats.received
+
+
+def test_loss_counts_skipped_sequence_numbers_that_never_arrive():
+    buffer = JitterBuffer(depth_frames=2)
+    for seq in [0, 1, 3, 4, 7, 8]:  # 2, 5 and 6 never come
+        buffer.push(packet(seq), seq * FRAME)
+        buffer.pop_ready(seq * FRAME)
+    buffer.pop_ready(8 * FRAME + 2 * FRAME)  # every gap overdue, the frame after 8 not yet
+    assert (buffer.stats.lost, buffer.stats.concealed, buffer.stats.late) == (3, 3, 0)
+    buffer.pop_ready(1.0)  # the stream stopped: its silence is concealed, not lost
+    assert buffer.stats.lost == 3 and buffer.stats.concealed > 3
+
+
+def test_a_reordered_packet_fills_its_gap_and_is_not_lost():
+    buffer = JitterBuffer(depth_frames=3)
+    for seq, t in [(0, 0.00), (2, 0.04), (3, 0.06), (1, 0.065)]:
+        buffer.push(packet(seq), t)
+    assert buffer.stats.lost == 0 and buffer.stats.reordered == 1
+    assert summary(buffer.pop_ready(0.07)) == [0, 1, 2, 3]
+    assert buffer.stats.concealed == 0

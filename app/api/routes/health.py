@@ -1,22 +1,42 @@
-"""GET /api/health: is the PBX connection up, how many calls run, did flow files load."""
+"""GET /api/health: is the PBX connection up, how many calls run, did flow files load, and how
+healthy each live call's audio is (the media counters of ``app.media.health``).
+
+It answers without the token (container health checks); the list of live calls, which names
+them, only to a request that may see calls (see ``app.api.auth``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from app import provider_errors
+from app.api.auth import bears_token, required_token
 from app.api.deps import Runtime
 
 router = APIRouter()
 
 
 @router.get("/api/health")
-async def health(runtime: Runtime) -> dict[str, Any]:
-    return {
+async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
+    manager = runtime.manager
+    body: dict[str, Any] = {
         "ari_connected": runtime.stream.connected.is_set(),
         "ari_reconnects": runtime.stream.reconnects,
-        "active_calls": len(runtime.manager.active_calls),
+        "active_calls": len(manager.active_calls),
         "flow_errors": runtime.flow_errors,
-        "recording_failures": runtime.manager.recording_failures,
+        "recording_failures": manager.recording_failures,
+        "media_totals": manager.media_totals().as_dict(),
+        "provider_errors": [
+            {"provider": provider, "service": service, "errors": count}
+            for (provider, service), count in sorted(provider_errors.snapshot().items())
+        ],
+        "event_loop_lag_seconds": round(runtime.loop_lag.lag.latest, 4),
     }
+    if bears_token(request.scope, required_token(runtime.settings)):
+        sessions = [s for s in (manager.session(call_id) for call_id in manager.active_calls) if s is not None]
+        body["calls"] = [
+            {"call_id": s.call_id, "status": s.status.value, "media": s.media.health().as_dict()} for s in sessions
+        ]
+    return body
