@@ -122,6 +122,10 @@ class JitterBuffer:
             if ext > self._newest_ext:
                 if position < self._next_position or self._leaps_ahead(position, arrival):
                     self.stats.resyncs += 1
+                    if ext - self._newest_ext <= _MAX_MISORDER:
+                        # Late after a gap (jitter on top of loss): the gap was still lost. A
+                        # longer jump is a sender that moved its numbers, not a loss.
+                        self.stats.lost += ext - self._newest_ext - 1
                     position = self._rebase(ext, arrival)
                 else:
                     self.stats.lost += ext - self._newest_ext - 1  # the sequence numbers skipped

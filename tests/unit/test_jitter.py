@@ -309,3 +309,16 @@ def test_a_reordered_packet_fills_its_gap_and_is_not_lost():
     assert buffer.stats.lost == 0 and buffer.stats.reordered == 1
     assert summary(buffer.pop_ready(0.07)) == [0, 1, 2, 3]
     assert buffer.stats.concealed == 0
+
+
+def test_a_gap_before_a_packet_that_comes_after_its_slot_is_still_lost():
+    """Jitter on top of loss: 2 never comes and 3 comes after its slot was concealed. The buffer
+    resyncs on 3, and 2 is counted lost all the same."""
+    buffer = JitterBuffer(depth_frames=2)
+    for seq, t in [(0, 0.00), (1, 0.02)]:
+        buffer.push(packet(seq), t)
+    buffer.pop_ready(0.20)  # 2, 3 and more concealed: nothing came
+    buffer.push(packet(3), 0.21)
+    assert buffer.stats.resyncs == 1 and buffer.stats.lost == 1
+    buffer.push(packet(4), 0.23)
+    assert buffer.stats.lost == 1
