@@ -176,6 +176,16 @@ class JitterBuffer:
         if self.stats.lost:
             self.stats.lost -= 1
 
+    def next_due(self) -> float | None:
+        """The earliest time ``pop_ready`` would release a frame if nothing more arrived: the next
+        frame's concealment time, or ``-inf`` when it is here already; None before any packet."""
+        if self._ssrc is None:
+            return None
+        if self._next_position in self._pending:
+            return -float("inf")
+        slot = self._newest_arrival + (self._next_position - self._newest_position) * self.frame_seconds
+        return slot + self.depth_frames * self.frame_seconds
+
     def _extend(self, seq: int) -> int:
         """The 32-bit sequence number nearest to the newest one received."""
         delta = ((seq - self._newest_ext + 0x8000) & 0xFFFF) - 0x8000

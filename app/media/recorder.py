@@ -107,7 +107,7 @@ class SpeechTrack:
         self.said_samples = 0  # samples of our audio placed (silence fills the rest)
         self.dropped_samples = 0
         self._ours = np.zeros(0, np.int32)  # our audio from ``final`` on
-        self._far = np.zeros(0, np.int32)  # the far end's samples from ``final`` to ``now``
+        self._far = np.zeros(0, np.int16)  # the far end's samples from ``final`` to ``now``
         self._next: int | None = None  # where the talkspurt's next frame goes
 
     def sent(self, pcm: np.ndarray, *, talkspurt_start: bool) -> None:
@@ -119,8 +119,9 @@ class SpeechTrack:
         self._mix(self.now, pcm)
 
     def heard(self, far: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The far end's next samples; returns (ours, mixed) for the samples now final."""
-        self._far = np.concatenate([self._far, np.asarray(far, np.int32)])
+        """The far end's next samples (int16); returns (ours, mixed) for the samples now final."""
+        far = np.asarray(far, np.int16)
+        self._far = np.concatenate([self._far, far]) if len(self._far) else far
         self.now += len(far)
         return self._take(max(self.final, self.now - self.latency))
 
@@ -149,12 +150,18 @@ class SpeechTrack:
 
     def _take(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
         count = upto - self.final
+        far = self._far[:count]
+        self._far = self._far[count:]
+        self.final = upto
+        if not len(self._ours):
+            # Nothing of ours here (most of a call: the hold): silence, and the far end as it came.
+            # Called for every frame heard, so it skips the int32 mix and the clipping.
+            return np.zeros(count, np.int16), far
         ours = self._ours[:count]
         if len(ours) < count:
             ours = np.concatenate([ours, np.zeros(count - len(ours), np.int32)])
-        mixed = ours + self._far[:count]
-        self._ours, self._far = self._ours[count:], self._far[count:]
-        self.final = upto
+        mixed = ours + far
+        self._ours = self._ours[count:]
         return _clip16(ours), _clip16(mixed)
 
 

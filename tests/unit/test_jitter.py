@@ -322,3 +322,17 @@ def test_a_gap_before_a_packet_that_comes_after_its_slot_is_still_lost():
     assert buffer.stats.resyncs == 1 and buffer.stats.lost == 1
     buffer.push(packet(4), 0.23)
     assert buffer.stats.lost == 1
+
+
+def test_next_due_is_when_the_next_missing_frame_would_be_concealed():
+    jb = JitterBuffer(160, depth_frames=3)
+    assert jb.next_due() is None
+    jb.push(packet(10), 1.0)
+    assert jb.next_due() == float("-inf")  # frame 10 is here: ready now
+    assert len(jb.pop_ready(1.0)) == 1
+    due = jb.next_due()
+    assert due == pytest.approx(1.0 + FRAME + 3 * FRAME)  # frame 11's slot plus the depth
+    assert jb.pop_ready(due - 1e-6) == []
+    assert [f.concealed for f in jb.pop_ready(due)] == [True]
+    jb.push(packet(13), 1.5)  # a newer packet moves the timeline
+    assert jb.next_due() == pytest.approx(1.5 - FRAME + 3 * FRAME)

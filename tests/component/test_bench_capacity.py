@@ -1,0 +1,35 @@
+"""The capacity benchmark measures a real app process holding real calls (tiny scale).
+
+Two calls on hold for 10 s: the simulated PBX and the app run as processes of their own, the
+calls go through the REST API, the audio over UDP. What is asserted is that the harness measured
+something real (CPU time, frames, events, memory), not how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bench.capacity.run import CapacityRun, RunConfig, save
+
+
+async def test_two_held_calls_are_measured_and_written(tmp_path, corpus):
+    # No pinning: the test runs wherever the machine has room (the benchmark pins).
+    row = await CapacityRun(2, 10.0, RunConfig(app_cpus=None, sim_cpus=None)).run()
+
+    assert row.calls == 2 and row.held_calls == 2, row.failed_calls
+    assert row.cpu_percent > 0 and row.cpu_percent_per_call > 0
+    assert row.rss_mb > row.rss_idle_mb * 0.5 > 0
+    # 2 calls x ~10 s of 20 ms frames reached the app's endpoints (a loaded machine may lag a little)
+    assert 0.5 * row.frames_expected < row.frames_received <= row.frames_expected * 1.05
+    assert row.frames_expected >= 900
+    # one AUDIO_CLASSIFIED per call per 0.5 s came through the WebSocket
+    assert row.events >= 20
+    assert row.event_latency_p50 is not None and row.event_latency_p50 >= 0
+    assert row.sim_cpu_percent > 0
+
+    text = save([row], tmp_path, {"cores": "any", "commit": "test", "at": "now", "seconds": 10.0,
+                                  "load_before": "0", "load_after": "0"}, "capacity-test")  # fmt: skip
+    data = json.loads((tmp_path / "capacity-test.json").read_text())
+    assert [r["calls"] for r in data["rows"]] == [2]
+    assert data["rows"][0]["frames_received"] == row.frames_received
+    assert "| 2 |" in text and (tmp_path / "capacity-test.md").read_text() == text
