@@ -176,7 +176,10 @@ class SimulatedPBX:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start, or start again after ``stop()`` on the same port with nothing of the earlier run
+        (no channels, bridges, recordings or registered applications), like a restarted Asterisk."""
         loop = asyncio.get_running_loop()
+        self.registered_apps.clear()
         self._started_at = time.monotonic()
         self.audio = AudioLibrary(self.config.corpus or ensure_corpus())
         self._preload_scenarios()
@@ -206,30 +209,47 @@ class SimulatedPBX:
         app.router.add_get("/sim/rtp-impairment", self._impairments_request)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, self.config.host, self.port or self.config.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.ari_url = f"http://{self.config.host}:{self.port}/ari"
         log.info("simulated PBX listening on %s", self.ari_url)
 
     async def stop(self) -> None:
+        """Stop at once, as a PBX that crashed or became unreachable: channels vanish without an
+        event, the HTTP/WebSocket server closes, RTP stops. ``start()`` may follow (a restart)."""
         if self._scheduler is not None:
             self._scheduler.cancel_all()
         if self._media_task is not None:
             self._media_task.cancel()
             await asyncio.gather(self._media_task, return_exceptions=True)
+            self._media_task = None
         for connection in list(self._connections):
-            connection.finish()
+            self._forget(connection)
             await connection.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
         for channel in list(self.model.channels.values()) if self.model else []:
             if channel.media is not None:
                 channel.media.close()
+                channel.media = None
         for recording in list(self.model.live_recordings.values()) if self.model else []:
             recording.writer.close()
+        if self.model:
+            self.model.live_recordings.clear()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    async def shut_down(self) -> None:
+        """Stop as Asterisk does when told to (``core stop now``): every channel leaves Stasis,
+        those events go out, then the server closes. ``start()`` may follow (a restart)."""
+        self.model.shut_down()
+        for connection in list(self._connections):
+            connection.finish()  # after the StasisEnds already queued
+            await asyncio.gather(connection.sender, return_exceptions=True)
+        await self.stop()
 
     async def __aenter__(self) -> SimulatedPBX:
         await self.start()
