@@ -287,7 +287,7 @@ class CallSession:
 
     async def _company_gone_outcome(self) -> Finish:
         company = self.legs.company
-        if company.cause is None and not company.lost:
+        if company.cause is None and not company.lost and self.deps.ari_connected is not None:
             # No ChannelDestroyed (yet): a hang-up has one right behind its StasisEnd; Asterisk
             # going away has none and closes ARI next. Wait to see which, never blaming the company.
             await self.ctx.wait_for(lambda: company.cause is not None or self._pbx_down(), PBX_SETTLE_SECONDS, interruptible=False)
