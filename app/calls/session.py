@@ -369,9 +369,14 @@ class CallSession:
     async def _end(self, outcome: Finish) -> None:
         """Tear down everything this call created, then send the final state (always)."""
         try:
-            await self.recordings.stop_bridge()  # before the bridge goes
-            await self.legs.clean_up()
-            await self.recordings.bridge_finished()  # its RecordingFinished, while the events still flow
+            if self._pbx_down():
+                # Requests to a PBX that is not there would only wait out their time-outs; what it
+                # still holds of this call is swept when it is back (CallManager.on_ari_reconnect).
+                log.warning("call %s: the PBX is not reachable: its channels are left to the reconnect", self.call_id)
+            else:
+                await self.recordings.stop_bridge()  # before the bridge goes
+                await self.legs.clean_up()
+                await self.recordings.bridge_finished()  # its RecordingFinished, while the events still flow
             await self.handoff.close()
             for task in self.media.tasks:
                 task.cancel()

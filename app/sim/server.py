@@ -157,6 +157,7 @@ class SimulatedPBX:
         self.company_calls: list[CompanyCallLog] = []
         self.user_calls: list[UserCallLog] = []
         self.registered_apps: set[str] = set()
+        self.reachable = True  # False: every connection is cut at once, the PBX itself runs on
         self._active: dict[str, _EventConnection] = {}
         self._connections: set[_EventConnection] = set()
         self._scenarios = {normalise_number(number): s for number, s in self.config.scenarios.items()}
@@ -320,6 +321,15 @@ class SimulatedPBX:
             return _json_response(exc.status, exc.body, _auth_headers(exc.status))
         return _json_response(200, {"impairments": [sending.as_dict() for sending in self.impairments]})
 
+    async def cut_off(self) -> None:
+        """The network between the app and the PBX fails: websockets drop, every new request is
+        cut, but calls go on in the PBX (``reconnect_network()`` ends it)."""
+        self.reachable = False
+        await self.drop_event_websockets()
+
+    def reconnect_network(self) -> None:
+        self.reachable = True
+
     async def drop_event_websockets(self) -> None:
         for connection in list(self._connections):
             self._forget(connection)
@@ -434,6 +444,8 @@ class SimulatedPBX:
         connection.finish()
 
     async def _events_websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.reachable:
+            return _cut(request)
         try:
             self._authenticate(request)
             params = validate("eventWebsocket", _query(request), None)
@@ -474,6 +486,8 @@ class SimulatedPBX:
     # ------------------------------------------------------------------ REST
 
     async def _rest_request(self, request: web.Request) -> web.StreamResponse:
+        if not self.reachable:
+            return _cut(request)
         path = "/" + request.match_info["tail"]
         query = _query(request)
         body: Any = None
@@ -529,6 +543,13 @@ class SimulatedPBX:
         elif request.query.get("api_key") == expected:
             return
         raise AriError(401, "Authentication required")
+
+
+def _cut(request: web.Request) -> web.Response:
+    """No answer: the connection is reset, as by a network that fails."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=503)  # never reaches the client
 
 
 def _query(request: web.Request) -> dict[str, list[str]]:

@@ -20,15 +20,22 @@ from app.audio.pipeline import AudioPipeline
 from app.calls.legs import CallIds
 from app.config import Settings
 from app.runtime import HoldSlayer
-from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 from app.store import Store
 from tests.conftest import REPO, free_tcp_socket
 from tests.e2e.test_cli import _env
-from tests.e2e.test_e2e_calls import BUSY, LONG_HOLD, MENU, Stack, event_types, running_stack, stack  # noqa: F401 (the fixture)
+from tests.e2e.test_e2e_calls import BUSY, LONG_HOLD, MENU, USER_PHONE, Stack, event_types, running_stack
 
 pytestmark = pytest.mark.e2e
 
 LOST_AFTER = 2.0  # pbx_lost_timeout in these tests (30 s in production)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, corpus, http, database_url, request):
+    """The app and the simulated PBX (test_e2e_calls.py), with this test's settings."""
+    async with running_stack(tmp_path, http, corpus, database_url, **getattr(request, "param", {})) as running:
+        yield running
 
 
 def our_channels(pbx: SimulatedPBX, call_id: str) -> list[str]:
@@ -90,6 +97,20 @@ async def test_pbx_restarted_empty_is_reconciled_and_the_call_ends_pbx_lost(stac
     assert (busy["status"], busy["reason"]) == ("failed", "busy")
 
 
+@pytest.mark.parametrize("stack", [{"pbx_lost_timeout": LOST_AFTER}], indirect=True)
+async def test_pbx_cut_off_then_back_its_leftover_channels_are_hung_up_on_reconnect(stack: Stack):
+    call_id = await on_hold(stack)
+    await stack.pbx.cut_off()  # the network fails; the PBX keeps the call
+    call = await stack.wait_final(call_id, timeout=20)
+    assert (call["status"], call["reason"]) == ("failed", "pbx_lost"), call["detail"]
+    assert our_channels(stack.pbx, call_id), "the PBX still holds the call's channels: nobody could hang them up"
+
+    stack.pbx.reconnect_network()
+    # Swept as soon as the app reconnects (its backoff grew during the outage: up to 10 s).
+    assert await stack.pbx.wait_idle(timeout=15.0), f"left behind in the PBX: {stack.pbx.snapshot()}"
+    assert stack.holdslayer.stream.reconnects >= 1
+
+
 class CrashingPipeline(AudioPipeline):
     """Hearing that fails after a second of audio (a bug in the audio path, say)."""
 
@@ -108,7 +129,11 @@ async def test_a_crashing_call_task_ends_that_call_and_the_other_completes(tmp_p
         made.append(kind(window_seconds=settings.classifier_window_seconds))
         return made[-1]
 
-    async with running_stack(tmp_path, http, corpus, database_url, detector_factory=detector_factory) as stack:
+    # The user talks with the agent for 2 s and hangs up: the healthy call completes sooner.
+    phones = {USER_PHONE: UserPhoneConfig(answer_after=0.5, hangup_after=2.0, speech="prompt:hello")}
+    async with running_stack(
+        tmp_path, http, corpus, database_url, user_phones=phones, detector_factory=detector_factory
+    ) as stack:
         crashing = await stack.call(LONG_HOLD)
         healthy = await stack.call(MENU)
         crashed = await stack.wait_final(crashing, timeout=30)
