@@ -23,6 +23,7 @@ from app.phone import emergency_code
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
 RECENTLY_ENDED = 1000
+NOT_THE_FLOWS_DOING = frozenset({EndReason.PBX_LOST, EndReason.ERROR, EndReason.SHUTDOWN})
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class CallManager:
 
     async def _call_over(self, session: CallSession, detail: str) -> None:
         learned = await self._learn(session, detail)
+        # A call the PBX or the app itself ended says nothing about whether its flow works.
+        if session.reason in NOT_THE_FLOWS_DOING:
+            return
         if not learned and session.flow is not None and session.status in (CallStatus.COMPLETED, CallStatus.FAILED):
             await asyncio.to_thread(
                 self.deps.store.record_flow_outcome, session.flow.id, session.status is CallStatus.COMPLETED

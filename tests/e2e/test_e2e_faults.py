@@ -62,6 +62,8 @@ async def test_pbx_shut_down_during_hold_ends_the_call_pbx_lost_not_company_hang
     assert loop.time() - stopped_at < LOST_AFTER + 1.0
     company = next(c for c in stack.pbx.company_calls if c.number == LONG_HOLD)
     assert company.ended_by == "pbx"
+    flow = stack.holdslayer.store.get_flow("test-long-hold")
+    assert call["flow_id"] == flow.id and flow.fail_count == 0, "the PBX going away is not the flow's failure"
 
 
 @pytest.mark.parametrize("stack", [{"pbx_lost_timeout": LOST_AFTER}], indirect=True)
