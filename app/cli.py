@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -108,8 +109,19 @@ def _serve(settings) -> int:
     from app.api.app import create_api
 
     logging.getLogger("app").setLevel(logging.INFO)
-    uvicorn.run(create_api(settings=settings), host=settings.api_host, port=settings.api_port, workers=1)
+    # uvicorn catches SIGTERM and SIGINT, shuts down (every live call ends, "shutdown"), then raises
+    # the signal again for the handler it found: make that a plain exit 0, not a kill or a traceback.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    signal.signal(signal.SIGINT, _exit_after_shutdown)
+    try:
+        uvicorn.run(create_api(settings=settings), host=settings.api_host, port=settings.api_port, workers=1)
+    except KeyboardInterrupt:  # a Ctrl-C that came before uvicorn took the signals over
+        return 0
     return 0
+
+
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     ari_user: str = "holdslayer"
     ari_password: str = "holdslayer"
     ari_app: str = Field("holdslayer", description="Stasis application name")
+    pbx_lost_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Live calls end (pbx_lost) after this many seconds with no ARI connection"
+    )
 
     # --- dialling ---
     dial_string_template: str = Field(

@@ -13,7 +13,7 @@ from app.calls.events import EventBus
 from app.calls.manager import CallManager
 from app.notify import Notifier, channels_from_settings
 from app.retention import RetentionPolicy, Sweeper
-from app.calls.models import ARI_ID_PREFIX
+from app.calls.models import ARI_ID_PREFIX, EndReason
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
 from app.config import Settings
@@ -54,10 +54,18 @@ class HoldSlayer:
                 navigator=self.navigator,
                 tts=self.tts,
                 on_flow_mismatch=self._flow_is_stale,
+                ari_connected=lambda: self.stream.connected.is_set(),
             )
         )
         self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.tts)
-        self.stream = AriEventStream(self.ari, self.router.dispatch, on_reconnect=self.manager.on_ari_reconnect)
+        self.stream = AriEventStream(
+            self.ari,
+            self.router.dispatch,
+            on_reconnect=self.manager.on_ari_reconnect,
+            on_down=self.manager.on_ari_down,
+            on_lost=self.manager.on_pbx_lost,
+            lost_after=settings.pbx_lost_timeout,
+        )
         self.flow_errors: list[str] = []
         self.notifier = Notifier(self.bus, channels_from_settings(settings), timeout=settings.notify_timeout_seconds)
         # Old recordings and call records go (app/retention.py): a sweep at start, then hourly.
@@ -67,9 +75,11 @@ class HoldSlayer:
 
     async def start(self) -> None:
         await self._apply_device_settings()
-        failed = await asyncio.to_thread(self.store.mark_unfinished_calls_failed)
+        failed = await asyncio.to_thread(
+            self.store.mark_unfinished_calls_failed, EndReason.APP_RESTARTED, "Hold Slayer stopped while the call was live"
+        )
         if failed:
-            log.warning("marked %d calls left unfinished by an earlier run as failed", failed)
+            log.warning("marked %d calls left unfinished by an earlier run as failed (app_restarted)", failed)
         imported, errors = await asyncio.to_thread(self.store.import_flows_dir, self.settings.flows_dir)
         self.flow_errors = [str(e) for e in errors]
         for error in self.flow_errors:

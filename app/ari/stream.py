@@ -4,6 +4,10 @@ Asterisk does not replay events missed while no websocket was connected, so afte
 reconnect the stream reads GET /channels and GET /bridges and hands them to ``on_reconnect``
 before delivering any event from the new connection. Handlers must therefore accept events that
 merely confirm what the snapshot already showed.
+
+While no connection is up the stream tells ``on_down`` at once (the PBX may be stopping, or it
+may be a blip) and ``on_lost`` once the outage has lasted ``lost_after`` seconds (the PBX is
+gone: live calls cannot be heard or steered any more); it keeps reconnecting all the same.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AriEvent], Awaitable[None] | None]
 ReconnectHandler = Callable[[list[Channel], list[Bridge]], Awaitable[None]]
+OutageHandler = Callable[[], Awaitable[None] | None]
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -48,6 +53,9 @@ class AriEventStream:
         on_event: EventHandler,
         *,
         on_reconnect: ReconnectHandler | None = None,
+        on_down: OutageHandler | None = None,
+        on_lost: OutageHandler | None = None,
+        lost_after: float = 30.0,
         heartbeat: float = 10.0,
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
@@ -56,6 +64,10 @@ class AriEventStream:
         self._client = client
         self._on_event = on_event
         self._on_reconnect = on_reconnect
+        self._on_down = on_down
+        self._on_lost = on_lost
+        self._lost_after = lost_after
+        self._lost_timer: asyncio.Task[None] | None = None
         self._heartbeat = heartbeat
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -66,6 +78,7 @@ class AriEventStream:
         self.connect_failures = 0
         self.malformed_frames = 0
         self.handler_errors = 0
+        self.outages_lost = 0  # outages that lasted ``lost_after`` seconds
 
     async def start(self) -> None:
         """Return once the first connection is up; raise AriUnauthorized if ARI refuses our login.
@@ -89,6 +102,7 @@ class AriEventStream:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._cancel_lost_timer()  # after the task: its last drop may have started one
         self.connected.clear()
 
     async def _supervise(self, first_connection: asyncio.Future[None]) -> None:
@@ -108,6 +122,7 @@ class AriEventStream:
                 try:
                     if first_connection.done():
                         await self._reconcile()
+                        self._cancel_lost_timer()  # the PBX answers again, and reconcile said what it still has
                         self.reconnects += 1
                         log.info("ARI event websocket reconnected (%d)", self.reconnects)
                     else:
@@ -120,10 +135,40 @@ class AriEventStream:
                 except Exception:
                     log.exception("ARI event stream failed, reconnecting")
                 finally:
+                    was_connected = self.connected.is_set()
                     self.connected.clear()
                     await ws.close()
+                    if was_connected:
+                        await self._outage_began()
             await asyncio.sleep(backoff_delay(attempt, self._backoff_initial, self._backoff_max, self._rng))
             attempt += 1
+
+    async def _outage_began(self) -> None:
+        await self._call(self._on_down, "on_down")
+        if self._on_lost is not None and self._lost_timer is None:
+            self._lost_timer = asyncio.create_task(self._declare_lost(), name="ari-lost-timer")
+
+    async def _declare_lost(self) -> None:
+        await asyncio.sleep(self._lost_after)
+        self.outages_lost += 1
+        log.error("no ARI connection for %g s: the PBX is considered lost", self._lost_after)
+        await self._call(self._on_lost, "on_lost")
+
+    def _cancel_lost_timer(self) -> None:
+        timer, self._lost_timer = self._lost_timer, None
+        if timer is not None and not timer.done():
+            timer.cancel()
+
+    async def _call(self, handler: OutageHandler | None, what: str) -> None:
+        if handler is None:
+            return
+        try:
+            result = handler()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.handler_errors += 1
+            log.exception("%s handler failed", what)
 
     async def _reconcile(self) -> None:
         channels = await self._client.list_channels()

@@ -77,6 +77,14 @@ class CallIds:
         """The name of Asterisk's recording of the main bridge (in its spool until fetched)."""
         return self._id("bridged")
 
+    @staticmethod
+    def call_of(ari_id: str) -> str | None:
+        """The call id inside an id made by ``_id``; None for ids this app did not make."""
+        if not ari_id.startswith(ARI_ID_PREFIX):
+            return None
+        call_id, dash, _suffix = ari_id[len(ARI_ID_PREFIX) :].partition("-")
+        return call_id if dash and call_id else None
+
     def all_recordings(self) -> list[str]:
         return [self.bridge_recording]
 
@@ -94,6 +102,7 @@ class ChannelTrack:
     started: bool = False  # its own StasisStart arrived: it may be added to bridges
     state: str = "Down"
     gone: bool = False
+    lost: bool = False  # missing after an ARI reconnect: the PBX never said it ended (restart?)
     cause: int | None = None
     cause_txt: str = ""
     dialstatus: str = ""
@@ -169,7 +178,7 @@ class Legs:
         lost = []
         for channel_id, track in self.tracks.items():
             if track.started and not track.gone and channel_id not in live_channels:
-                track.gone = True
+                track.gone = track.lost = True
                 track.cause_txt = "disappeared while the ARI websocket was down"
                 lost.append(channel_id)
         return lost

@@ -9,7 +9,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from app.calls.events import CallCreated, CallEnded, CallEvent
+from app.ari.errors import AriError
 from app.calls.learning import LearnError, learn_and_save
+from app.calls.legs import CallIds
 from app.calls.models import CallRequest, CallStatus, EndReason
 from app.calls.session import CallSession, SessionDeps
 from app.devices import Device, UnknownDevice, choose
@@ -21,6 +23,7 @@ from app.phone import emergency_code
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
 RECENTLY_ENDED = 1000
+NOT_THE_FLOWS_DOING = frozenset({EndReason.PBX_LOST, EndReason.ERROR, EndReason.SHUTDOWN})
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ class CallManager:
 
     async def _call_over(self, session: CallSession, detail: str) -> None:
         learned = await self._learn(session, detail)
+        # A call the PBX or the app itself ended says nothing about whether its flow works.
+        if session.reason in NOT_THE_FLOWS_DOING:
+            return
         if not learned and session.flow is not None and session.status in (CallStatus.COMPLETED, CallStatus.FAILED):
             await asyncio.to_thread(
                 self.deps.store.record_flow_outcome, session.flow.id, session.status is CallStatus.COMPLETED
@@ -182,23 +188,58 @@ class CallManager:
     async def shutdown(self) -> None:
         await asyncio.gather(
             *(
-                self._stop(session, self._tasks[call_id], "Hold Slayer is shutting down")
+                self._stop(session, self._tasks[call_id], "Hold Slayer is shutting down", EndReason.SHUTDOWN)
                 for call_id, session in list(self._sessions.items())
                 if call_id in self._tasks
             )
         )
 
     @staticmethod
-    async def _stop(session: CallSession, task: asyncio.Task, detail: str) -> None:
+    async def _stop(
+        session: CallSession, task: asyncio.Task, detail: str, reason: EndReason = EndReason.CANCELLED
+    ) -> None:
         # Ask first, so the session ends through its own cleanup; cancel only if it does not.
-        session.cancel(detail)
+        session.cancel(detail, reason)
         done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
         if not done:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def on_ari_down(self) -> None:
+        """The ARI connection dropped: a call that just lost its company with no cause asks why."""
+        for session in list(self._sessions.values()):
+            session.ctx.notify()
+
+    def on_pbx_lost(self) -> None:
+        """No ARI connection for the configured bound: every live call ends, ``pbx_lost``."""
+        seconds = self.deps.settings.pbx_lost_timeout
+        for session in list(self._sessions.values()):
+            session.pbx_lost(f"no connection to the PBX for {seconds:g} s")
 
     async def on_ari_reconnect(self, channels, bridges) -> None:
         live = {channel.id for channel in channels}
         log.info("ARI reconnected: %d channels, %d bridges live", len(live), len(bridges))
         for session in list(self._sessions.values()):
             session.reconcile(live)
+        await self._sweep_ended_calls(channels, bridges)
+
+    async def _sweep_ended_calls(self, channels, bridges) -> None:
+        """Channels and bridges of calls that ended while the PBX could not be told (their hang-ups
+        failed during the outage): remove them now, so nothing is left ringing or holding."""
+        ari = self.deps.ari
+
+        def ended(ari_id: str) -> bool:
+            call_id = CallIds.call_of(ari_id)
+            return call_id is not None and call_id not in self._sessions
+
+        for channel_id in [c.id for c in channels if ended(c.id)]:
+            await _best_effort(ari.hangup(channel_id, missing_ok=True), f"hangup {channel_id}")
+        for bridge_id in [b.id for b in bridges if ended(b.id)]:
+            await _best_effort(ari.destroy_bridge(bridge_id, missing_ok=True), f"destroy bridge {bridge_id}")
+
+
+async def _best_effort(request, what: str) -> None:
+    try:
+        await request
+    except AriError as exc:
+        log.warning("after the ARI reconnect: %s failed: %s", what, exc)

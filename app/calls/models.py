@@ -41,8 +41,11 @@ class EndReason(str, Enum):
     USER_NO_ANSWER = "user_no_answer"
     MAX_HOLD_TIME = "max_hold_time"
     CANCELLED = "cancelled"
+    SHUTDOWN = "shutdown"  # Hold Slayer was stopped (SIGTERM, Ctrl-C) and hung the call up
     FLOW_FAILED = "flow_failed"
-    ERROR = "error"
+    ERROR = "error"  # a fault inside the app (a crashed call task, an unexpected PBX answer)
+    PBX_LOST = "pbx_lost"  # the PBX stopped, restarted or stayed unreachable: not the company's doing
+    APP_RESTARTED = "app_restarted"  # the app stopped without ending the call; found at the next start
 
 
 class RecordingChannel(str, Enum):

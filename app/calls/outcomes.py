@@ -56,20 +56,41 @@ def dial_outcome(dialstatus: str, *, answered: bool) -> Finish | None:
     return Finish(CallStatus.FAILED, reason, f"dial status {dialstatus}")
 
 
-def cancelled_outcome(detail: str, *, connected: bool) -> Finish:
+def cancelled_outcome(detail: str, *, connected: bool, reason: EndReason = EndReason.CANCELLED) -> Finish:
+    """The user hung up from here (``cancelled``), or the app was stopped (``shutdown``)."""
     if connected:  # the user already talked to the agent: that is a success
         return Finish(CallStatus.COMPLETED, EndReason.BRIDGED, detail)
-    return Finish(CallStatus.CANCELLED, EndReason.CANCELLED, detail)
+    return Finish(CallStatus.CANCELLED, reason, detail)
+
+
+def pbx_lost_outcome(detail: str, *, connected: bool) -> Finish:
+    """The PBX went away (stopped, restarted, unreachable): never blamed on the company."""
+    if connected:  # the user talked to the agent before the PBX went: that is a success
+        return Finish(CallStatus.COMPLETED, EndReason.BRIDGED, detail)
+    return Finish(CallStatus.FAILED, EndReason.PBX_LOST, detail)
 
 
 def company_gone_outcome(
-    cause: int | None, cause_txt: str, dialstatus: str, *, connected: bool, answered: bool, status: CallStatus
+    cause: int | None,
+    cause_txt: str,
+    dialstatus: str,
+    *,
+    connected: bool,
+    answered: bool,
+    status: CallStatus,
+    lost: bool = False,
 ) -> Finish:
-    """The company's channel went away: why, from its cause and where the call was."""
+    """The company's channel went away: why, from its cause and where the call was.
+
+    ``lost``: the PBX no longer had the channel when the app reconnected to it, and never said
+    it hung up (it restarted, or lost the call while the app could not hear it)."""
     text = cause_txt or "no cause given"
     detail = f"cause {cause} ({text})" if cause is not None else text
     if connected:
         return Finish(CallStatus.COMPLETED, EndReason.BRIDGED, "the agent hung up")
+    if lost and cause is None:
+        where = f"while {status.value}"
+        return pbx_lost_outcome(f"the PBX no longer had the call when the app reconnected (restarted?) {where}", connected=False)
     if dialstatus in DIALSTATUS_REASONS and not answered:
         return Finish(CallStatus.FAILED, DIALSTATUS_REASONS[dialstatus], detail)
     if cause in NOT_IN_SERVICE_CAUSES:

@@ -39,7 +39,14 @@ from app.calls.legs import CallIds, Legs, MediaPorts
 from app.calls.listening import CallListener, flow_needs_listener
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus, EndReason
 from app.calls.navigation import MenuNavigation
-from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
+from app.calls.outcomes import (
+    Finish,
+    cancelled_outcome,
+    company_gone_outcome,
+    dial_outcome,
+    pbx_lost_outcome,
+    sit_outcome,
+)
 from app.calls.recordings import Recordings
 from app.calls.steps import USER_ASKED, FlowSteps, Media, default_flow
 from app.clock import Clock, MonotonicClock
@@ -52,6 +59,10 @@ from app.ivr.vault import UserDataVault
 from app.speech import SttError, TextToSpeech
 
 log = logging.getLogger(__name__)
+
+# Asterisk stopping ends every channel with a StasisEnd and no cause, then closes ARI: a company
+# channel gone without a cause waits this long to learn which of the two it was.
+PBX_SETTLE_SECONDS = 2.0
 
 # Before the company answers there is no line to press keys on.
 _NOT_ANSWERED = frozenset({CallStatus.PENDING, CallStatus.DIALING, CallStatus.RINGING})
@@ -109,6 +120,7 @@ class SessionDeps:
     tts: TextToSpeech | None = None  # one per process; None: the local Piper voice
     on_flow_mismatch: Callable[[str], None] | None = None  # a learned flow no longer fits (flow id)
     on_call_over: Callable[[CallSession, str], Awaitable[None]] | None = None  # final status set, CALL_ENDED not yet sent
+    ari_connected: Callable[[], bool] | None = None  # the event websocket is up (None: assume it is)
     recording_failures: Counter[str] = field(default_factory=Counter)  # by kind, over every call of the process
 
 
@@ -133,6 +145,8 @@ class CallSession:
         self.flow_mismatched = False
         self.vault = UserDataVault(request.user_data, request.user_data_permissions)  # type: ignore[arg-type]
         self._cancel_detail: str | None = None
+        self._cancel_reason = EndReason.CANCELLED
+        self._pbx_lost_detail: str | None = None
         self._known_at_start = 0  # recordings of this company's line known from earlier calls
 
         self.ctx = CallContext(call_id, deps.bus, deps.clock)
@@ -140,7 +154,7 @@ class CallSession:
         self.hearing = Hearing(self.ctx, (deps.detector_factory or _default_detector)(settings))
         self.recordings = Recordings(self.ctx, self.legs, failures=deps.recording_failures)
         self.hearing.recordings = self.recordings
-        self.media = Media()
+        self.media = Media(on_task_done=self.ctx.notify)
         self.handoff = Handoff(
             HandoffPolicy(_handoff_settings(settings)),
             _HoldBridgeSpeaker(self),
@@ -188,9 +202,14 @@ class CallSession:
     def emit(self, data: ev.EventData) -> None:
         self.ctx.emit(data)
 
-    def cancel(self, detail: str = "cancelled by the user") -> None:
+    def cancel(self, detail: str = "cancelled by the user", reason: EndReason = EndReason.CANCELLED) -> None:
         """Ask the call to end; it hangs up and cleans up at its next wait."""
-        self._cancel_detail = detail
+        self._cancel_detail, self._cancel_reason = detail, reason
+        self.ctx.notify()
+
+    def pbx_lost(self, detail: str) -> None:
+        """The PBX is gone (no ARI connection for the bound): end the call, ``pbx_lost``."""
+        self._pbx_lost_detail = detail
         self.ctx.notify()
 
     def reconcile(self, live_channels: set[str]) -> None:
@@ -237,7 +256,7 @@ class CallSession:
             queue = self.deps.router.register(
                 self.call_id, self.ids.all_channels() + self.ids.all_bridges() + self.ids.all_recordings()
             )
-            self.media.tasks.append(asyncio.create_task(self.legs.follow(queue), name=f"{self.call_id}-events"))
+            self.media.add(asyncio.create_task(self.legs.follow(queue), name=f"{self.call_id}-events"))
             if flow_needs_listener(self.effective_flow):
                 await self._start_navigation()
             await self._know_the_line()
@@ -250,10 +269,10 @@ class CallSession:
             # Audio that arrived before the hang-up may not be heard yet (a busy event loop): a
             # special information tone in it says why the company went away.
             self.hearing.hear_what_arrived(self.media.endpoints.get(self.hearing.active_source))
-            outcome = self._sit_outcome() or self._company_gone_outcome()
+            outcome = self._sit_outcome() or await self._company_gone_outcome()
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()
-            outcome = Finish(CallStatus.CANCELLED, EndReason.CANCELLED, "cancelled")
+            outcome = Finish(CallStatus.CANCELLED, self._cancel_reason, self._cancel_detail or "cancelled")
         except Exception as exc:  # a bug or an unexpected PBX answer must still end the call cleanly
             log.exception("call %s failed", self.call_id)
             outcome = Finish(CallStatus.FAILED, EndReason.ERROR, f"{type(exc).__name__}: {exc}")
@@ -263,8 +282,20 @@ class CallSession:
         sit = self.hearing.sit
         return None if sit is None else sit_outcome(sit.detail)
 
-    def _company_gone_outcome(self) -> Finish:
+    def _pbx_down(self) -> bool:
+        return self._pbx_lost_detail is not None or (self.deps.ari_connected is not None and not self.deps.ari_connected())
+
+    async def _company_gone_outcome(self) -> Finish:
         company = self.legs.company
+        if company.cause is None and not company.lost and self.deps.ari_connected is not None:
+            # No ChannelDestroyed (yet): a hang-up has one right behind its StasisEnd; Asterisk
+            # going away has none and closes ARI next. Wait to see which, never blaming the company.
+            await self.ctx.wait_for(lambda: company.cause is not None or self._pbx_down(), PBX_SETTLE_SECONDS, interruptible=False)
+            if company.cause is None and self._pbx_down():
+                return pbx_lost_outcome(
+                    f"the PBX ended the call and closed its ARI connection while {self.status.value}",
+                    connected=self.steps.connected,
+                )
         return company_gone_outcome(
             company.cause,
             company.cause_txt,
@@ -272,6 +303,7 @@ class CallSession:
             connected=self.steps.connected,
             answered=self.steps.answered,
             status=self.status,
+            lost=company.lost,
         )
 
     def _check_interrupts(self) -> None:
@@ -279,7 +311,14 @@ class CallSession:
         if (sit := self._sit_outcome()) is not None:
             raise sit
         if self._cancel_detail is not None:
-            raise cancelled_outcome(self._cancel_detail, connected=self.steps.connected)
+            raise cancelled_outcome(self._cancel_detail, connected=self.steps.connected, reason=self._cancel_reason)
+        if self._pbx_lost_detail is not None:
+            raise pbx_lost_outcome(self._pbx_lost_detail, connected=self.steps.connected)
+        if (crashed := self.media.crashed()) is not None:
+            # The call cannot go on deaf or blind: it ends now, and says why.
+            name, error = crashed
+            log.error("call %s: %s crashed", self.call_id, name, exc_info=error)
+            raise Finish(CallStatus.FAILED, EndReason.ERROR, f"{name} crashed: {type(error).__name__}: {error}")
         company = self.legs.tracks.get(self.ids.company)
         if company is None:
             return
@@ -330,9 +369,14 @@ class CallSession:
     async def _end(self, outcome: Finish) -> None:
         """Tear down everything this call created, then send the final state (always)."""
         try:
-            await self.recordings.stop_bridge()  # before the bridge goes
-            await self.legs.clean_up()
-            await self.recordings.bridge_finished()  # its RecordingFinished, while the events still flow
+            if self._pbx_down():
+                # Requests to a PBX that is not there would only wait out their time-outs; what it
+                # still holds of this call is swept when it is back (CallManager.on_ari_reconnect).
+                log.warning("call %s: the PBX is not reachable: its channels are left to the reconnect", self.call_id)
+            else:
+                await self.recordings.stop_bridge()  # before the bridge goes
+                await self.legs.clean_up()
+                await self.recordings.bridge_finished()  # its RecordingFinished, while the events still flow
             await self.handoff.close()
             for task in self.media.tasks:
                 task.cancel()

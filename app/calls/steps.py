@@ -86,6 +86,20 @@ class Media:
 
     endpoints: dict[str, RtpEndpoint] = field(default_factory=dict)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    on_task_done: Callable[[], None] | None = None  # wakes the call's waits (a task that died ends it)
+
+    def add(self, task: asyncio.Future) -> None:
+        self.tasks.append(task)  # type: ignore[arg-type]
+        if self.on_task_done is not None:
+            task.add_done_callback(lambda _task: self.on_task_done() if self.on_task_done else None)
+
+    def crashed(self) -> tuple[str, BaseException] | None:
+        """A task of the call that died of an error (a bug in hearing, say), and the error."""
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                name = task.get_name() if isinstance(task, asyncio.Task) else "a task of the call"
+                return name, error
+        return None
 
     def health(self) -> MediaHealth:
         """The received audio's counters, over every endpoint of the call."""
@@ -190,7 +204,7 @@ class FlowSteps:
         self.media.endpoints[source] = endpoint
         if source == "hold" and self.recordings is not None:
             endpoint.on_sent = self.recordings.sent  # all the app says to the company leaves here
-        self.media.tasks.append(asyncio.create_task(self.hearing.consume(source, endpoint), name=f"{self.call_id}-{source}"))
+        self.media.add(asyncio.create_task(self.hearing.consume(source, endpoint), name=f"{self.call_id}-{source}"))
 
     async def place_call(self) -> None:
         legs, ids = self.legs, self.legs.ids
@@ -309,7 +323,7 @@ class FlowSteps:
         hearing.human = None
         hearing.in_hold = True
         self.hold_started_at = ctx.clock.now()
-        self.media.tasks.append(asyncio.ensure_future(self.handoff.prepare()))  # TTS of its lines, once
+        self.media.add(asyncio.ensure_future(self.handoff.prepare()))  # TTS of its lines, once
         ctx.set_status(CallStatus.ON_HOLD)
         if self.navigation is not None and hearing.listener is not None and not hearing.hold_heard:
             # The flow expects hold, but nothing sounded like it yet: a menu may still be asking

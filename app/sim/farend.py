@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-EndedBy = Literal["far_end", "app"]
+EndedBy = Literal["far_end", "app", "pbx"]  # pbx: it stopped
 
 
 @dataclass(frozen=True)

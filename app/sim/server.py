@@ -157,6 +157,7 @@ class SimulatedPBX:
         self.company_calls: list[CompanyCallLog] = []
         self.user_calls: list[UserCallLog] = []
         self.registered_apps: set[str] = set()
+        self.reachable = True  # False: every connection is cut at once, the PBX itself runs on
         self._active: dict[str, _EventConnection] = {}
         self._connections: set[_EventConnection] = set()
         self._scenarios = {normalise_number(number): s for number, s in self.config.scenarios.items()}
@@ -176,7 +177,10 @@ class SimulatedPBX:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start, or start again after ``stop()`` on the same port with nothing of the earlier run
+        (no channels, bridges, recordings or registered applications), like a restarted Asterisk."""
         loop = asyncio.get_running_loop()
+        self.registered_apps.clear()
         self._started_at = time.monotonic()
         self.audio = AudioLibrary(self.config.corpus or ensure_corpus())
         self._preload_scenarios()
@@ -206,30 +210,47 @@ class SimulatedPBX:
         app.router.add_get("/sim/rtp-impairment", self._impairments_request)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, self.config.host, self.port or self.config.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.ari_url = f"http://{self.config.host}:{self.port}/ari"
         log.info("simulated PBX listening on %s", self.ari_url)
 
     async def stop(self) -> None:
+        """Stop at once, as a PBX that crashed or became unreachable: channels vanish without an
+        event, the HTTP/WebSocket server closes, RTP stops. ``start()`` may follow (a restart)."""
         if self._scheduler is not None:
             self._scheduler.cancel_all()
         if self._media_task is not None:
             self._media_task.cancel()
             await asyncio.gather(self._media_task, return_exceptions=True)
+            self._media_task = None
         for connection in list(self._connections):
-            connection.finish()
+            self._forget(connection)
             await connection.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
         for channel in list(self.model.channels.values()) if self.model else []:
             if channel.media is not None:
                 channel.media.close()
+                channel.media = None
         for recording in list(self.model.live_recordings.values()) if self.model else []:
             recording.writer.close()
+        if self.model:
+            self.model.live_recordings.clear()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    async def shut_down(self) -> None:
+        """Stop as Asterisk does when told to (``core stop now``): every channel leaves Stasis,
+        those events go out, then the server closes. ``start()`` may follow (a restart)."""
+        self.model.shut_down()
+        for connection in list(self._connections):
+            connection.finish()  # after the StasisEnds already queued
+            await asyncio.gather(connection.sender, return_exceptions=True)
+        await self.stop()
 
     async def __aenter__(self) -> SimulatedPBX:
         await self.start()
@@ -299,6 +320,15 @@ class SimulatedPBX:
         except AriError as exc:
             return _json_response(exc.status, exc.body, _auth_headers(exc.status))
         return _json_response(200, {"impairments": [sending.as_dict() for sending in self.impairments]})
+
+    async def cut_off(self) -> None:
+        """The network between the app and the PBX fails: websockets drop, every new request is
+        cut, but calls go on in the PBX (``reconnect_network()`` ends it)."""
+        self.reachable = False
+        await self.drop_event_websockets()
+
+    def reconnect_network(self) -> None:
+        self.reachable = True
 
     async def drop_event_websockets(self) -> None:
         for connection in list(self._connections):
@@ -414,6 +444,8 @@ class SimulatedPBX:
         connection.finish()
 
     async def _events_websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.reachable:
+            return _cut(request)
         try:
             self._authenticate(request)
             params = validate("eventWebsocket", _query(request), None)
@@ -454,6 +486,8 @@ class SimulatedPBX:
     # ------------------------------------------------------------------ REST
 
     async def _rest_request(self, request: web.Request) -> web.StreamResponse:
+        if not self.reachable:
+            return _cut(request)
         path = "/" + request.match_info["tail"]
         query = _query(request)
         body: Any = None
@@ -509,6 +543,13 @@ class SimulatedPBX:
         elif request.query.get("api_key") == expected:
             return
         raise AriError(401, "Authentication required")
+
+
+def _cut(request: web.Request) -> web.Response:
+    """No answer: the connection is reset, as by a network that fails."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=503)  # never reaches the client
 
 
 def _query(request: web.Request) -> dict[str, list[str]]:

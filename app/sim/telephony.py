@@ -655,6 +655,17 @@ class Pbx:
             self._channel_event(peer, "ChannelDestroyed", cause=NORMAL_CLEARING, cause_txt=cause_text(NORMAL_CLEARING))
         self._remove(channel)
 
+    def shut_down(self) -> None:
+        """Asterisk stopping: every channel leaves Stasis (a StasisEnd, no hang-up cause reaches
+        the app before ARI closes) and the far ends hear the line drop."""
+        for channel in list(self.channels.values()):
+            channel.hanging_up = True
+            self._cancel_timers(channel)
+            if channel.in_stasis:
+                self._leave_stasis(channel)
+            if channel.far_end is not None:
+                channel.far_end.ended(NORMAL_CLEARING, "pbx")
+
     def _leave_stasis(self, channel: Channel) -> None:
         if channel.bridge is not None:
             self._depart_bridge(channel)

@@ -35,6 +35,9 @@ const REASON_LABELS = {
   cancelled: 'hung up from here',
   flow_failed: 'the call flow failed',
   error: 'an error',
+  pbx_lost: 'the phone system (PBX) went away',
+  app_restarted: 'Hold Slayer stopped during the call',
+  shutdown: 'Hold Slayer was stopped',
 };
 
 // The evidence rule of a HUMAN_DETECTED that "transfer now" made (app/calls/steps.py USER_ASKED).

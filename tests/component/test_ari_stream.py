@@ -353,3 +353,32 @@ def test_malformed_known_type_becomes_unknown_event_with_the_error(caplog: pytes
 @pytest.mark.parametrize("data", [{}, {"type": 5}, {"type": "StasisStart"}, {"no": "type"}])
 def test_parse_event_never_raises(data: dict) -> None:
     assert isinstance(parse_event(data), UnknownEvent)
+
+
+async def test_an_outage_is_told_at_once_and_declared_lost_after_its_bound(fake: FakeAri, client: AriClient) -> None:
+    fake.reply("GET", "/channels", 200, [])
+    fake.reply("GET", "/bridges", 200, [])
+    recorder, told = Recorder(), []
+    stream = make_stream(
+        client, recorder, on_down=lambda: told.append("down"), on_lost=lambda: told.append("lost"), lost_after=0.3
+    )
+    await stream.start()
+    try:
+        # A blip: back well within the bound, so nothing is declared lost.
+        fake.reset_websocket()
+        await wait_until(lambda: stream.reconnects == 1)
+        await asyncio.sleep(0.4)
+        assert told == ["down"]
+
+        # Gone for longer than the bound: lost, once, while the stream keeps trying.
+        fake.refuse_websockets = 1000
+        fake.reset_websocket()
+        await wait_until(lambda: told == ["down", "down", "lost"], timeout=3.0)
+        assert stream.outages_lost == 1 and not stream.connected.is_set()
+        await asyncio.sleep(0.4)
+        assert told == ["down", "down", "lost"]
+
+        fake.refuse_websockets = 0  # back: reconciled as after any reconnect
+        await wait_until(lambda: stream.reconnects == 2, timeout=3.0)
+    finally:
+        await stream.stop()

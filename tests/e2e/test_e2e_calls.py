@@ -458,7 +458,7 @@ async def test_start_up_removes_what_a_crashed_run_left_in_the_pbx(tmp_path, cor
     try:
         assert await pbx.wait_idle(timeout=5.0), pbx.snapshot()
         record = holdslayer.store.get_call("crashed")
-        assert (record.status, record.reason) == ("failed", "error")
+        assert (record.status, record.reason) == ("failed", "app_restarted")
     finally:
         await holdslayer.stop()
         await pbx.stop()

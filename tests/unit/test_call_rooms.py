@@ -24,9 +24,16 @@ from app.calls.context import CallContext
 from app.calls.events import EventBus, EventType
 from app.calls.handoff import Line
 from app.calls.hearing import Hearing
-from app.calls.legs import Legs, MediaPorts
+from app.calls.legs import CallIds, Legs, MediaPorts
 from app.calls.models import CallRequest, CallStatus, EndReason
-from app.calls.outcomes import Finish, cancelled_outcome, company_gone_outcome, dial_outcome, sit_outcome
+from app.calls.outcomes import (
+    Finish,
+    cancelled_outcome,
+    company_gone_outcome,
+    dial_outcome,
+    pbx_lost_outcome,
+    sit_outcome,
+)
 from app.calls.steps import FlowSteps, Media
 from app.media.jitter import Frame
 from app.clock import MonotonicClock
@@ -77,6 +84,30 @@ def test_the_company_leaving_ends_the_call_by_its_cause_and_where_the_call_was(c
     assert (finish.status, finish.reason) == (CallStatus.FAILED, reason)
     if reason is EndReason.COMPANY_HANGUP:
         assert finish.detail.endswith("while on_hold")
+
+
+def test_a_company_channel_the_pbx_lost_is_never_blamed_on_the_company():
+    # Missing after a reconnect, no cause ever heard: the PBX restarted or lost the call.
+    lost = company_gone_outcome(None, "", "", connected=False, answered=True, status=CallStatus.ON_HOLD, lost=True)
+    assert (lost.status, lost.reason) == (CallStatus.FAILED, EndReason.PBX_LOST)
+    assert "reconnected" in lost.detail and lost.detail.endswith("while on_hold")
+    # A hang-up heard before the outage keeps its cause.
+    heard = company_gone_outcome(16, "Normal Clearing", "", connected=False, answered=True, status=CallStatus.ON_HOLD, lost=True)
+    assert heard.reason is EndReason.COMPANY_HANGUP
+
+
+def test_the_pbx_lost_after_the_user_was_connected_is_still_a_success():
+    assert (pbx_lost_outcome("gone", connected=False).status, pbx_lost_outcome("gone", connected=False).reason) == (
+        CallStatus.FAILED, EndReason.PBX_LOST,
+    )  # fmt: skip
+    after = pbx_lost_outcome("gone", connected=True)
+    assert (after.status, after.reason) == (CallStatus.COMPLETED, EndReason.BRIDGED)
+
+
+def test_a_call_ended_by_stopping_the_app_says_so():
+    stopped = cancelled_outcome("Hold Slayer is shutting down", connected=False, reason=EndReason.SHUTDOWN)
+    assert (stopped.status, stopped.reason) == (CallStatus.CANCELLED, EndReason.SHUTDOWN)
+    assert cancelled_outcome("by the user", connected=False).reason is EndReason.CANCELLED
 
 
 def test_the_agent_hanging_up_after_the_user_was_connected_is_a_success():
@@ -223,6 +254,14 @@ def test_reconcile_marks_what_asterisk_lost_while_the_websocket_was_down():
     lost = legs.reconcile({legs.ids.hold_media})
     assert lost == [legs.ids.company]
     assert legs.company.gone and "websocket" in legs.company.cause_txt
+    assert legs.company.lost and not legs.track(legs.ids.hold_media).lost
+
+
+def test_ids_name_their_call_and_nothing_else_does():
+    ids = CallIds("abc123")
+    assert {CallIds.call_of(i) for i in ids.all_channels() + ids.all_bridges()} == {"abc123"}
+    for foreign in ("PJSIP/alice-0001", "1733500000.12", "hs-", "hs-nodash", "someone-hs-abc-co"):
+        assert CallIds.call_of(foreign) is None, foreign
 
 
 async def test_clean_up_deletes_what_the_call_created_newest_first_and_survives_errors():
