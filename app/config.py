@@ -120,6 +120,8 @@ class Settings(BaseSettings):
 
     # --- speech-to-text (menus the navigator answers); without the provider's key: local Whisper ---
     stt_provider: Literal["local", "deepgram", "openai"] = "local"
+    # A cloud recogniser that keeps the call waiting this long hands over to local Whisper.
+    stt_timeout: float = Field(15.0, gt=0, le=120)
     deepgram_api_key: SecretStr | None = None
     whisper_model_path: Path | None = None  # a CTranslate2 Whisper directory; None: the bundled tiny.en
     whisper_model_size: str = "tiny.en"  # any other size needs whisper_model_path (nothing is downloaded)

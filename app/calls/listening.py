@@ -38,6 +38,7 @@ def stt_for_call(settings: Settings) -> SpeechToText:
         openai_api_key=_secret(settings.openai_api_key),
         openai_base_url=settings.openai_base_url,
         whisper=whisper_settings(settings),
+        timeout=settings.stt_timeout,
     )
 
 

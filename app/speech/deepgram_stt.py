@@ -16,7 +16,12 @@ Deepgram's times count seconds of audio sent; pushes carry call times, so the ma
 between the two is kept (re-anchored whenever the pushed audio is not contiguous).
 
 Failures, all raised from ``results()``: a refused key -> ``SttUnavailable``; refused or lost
-connection, an ``Error`` message, the server closing early -> ``SttConnectionError``.
+connection, an ``Error`` message, the server closing early -> ``SttConnectionError``; and a
+stream that stays connected but answers nothing: once ``stall_seconds`` of audio went out with
+no message back, a ``Finalize`` asks the service to flush what it has (it answers with a
+``Results`` marked ``from_finalize``); no message within ``stall_seconds`` more and the stream is
+stalled -> ``SttConnectionError``, so that a hung service hands over to the local recogniser
+instead of leaving the call deaf until the stream is closed.
 """
 
 from __future__ import annotations
@@ -74,7 +79,10 @@ class DeepgramStt:
         connect_timeout: float = 10.0,
         keepalive_seconds: float = 5.0,
         close_timeout: float = 10.0,
+        stall_seconds: float = 15.0,
     ) -> None:
+        if stall_seconds <= 0:
+            raise ValueError("stall_seconds must be positive")
         self._api_key = api_key
         self._options = {
             "model": model,
@@ -91,6 +99,9 @@ class DeepgramStt:
         self._connect_timeout = connect_timeout
         self._keepalive_seconds = keepalive_seconds
         self._close_timeout = close_timeout
+        self._stall_seconds = stall_seconds
+        self._heard_from_server = 0.0  # self._sent_seconds when the last server message came
+        self._finalize_sent_at: float | None = None  # loop time of an unanswered Finalize
         self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._results = ResultQueue()
         self._task: asyncio.Task[None] | None = None
@@ -186,7 +197,8 @@ class DeepgramStt:
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._send(socket))
-                    group.create_task(self._receive(socket))
+                    receiving = group.create_task(self._receive(socket))
+                    group.create_task(self._watch(socket, receiving))
             except* ConnectionClosed as errors:
                 raise SttConnectionError(PROVIDER, f"the connection was lost: {errors.exceptions[0]}") from None
             except* SttError as errors:
@@ -205,10 +217,29 @@ class DeepgramStt:
                 return
             await socket.send_media(audio)
 
+    async def _watch(self, socket: Any, receiving: asyncio.Task[None]) -> None:
+        """Ends when the receiver does; raises when the service stopped answering (module doc)."""
+        loop = asyncio.get_running_loop()
+        tick = min(1.0, self._stall_seconds / 4)
+        while not receiving.done():
+            await asyncio.wait({receiving}, timeout=tick)
+            if self._closing_stream or receiving.done():
+                return
+            if self._finalize_sent_at is not None:
+                if loop.time() - self._finalize_sent_at >= self._stall_seconds:
+                    unanswered = self._sent_seconds - self._heard_from_server
+                    raise SttConnectionError(
+                        PROVIDER, f"no answer for {unanswered:.0f} s of audio, nor to Finalize: the stream is stalled"
+                    )
+            elif self._sent_seconds - self._heard_from_server >= self._stall_seconds:
+                self._finalize_sent_at = loop.time()
+                await socket.send_finalize()
+
     async def _receive(self, socket: Any) -> None:
         from deepgram.listen.v1.types import ListenV1Error, ListenV1Results, ListenV1UtteranceEnd
 
         async for message in socket:
+            self._heard_from_server, self._finalize_sent_at = self._sent_seconds, None
             if isinstance(message, ListenV1Results):
                 self._on_results(message)
             elif isinstance(message, ListenV1UtteranceEnd):

@@ -47,8 +47,13 @@ def stt_from_settings(
     openai_model: str = "gpt-4o-mini-transcribe",
     whisper: WhisperSettings | None = None,
     segmenter: SegmenterSettings = SegmenterSettings(),
+    timeout: float = 15.0,
 ) -> SpeechToText:
-    """A recogniser for one call. Without the provider's key or SDK: the local one (see module doc)."""
+    """A recogniser for one call. Without the provider's key or SDK: the local one (see module doc).
+
+    ``timeout``: how long a cloud provider may keep the call waiting: OpenAI's request time-out,
+    and for Deepgram the seconds of audio with no answer before it is asked to flush, and again
+    before its stream counts as stalled."""
     from app.speech.whisper_local import LocalWhisperStt, WhisperSettings
 
     whisper_settings = whisper if whisper is not None else WhisperSettings()
@@ -67,7 +72,7 @@ def stt_from_settings(
             return local()
         from app.speech.deepgram_stt import DeepgramStt
 
-        return FallbackStt(DeepgramStt(deepgram_api_key, model=deepgram_model, url=deepgram_url), local)
+        return FallbackStt(DeepgramStt(deepgram_api_key, model=deepgram_model, url=deepgram_url, stall_seconds=timeout), local)
     if provider == "openai":
         if not openai_api_key:
             log.warning("STT provider openai has no API key; using the local recogniser")
@@ -78,7 +83,7 @@ def stt_from_settings(
         from app.speech.openai_stt import OpenAiStt
 
         recogniser = OpenAiStt(
-            openai_api_key, model=openai_model, base_url=openai_base_url, segmenter=Segmenter(segmenter)
+            openai_api_key, model=openai_model, base_url=openai_base_url, segmenter=Segmenter(segmenter), timeout=timeout
         )
         return FallbackStt(recogniser, local)
     raise ValueError(f"unknown STT provider {provider!r} (local, deepgram or openai)")

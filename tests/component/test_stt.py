@@ -370,3 +370,44 @@ def test_factory_degrades_to_local_without_keys():
     assert isinstance(with_key, FallbackStt) and with_key.provider == "openai"
     with pytest.raises(ValueError, match="unknown STT provider"):
         stt_from_settings("sphinx")  # type: ignore[arg-type]
+
+
+async def test_a_stalled_deepgram_hands_over_to_local_whisper_before_the_stream_ends(corpus, transcripts):
+    """Connected but silent: after ``stall_seconds`` of audio with no answer the stream is asked to
+    flush (Finalize); no answer to that either and the local recogniser takes over mid-call,
+    not when the call closes the stream."""
+    pcm, spans = prompt_sequence(corpus, ["queue-thankyou"], lead=0.5)
+    t0 = 50.0
+    async with FakeDeepgram(hang_after_seconds=0.5) as fake:
+        stt = stt_from_settings("deepgram", deepgram_api_key="test-key", deepgram_url=fake.url, timeout=1.0)
+        results = asyncio.create_task(collect(stt))
+        push_frames(stt, pcm, t0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while stt.provider == "deepgram" and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        assert stt.provider == "local", "still waiting on the stalled stream"
+        assert "stalled" in (stt.fallback_reason or "")
+        assert {"type": "Finalize"} in fake.sessions[0].control
+        await stt.finish()
+        finals = [t for t in await asyncio.wait_for(results, 30) if t.is_final]
+        await stt.close()
+    assert len(finals) == 1 and wer([transcripts["queue-thankyou"]], [finals[0].text]) <= 0.2
+    assert finals[0].t_start == pytest.approx(t0 + spans[0][0], abs=0.5)
+
+
+async def test_a_deepgram_that_answers_finalize_is_not_stalled_by_a_long_silence():
+    """Music or silence gives Deepgram nothing to say; asked to flush, a live service answers."""
+    async with FakeDeepgram() as fake:  # no words scripted: it never speaks unasked
+        stt = DeepgramStt("test-key", url=fake.url, stall_seconds=0.5)
+        results = asyncio.create_task(collect(stt))
+        push_frames(stt, silence(3.0), 0.0)
+        await asyncio.sleep(2.0)
+        push_frames(stt, silence(3.0), 3.0)
+        await asyncio.sleep(1.5)
+        await stt.finish()
+        transcripts = await asyncio.wait_for(results, 10)  # raises if the stream was called stalled
+    session = fake.sessions[0]
+    assert session.control.count({"type": "Finalize"}) >= 2 and session.closed_by_client_request
+    assert any(m.get("from_finalize") for m in session.sent)
+    assert [t for t in transcripts if t.is_final] == []

@@ -14,8 +14,12 @@ piece (``is_final`` without ``speech_final``), an interim of the rest at its end
 piece ``endpointing`` ms later, with ``speech_final`` (or, with ``ending="utterance_end"``, a
 final piece without it followed by ``UtteranceEnd`` ``utterance_end_ms`` later).
 
+``Finalize`` makes it send every final of words already heard and then a ``Results`` marked
+``from_finalize`` (empty when there is nothing left), as the service does.
+
 ``drop_after_seconds`` closes the connection abnormally (1011) after that much audio, as a
-dying service would. Every connection is recorded in ``sessions`` (query, headers, audio bytes,
+dying service would; ``hang_after_seconds`` keeps the connection open but sends nothing more
+after that much audio, whatever it is sent, as a stalled one would. Every connection is recorded in ``sessions`` (query, headers, audio bytes,
 control messages) for the test to check what the SDK sent.
 """
 
@@ -72,10 +76,12 @@ class FakeDeepgram(LoopbackServer):
         api_key: str = "test-key",
         script: list[ScriptedUtterance] | tuple[ScriptedUtterance, ...] = (),
         drop_after_seconds: float | None = None,
+        hang_after_seconds: float | None = None,
     ) -> None:
         self.api_key = api_key
         self.script = list(script)
         self.drop_after_seconds = drop_after_seconds
+        self.hang_after_seconds = hang_after_seconds
         self.sessions: list[DeepgramSession] = []
 
     @property
@@ -101,6 +107,13 @@ class FakeDeepgram(LoopbackServer):
         await ws.prepare(request)
         stream = _Stream(query, self.script)
         async for message in ws:
+            heard = len(session.audio) / stream.bytes_per_second
+            if self.hang_after_seconds is not None and heard >= self.hang_after_seconds:
+                if message.type == WSMsgType.BINARY:
+                    session.audio.extend(message.data)
+                else:
+                    session.control.append(json.loads(message.data))
+                continue  # stalled: reads on, answers nothing
             if message.type == WSMsgType.BINARY:
                 session.audio.extend(message.data)
                 heard = len(session.audio) / stream.bytes_per_second
@@ -112,6 +125,10 @@ class FakeDeepgram(LoopbackServer):
             elif message.type == WSMsgType.TEXT:
                 control = json.loads(message.data)
                 session.control.append(control)
+                if control.get("type") == "Finalize":
+                    for out in stream.due(heard, closing=True):
+                        await self._send(ws, session, out)
+                    await self._send(ws, session, stream.finalized(heard))
                 if control.get("type") == "CloseStream":
                     session.closed_by_client_request = True
                     heard = len(session.audio) / stream.bytes_per_second
@@ -156,6 +173,10 @@ class _Stream:
         ready = [p for p in self._pending if p.at <= heard or (closing and p.covers_until <= heard)]
         self._pending = [p for p in self._pending if not (p.at <= heard or (closing and p.covers_until <= heard))]
         return [p.message for p in ready if self.interim or p.message.get("is_final", True)]
+
+    def finalized(self, heard: float) -> dict[str, Any]:
+        """The answer to ``Finalize`` once the finals it flushed are out: nothing left to say."""
+        return {**self._results([], is_final=True, speech_final=False, at=heard), "from_finalize": True}
 
     def metadata(self, heard: float) -> dict[str, Any]:
         return {
@@ -205,8 +226,10 @@ class _Stream:
             covers_until = message["start"] + message["duration"] if is_final else float("inf")
             self._pending.append(_Planned(at, covers_until, message))
 
-    def _results(self, words: list[dict[str, Any]], *, is_final: bool, speech_final: bool) -> dict[str, Any]:
-        start, end = words[0]["start"], words[-1]["end"]
+    def _results(
+        self, words: list[dict[str, Any]], *, is_final: bool, speech_final: bool, at: float = 0.0
+    ) -> dict[str, Any]:
+        start, end = (words[0]["start"], words[-1]["end"]) if words else (at, at)
         return {
             "type": "Results",
             "channel_index": [0, 1],
@@ -218,7 +241,7 @@ class _Stream:
                 "alternatives": [
                     {
                         "transcript": " ".join(w["punctuated_word"] for w in words),
-                        "confidence": words[0]["confidence"],
+                        "confidence": words[0]["confidence"] if words else 0.0,
                         "words": [dict(w) for w in words],
                     }
                 ]
