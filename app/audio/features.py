@@ -34,6 +34,7 @@ The *pause* features describe the quiet frames of a window, where the source sho
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -136,8 +137,15 @@ def frame_features(pcm: np.ndarray, sample_rate: int = 8000) -> FrameFeatures:
         level_db = np.where(power > 0, 10.0 * np.log10(power / FULL_SCALE_POWER), SILENCE_DBOV)
     signs = np.signbit(frames)
     zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / frame
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(frame), n=_FFT_SIZE, axis=1)) ** 2
+    spectrum = np.abs(np.fft.rfft(frames * _hann(frame), n=_FFT_SIZE, axis=1)) ** 2
     return FrameFeatures(level_db=level_db, zcr=zcr, spectrum=spectrum)
+
+
+@functools.lru_cache(maxsize=4)
+def _hann(size: int) -> np.ndarray:
+    window = np.hanning(size)
+    window.flags.writeable = False  # shared by every call
+    return window
 
 
 def frame_samples(sample_rate: int) -> int:

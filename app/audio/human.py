@@ -465,9 +465,11 @@ def _band_matrix(bins: int, sample_rate: int) -> np.ndarray:
 
 def band_levels_db(spectra: np.ndarray, sample_rate: int) -> np.ndarray:
     """Band levels (dB, around their mean) of the mean power spectrum of ``spectra`` (frames x bins)."""
-    power = np.atleast_2d(spectra).mean(axis=0)
+    # Called for every frame of music: one frame is its own mean, and a sum over the bands
+    # divided by their count is ``mean()`` without its overhead (the same operations, bit for bit).
+    power = spectra if spectra.ndim == 1 else spectra.mean(axis=0)
     levels = 10 * np.log10(power @ _band_matrix(len(power), sample_rate) + 1e-9)
-    return levels - levels.mean()
+    return levels - np.add.reduce(levels) / len(levels)
 
 
 def shape_correlation(a: np.ndarray, b: np.ndarray) -> float:
