@@ -251,8 +251,7 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
     masks = floor_masks(frames, peak, sample_rate)
     shape, fine = _log_spectra(band_spectrum)
     floor_levels = level[masks.noise_floor]
-    # Quieter than the speech but not silent: where a music bed under an announcement shows.
-    between = (level < peak - _BED_BELOW_PEAK_DB) & (level >= CLEAN_MAX_DBOV)
+    between = _bed_frames(level, peak)
     features = WindowFeatures(
         level_dbov=level_dbov,
         peak_dbov=peak,
@@ -261,7 +260,7 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
         syllable_modulation=_syllable_modulation(clipped),
         spectral_steadiness=_similarity(shape, loud),
         harmonic_steadiness=_similarity(fine, loud),
-        pause_steadiness=_similarity(fine, between) if np.mean(between) >= _BED_MIN_SHARE else 0.0,
+        pause_steadiness=_similarity(fine, between) if _judges_bed(between) else 0.0,
         flatness=_mean_where(band_flatness(spectrum, sample_rate), loud),
         centroid_hz=_mean_where((spectrum @ freqs) / (np.sum(spectrum, axis=1) + 1e-9), loud),
         zcr=_mean_where(frames.zcr, loud),
@@ -273,6 +272,33 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
         busy_ratio=_band_share(spectrum, freqs, *_BUSY_HIGH_BAND),
     )
     return features, masks
+
+
+def pause_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
+    """``analyse_window(frames).pause_steadiness`` alone (the same operations, none of the rest)."""
+    level = frames.level_db
+    between = _bed_frames(level, float(np.percentile(level, 90)))
+    if not _judges_bed(between):
+        return 0.0
+    _, band = _band(sample_rate)
+    return _similarity(_log_spectra(frames.spectrum[:, band] + 1e-9)[1], between)
+
+
+def harmonic_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
+    """``analyse_window(frames).harmonic_steadiness`` alone (the same operations, none of the rest)."""
+    level = frames.level_db
+    loud = level > float(np.percentile(level, 90)) - PAUSE_BELOW_PEAK_DB
+    _, band = _band(sample_rate)
+    return _similarity(_log_spectra(frames.spectrum[:, band] + 1e-9)[1], loud)
+
+
+def _bed_frames(level: np.ndarray, peak: float) -> np.ndarray:
+    """Quieter than the speech but not silent: where a music bed under an announcement shows."""
+    return (level < peak - _BED_BELOW_PEAK_DB) & (level >= CLEAN_MAX_DBOV)
+
+
+def _judges_bed(between: np.ndarray) -> bool:
+    return bool(np.mean(between) >= _BED_MIN_SHARE)
 
 
 def band_powers(frames: FrameFeatures, sample_rate: int = 8000) -> np.ndarray:
