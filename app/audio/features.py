@@ -34,6 +34,7 @@ The *pause* features describe the quiet frames of a window, where the source sho
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -136,8 +137,15 @@ def frame_features(pcm: np.ndarray, sample_rate: int = 8000) -> FrameFeatures:
         level_db = np.where(power > 0, 10.0 * np.log10(power / FULL_SCALE_POWER), SILENCE_DBOV)
     signs = np.signbit(frames)
     zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / frame
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(frame), n=_FFT_SIZE, axis=1)) ** 2
+    spectrum = np.abs(np.fft.rfft(frames * _hann(frame), n=_FFT_SIZE, axis=1)) ** 2
     return FrameFeatures(level_db=level_db, zcr=zcr, spectrum=spectrum)
+
+
+@functools.lru_cache(maxsize=4)
+def _hann(size: int) -> np.ndarray:
+    window = np.hanning(size)
+    window.flags.writeable = False  # shared by every call
+    return window
 
 
 def frame_samples(sample_rate: int) -> int:
@@ -161,7 +169,13 @@ def band_flatness(spectrum: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
     """Spectral flatness per frame in the speech band (geometric over arithmetic mean)."""
     _, band = _band(sample_rate)
     band_spectrum = spectrum[:, band] + 1e-9
-    return np.exp(np.mean(np.log(band_spectrum), axis=1)) / np.mean(band_spectrum, axis=1)
+    return _flatness(np.mean(np.log(band_spectrum), axis=1), np.sum(band_spectrum, axis=1), band_spectrum.shape[1])
+
+
+def _flatness(mean_log: np.ndarray, row_sum: np.ndarray, bins: int) -> np.ndarray:
+    """Geometric over arithmetic mean of each row, from its mean log and its sum (as np.mean
+    divides its sum by the count, so the arithmetic mean is exactly ``row_sum / bins``)."""
+    return np.exp(mean_log) / (row_sum / bins)
 
 
 def tonality_db(spectrum: np.ndarray, sample_rate: int = 8000) -> float:
@@ -178,8 +192,11 @@ def tonality_db(spectrum: np.ndarray, sample_rate: int = 8000) -> float:
     return float(np.std(fine) * 10.0 / np.log(10.0))
 
 
-def floor_masks(frames: FrameFeatures, peak_dbov: float, sample_rate: int = 8000) -> FloorMasks:
-    """Which frames of a window belong to an open-microphone noise floor or to clean silence."""
+def floor_masks(
+    frames: FrameFeatures, peak_dbov: float, sample_rate: int = 8000, flatness: np.ndarray | None = None
+) -> FloorMasks:
+    """Which frames of a window belong to an open-microphone noise floor or to clean silence
+    (``flatness``: the frames' ``band_flatness`` if the caller has it already)."""
     level = frames.level_db
     noise_floor = np.zeros(len(level), dtype=bool)
     clean = np.zeros(len(level), dtype=bool)
@@ -198,12 +215,14 @@ def floor_masks(frames: FrameFeatures, peak_dbov: float, sample_rate: int = 8000
             median = np.median(rows, axis=1)
             position = np.arange(_FLOOR_STRETCH_FRAMES) - (_FLOOR_STRETCH_FRAMES - 1) / 2
             slope = (rows - np.mean(rows, axis=1, keepdims=True)) @ position / np.sum(position**2)
-            flatness = sliding_window_view(band_flatness(frames.spectrum, sample_rate), _FLOOR_STRETCH_FRAMES)[candidate]
+            if flatness is None:
+                flatness = band_flatness(frames.spectrum, sample_rate)
+            stretch_flatness = sliding_window_view(flatness, _FLOOR_STRETCH_FRAMES)[candidate]
             steady[candidate] = (
                 (median >= NOISE_FLOOR_MIN_DBOV)
                 & (median <= top)
                 & (np.abs(slope) <= _FLOOR_MAX_SLOPE_DB)
-                & (np.median(flatness, axis=1) >= _NOISE_FLOOR_MIN_FLATNESS)
+                & (np.median(stretch_flatness, axis=1) >= _NOISE_FLOOR_MIN_FLATNESS)
             )
         noise_floor = _spread(steady, _FLOOR_STRETCH_FRAMES, len(level))
     if len(level) >= _CLEAN_STRETCH_FRAMES:
@@ -240,11 +259,15 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
     clipped = np.maximum(level, peak - 45.0)
     loud = level > peak - PAUSE_BELOW_PEAK_DB
 
-    masks = floor_masks(frames, peak, sample_rate)
-    shape, fine = _log_spectra(band_spectrum)
+    # The log spectrum, its row means and the row sums serve several features: computed once.
+    log_spectrum = np.log(band_spectrum)
+    mean_log = np.mean(log_spectrum, axis=1, keepdims=True)
+    row_sum = np.sum(band_spectrum, axis=1, keepdims=True)
+    flatness = _flatness(mean_log[:, 0], row_sum[:, 0], band_spectrum.shape[1])
+    masks = floor_masks(frames, peak, sample_rate, flatness)
+    shape, fine = _shape_and_fine(log_spectrum, mean_log)
     floor_levels = level[masks.noise_floor]
-    # Quieter than the speech but not silent: where a music bed under an announcement shows.
-    between = (level < peak - _BED_BELOW_PEAK_DB) & (level >= CLEAN_MAX_DBOV)
+    between = _bed_frames(level, peak)
     features = WindowFeatures(
         level_dbov=level_dbov,
         peak_dbov=peak,
@@ -253,11 +276,11 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
         syllable_modulation=_syllable_modulation(clipped),
         spectral_steadiness=_similarity(shape, loud),
         harmonic_steadiness=_similarity(fine, loud),
-        pause_steadiness=_similarity(fine, between) if np.mean(between) >= _BED_MIN_SHARE else 0.0,
-        flatness=_mean_where(band_flatness(spectrum, sample_rate), loud),
+        pause_steadiness=_similarity(fine, between) if _judges_bed(between) else 0.0,
+        flatness=_mean_where(flatness, loud),
         centroid_hz=_mean_where((spectrum @ freqs) / (np.sum(spectrum, axis=1) + 1e-9), loud),
         zcr=_mean_where(frames.zcr, loud),
-        flux=_flux(band_spectrum, loud),
+        flux=_flux(band_spectrum, loud, row_sum),
         noise_floor_fraction=float(np.mean(masks.noise_floor)),
         noise_floor_dbov=float(np.median(floor_levels)) if len(floor_levels) else SILENCE_DBOV,
         clean_fraction=float(np.mean(masks.clean)),
@@ -265,6 +288,33 @@ def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[Wind
         busy_ratio=_band_share(spectrum, freqs, *_BUSY_HIGH_BAND),
     )
     return features, masks
+
+
+def pause_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
+    """``analyse_window(frames).pause_steadiness`` alone (the same operations, none of the rest)."""
+    level = frames.level_db
+    between = _bed_frames(level, float(np.percentile(level, 90)))
+    if not _judges_bed(between):
+        return 0.0
+    _, band = _band(sample_rate)
+    return _similarity(_log_spectra(frames.spectrum[:, band] + 1e-9)[1], between)
+
+
+def harmonic_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
+    """``analyse_window(frames).harmonic_steadiness`` alone (the same operations, none of the rest)."""
+    level = frames.level_db
+    loud = level > float(np.percentile(level, 90)) - PAUSE_BELOW_PEAK_DB
+    _, band = _band(sample_rate)
+    return _similarity(_log_spectra(frames.spectrum[:, band] + 1e-9)[1], loud)
+
+
+def _bed_frames(level: np.ndarray, peak: float) -> np.ndarray:
+    """Quieter than the speech but not silent: where a music bed under an announcement shows."""
+    return (level < peak - _BED_BELOW_PEAK_DB) & (level >= CLEAN_MAX_DBOV)
+
+
+def _judges_bed(between: np.ndarray) -> bool:
+    return bool(np.mean(between) >= _BED_MIN_SHARE)
 
 
 def band_powers(frames: FrameFeatures, sample_rate: int = 8000) -> np.ndarray:
@@ -293,12 +343,23 @@ def _syllable_modulation(envelope_db: np.ndarray) -> float:
 
 
 def _log_spectra(band_spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Log spectra as (shape, fine structure): shape has its mean removed; fine structure has
+    """Per frame: shape is the log spectrum with its level removed; fine structure has
     the smooth envelope (channel colour, formants) removed too, leaving harmonic peaks."""
     log_spectrum = np.log(band_spectrum)
-    shape = log_spectrum - np.mean(log_spectrum, axis=1, keepdims=True)
+    return _shape_and_fine(log_spectrum, np.mean(log_spectrum, axis=1, keepdims=True))
+
+
+def _shape_and_fine(log_spectrum: np.ndarray, mean_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    shape = log_spectrum - mean_log
     half = _ENVELOPE_SMOOTH_BINS // 2
-    padded = np.pad(log_spectrum, ((0, 0), (half + 1, half)), mode="edge")
+    # Edge padding as np.pad(mode="edge") makes it, without its per-call overhead, in the same
+    # memory order (the row sums downstream depend on it in their last bits).
+    bins = log_spectrum.shape[1]
+    order = "F" if log_spectrum.flags.fnc else "C"
+    padded = np.empty((len(log_spectrum), half + 1 + bins + half), order=order)
+    padded[:, half + 1 : half + 1 + bins] = log_spectrum
+    padded[:, : half + 1] = log_spectrum[:, :1]
+    padded[:, half + 1 + bins :] = log_spectrum[:, -1:]
     running = np.cumsum(padded, axis=1)
     width = _ENVELOPE_SMOOTH_BINS
     envelope = (running[:, width:] - running[:, :-width]) / width
@@ -310,15 +371,16 @@ def _similarity(vectors: np.ndarray, selected: np.ndarray) -> float:
     lag = _STEADINESS_LAG_FRAMES
     if len(vectors) <= lag:
         return 0.0
-    unit = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
+    # np.linalg.norm(vectors, axis=1, keepdims=True), as it computes it, without its overhead.
+    unit = vectors / (np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True)) + 1e-9)
     similarity = np.sum(unit[lag:] * unit[:-lag], axis=1)
     return _mean_where(similarity, selected[lag:] & selected[:-lag])
 
 
-def _flux(band_spectrum: np.ndarray, loud: np.ndarray) -> float:
+def _flux(band_spectrum: np.ndarray, loud: np.ndarray, row_sum: np.ndarray) -> float:
     if len(band_spectrum) < 2:
         return 0.0
-    normalised = band_spectrum / np.sum(band_spectrum, axis=1, keepdims=True)
+    normalised = band_spectrum / row_sum
     change = np.sum(np.abs(np.diff(normalised, axis=0)), axis=1)
     return _mean_where(change, loud[1:] & loud[:-1])
 

@@ -117,7 +117,13 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.features import PAUSE_BELOW_PEAK_DB, FrameFeatures, analyse_window, tonality_db
+from app.audio.features import (
+    PAUSE_BELOW_PEAK_DB,
+    FrameFeatures,
+    harmonic_steadiness,
+    pause_steadiness,
+    tonality_db,
+)
 from app.audio.fingerprint import Match, RecordingMemory, landmarks
 from app.audio.types import AudioClass, Decision, HumanDetected, HumanRetracted, HumanSuspected
 
@@ -465,9 +471,11 @@ def _band_matrix(bins: int, sample_rate: int) -> np.ndarray:
 
 def band_levels_db(spectra: np.ndarray, sample_rate: int) -> np.ndarray:
     """Band levels (dB, around their mean) of the mean power spectrum of ``spectra`` (frames x bins)."""
-    power = np.atleast_2d(spectra).mean(axis=0)
+    # Called for every frame of music: one frame is its own mean, and a sum over the bands
+    # divided by their count is ``mean()`` without its overhead (the same operations, bit for bit).
+    power = spectra if spectra.ndim == 1 else spectra.mean(axis=0)
     levels = 10 * np.log10(power @ _band_matrix(len(power), sample_rate) + 1e-9)
-    return levels - levels.mean()
+    return levels - np.add.reduce(levels) / len(levels)
 
 
 def shape_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -937,9 +945,8 @@ class HumanDetector:
         run.repeat = self.recordings.matches(landmarks(spectra, self.sample_rate)) if len(self.recordings) else None
         count = len(spectra)
         frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
-        features, _ = analyse_window(frames, self.sample_rate)
-        run.bed_steadiness = features.pause_steadiness
-        run.bed = features.pause_steadiness >= s.bed_min_steadiness
+        run.bed_steadiness = pause_steadiness(frames, self.sample_rate)
+        run.bed = run.bed_steadiness >= s.bed_min_steadiness
 
     # -- floors ---------------------------------------------------------------------------
 
@@ -1289,8 +1296,7 @@ class HumanDetector:
             if shape_correlation(band_levels_db(spectra, self.sample_rate), self._hold_shape) >= HOLD_SHAPE_MIN_CORRELATION:
                 return False
         frames = FrameFeatures(np.array(run.levels[-count:]), np.array(run.zcr[-count:]), spectra)
-        features, _ = analyse_window(frames, self.sample_rate)
-        return features.harmonic_steadiness < MUSIC_MIN_STEADINESS
+        return harmonic_steadiness(frames, self.sample_rate) < MUSIC_MIN_STEADINESS
 
     def _vetoes(self, run: _Run) -> list[str]:
         """What speaks for a recording and keeps a suspicion from being raised or made sure."""

@@ -183,28 +183,35 @@ class AudioPipeline:
             self._on_tone(event)
             outputs.append(event)  # the session acts on SIT / busy / DTMF itself
         features = frame_features(buffered[:whole], self.sample_rate)
-        probs = np.empty(count)
+        # Python floats for the per-frame logic (``tolist`` gives exactly ``float(array[i])``):
+        # numpy scalars cost more than the comparisons made with them.
+        levels = features.level_db.tolist()
+        zcrs = features.zcr.tolist()
+        concealed_flags = frames_concealed.tolist()
+        probs_list = [0.0] * count
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
             frame = buffered[i * self._frame : (i + 1) * self._frame]
-            echo = self._echo.active and self._echo.judge(frame_t, float(features.level_db[i]))
-            if echo or frames_concealed[i]:
+            echo = self._echo.active and self._echo.judge(frame_t, levels[i])
+            made_up_frame = echo or concealed_flags[i]
+            if made_up_frame:
                 self._stand_in(features, i)
+                levels[i], zcrs[i] = float(features.level_db[i]), float(features.zcr[i])
                 self.echo_frames += int(echo)
                 self.concealed_frames += int(not echo)
                 self._vad.silero.push(frame, audible=False)
-                probs[i] = 0.0
-            elif self._listening(float(features.level_db[i]), frame_t):
-                probs[i] = self._vad.push(frame, frame_t).speech_prob
+                prob = 0.0
+            elif self._listening(levels[i], frame_t):
+                prob = float(self._vad.push(frame, frame_t).speech_prob)
             else:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
-                probs[i] = 0.0
-            self.far_end_speaking = bool(probs[i] >= SPEECH_PROB and features.level_db[i] >= self.human.foreground_min_dbov())
-            if not (echo or frames_concealed[i]) and probs[i] < SPEECH_PROB and features.level_db[i] < LINE_FLOOR_MAX_DBOV:
-                self._line_frame = (float(features.level_db[i]), features.spectrum[i], float(features.zcr[i]))
-            for decision in self.human.push_frame(
-                frame_t, float(features.level_db[i]), float(probs[i]), features.spectrum[i], float(features.zcr[i])
-            ):
+                prob = 0.0
+            probs_list[i] = prob
+            level = levels[i]
+            self.far_end_speaking = bool(prob >= SPEECH_PROB and level >= self.human.foreground_min_dbov())
+            if not made_up_frame and prob < SPEECH_PROB and level < LINE_FLOOR_MAX_DBOV:
+                self._line_frame = (level, features.spectrum[i], zcrs[i])
+            for decision in self.human.push_frame(frame_t, level, prob, features.spectrum[i], zcrs[i]):
                 if self.human_detected:
                     break
                 self.human_detected = isinstance(decision, HumanDetected)
@@ -212,6 +219,7 @@ class AudioPipeline:
             done = self._frames_total + i + 1
             if done % self.hop_frames == 0 and done >= self.window_frames:
                 start = i + 1 - self.window_frames
+                probs = np.array(probs_list)
                 window = FrameFeatures(
                     _tail(self._levels, features.level_db, start, i + 1),
                     _tail(self._zcr, features.zcr, start, i + 1),
@@ -219,6 +227,7 @@ class AudioPipeline:
                 )
                 window_probs = _tail(self._probs, probs, start, i + 1)
                 outputs.extend(self._on_window(window, window_probs, self._frame_time(done)))
+        probs = np.array(probs_list)
         keep = self.window_frames
         self._levels = np.concatenate([self._levels, features.level_db])[-keep:]
         self._zcr = np.concatenate([self._zcr, features.zcr])[-keep:]
