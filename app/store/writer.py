@@ -9,6 +9,9 @@ time, RECORDING_SAVED the recording, CALL_ENDED the final status, reason and end
 Contract with publishers: ``Store.create_call`` has returned before the first event of that call
 is published. An event whose call has no row is not journaled (counted in ``skipped`` and logged
 once per call).
+
+Readers of the store who learn of an event from the bus (a WebSocket client that re-reads the call
+on CALL_ENDED) can wait for it to be written first: ``wait_stored(seq)``.
 """
 
 from __future__ import annotations
@@ -36,11 +39,28 @@ class StoreWriter:
         self.journaled = 0
         self.skipped = 0  # events of calls with no row
         self.failed = 0  # events the database refused
+        self.stored_seq = 0  # every event up to this bus seq has been written (or given up on)
+        self._stored = asyncio.Event()  # set, and replaced, whenever stored_seq moves
 
     @property
     def dropped(self) -> int:
         """Events lost because the writer fell more than its queue size behind."""
         return 0 if self._subscription is None else self._subscription.dropped
+
+    async def wait_stored(self, seq: int, timeout: float) -> bool:
+        """Wait until the event of bus sequence number ``seq`` is in the store; False after
+        ``timeout`` seconds (a writer that is stopped or stuck never holds a reader for long)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.stored_seq < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._stored.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def start(self) -> None:
         """Subscribe now (every event published from here on is journaled) and start writing."""
@@ -100,6 +120,9 @@ class StoreWriter:
         self.journaled += len(batch) - len(skipped) - failed
         self.failed += failed
         self._note_skipped(skipped)
+        self.stored_seq = max(self.stored_seq, batch[-1].seq)
+        self._stored.set()
+        self._stored = asyncio.Event()
 
     def _write_each(self, batch: list[CallEvent]) -> tuple[list[CallEvent], int]:
         """Isolate the event(s) the database refuses so that the rest of the batch is kept."""

@@ -400,6 +400,21 @@ async def test_writer_persists_events_in_publish_order_and_drains_on_stop(store)
     assert writer.journaled == len(published) and writer.skipped == 0 and writer.failed == 0
 
 
+async def test_a_reader_can_wait_until_an_event_is_in_the_store(store):
+    """What a WebSocket client relies on: once wait_stored(seq) says yes, the row shows the event."""
+    new_call(store)
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    assert await writer.wait_stored(1, timeout=0.05) is False  # not started: never hangs the reader
+    writer.start()
+    ended = bus.emit("c1", ev.CallEnded(status="completed", reason="bridged", detail=""))
+    assert store.get_call("c1").status is not CallStatus.COMPLETED  # published, not written yet
+    assert await writer.wait_stored(ended.seq, timeout=10) is True
+    assert store.get_call("c1").status is CallStatus.COMPLETED
+    assert await writer.wait_stored(ended.seq, timeout=0.0) is True  # already there: no wait
+    await writer.stop()
+
+
 async def test_writer_skips_events_of_unknown_calls_and_keeps_going(store):
     new_call(store)
     bus = EventBus()

@@ -6,6 +6,10 @@ form (``docs/events.schema.json``) in publish order, and a ``{"type": "heartbeat
 line has been idle for ``ws_heartbeat_seconds``. Events are subscribed to before the state is
 read, so none is missed; one may come both in the state and after it (same ``seq``: keep one).
 
+A call's CALL_ENDED goes out once the store has written it (at most ``STORED_WAIT_SECONDS``
+later), so a client that re-reads the call or the analytics when it sees the end reads the final
+row, not the one from before.
+
 A client that falls ``ws_max_queued_events`` behind is dropped (close code 1008) and may
 reconnect: the bus never waits for a subscriber, so a slow browser never slows a call.
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.calls.events import Subscription
+from app.calls.events import EventType, Subscription
 from app.clock import utc_now_iso
 from app.runtime import HoldSlayer
 
@@ -29,6 +33,7 @@ router = APIRouter()
 
 TOO_SLOW = 1008  # policy violation: the client did not keep up
 DROP_CHECK_SECONDS = 0.25
+STORED_WAIT_SECONDS = 5.0
 
 
 @router.websocket("/ws/events")
@@ -72,6 +77,8 @@ async def _send(
             continue
         if event is None:
             return
+        if event.type is EventType.CALL_ENDED:
+            await runtime.writer.wait_stored(event.seq, STORED_WAIT_SECONDS)
         await websocket.send_json(event.to_dict())
 
 
