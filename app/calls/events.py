@@ -353,6 +353,7 @@ class MediaHealthReport(EventData):
     duplicated: int
     concealed: int
     malformed: int
+    stray: int
     dropped: int
 
 

@@ -56,6 +56,7 @@ class EndpointStats:
     """A snapshot of one endpoint's counters (the jitter counters are explained in JitterStats).
 
     ``received_bytes`` and ``sent_bytes`` count whole datagrams, malformed ones included.
+    ``stray`` counts datagrams from another address than the far end's, dropped unread.
     ``unread_frames_dropped`` counts frames discarded because nobody read frames() for a minute.
     """
 
@@ -69,6 +70,7 @@ class EndpointStats:
     wrong_payload_type: int
     resyncs: int
     malformed: int
+    stray: int
     received_bytes: int
     sent_packets: int
     sent_bytes: int
@@ -107,6 +109,10 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("%s stopped", task.get_name(), exc_info=task.exception())
 
 
+# Per (host, range): the port to try first for the next endpoint (see RtpEndpoint.open).
+_next_port: dict[tuple[str, int, int], int] = {}
+
+
 class RtpEndpoint:
     """Create with ``await RtpEndpoint.open(...)``."""
 
@@ -117,6 +123,7 @@ class RtpEndpoint:
         self._rtp = RtpSender(secrets.randbits(32), payload_type, frame_samples=FRAME_SAMPLES)
         self._transport: asyncio.DatagramTransport | None = None
         self._remote: tuple[str, int] | None = None
+        self._remote_said = False  # set_remote() was told where the far end is (not learned)
         self._remote_known = asyncio.Event()
         self._unread: asyncio.Queue[Frame | None] = asyncio.Queue(_MAX_UNREAD_FRAMES + 1)
         self._recorder: StreamingWavWriter | None = None
@@ -129,6 +136,7 @@ class RtpEndpoint:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._malformed = 0
+        self._stray = 0
         self._received_bytes = 0
         self._sent_packets = 0
         self._sent_bytes = 0
@@ -145,7 +153,11 @@ class RtpEndpoint:
         jitter_depth_frames: int = 3,
         payload_type: int = PT_PCMU,
     ) -> RtpEndpoint:
-        """Bind the first free UDP port of ``[port_min, port_max]`` on ``host``.
+        """Bind a free UDP port of ``[port_min, port_max]`` on ``host``.
+
+        Ports are taken in turn from a random start (as Asterisk picks its RTP ports), not lowest
+        first: a port a call has just closed is the last one given out again, so audio still on
+        its way to the old call does not land in a new one.
 
         ``payload_type`` (0 mu-law or 8 A-law) is what this endpoint sends; it receives both.
         A range of ``0, 0`` lets the OS choose any free port. Raises NoFreePortError.
@@ -156,7 +168,11 @@ class RtpEndpoint:
             raise ValueError(f"invalid port range {port_min}-{port_max}")
         endpoint = cls(clock or MonotonicClock(), jitter_depth_frames, payload_type)
         loop = asyncio.get_running_loop()
-        for port in range(port_min, port_max + 1):
+        span = port_max - port_min + 1
+        key = (host, port_min, port_max)
+        start = _next_port.get(key, port_min + secrets.randbelow(span))
+        for offset in range(span):
+            port = port_min + (start - port_min + offset) % span
             try:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: _RtpProtocol(endpoint), local_addr=(host, port)
@@ -165,6 +181,7 @@ class RtpEndpoint:
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                     continue
                 raise
+            _next_port[key] = port_min + (port - port_min + 1) % span
             endpoint._start(transport)
             return endpoint
         raise NoFreePortError(errno.EADDRINUSE, f"no free UDP port on {host} in {port_min}-{port_max}")
@@ -196,6 +213,7 @@ class RtpEndpoint:
         return EndpointStats(
             **asdict(self._jitter.stats),
             malformed=self._malformed,
+            stray=self._stray,
             received_bytes=self._received_bytes,
             sent_packets=self._sent_packets,
             sent_bytes=self._sent_bytes,
@@ -203,12 +221,20 @@ class RtpEndpoint:
         )
 
     def set_remote(self, host: str, port: int) -> None:
-        """Send to ``host:port`` (an IP address, e.g. UNICASTRTP_LOCAL_ADDRESS/PORT)."""
+        """Send to ``host:port`` (an IP address, e.g. UNICASTRTP_LOCAL_ADDRESS/PORT), and from now
+        on hear only what comes from there (Asterisk sends from the socket it receives on)."""
         ipaddress.ip_address(host)  # a hostname would be resolved, blocking, on every sendto
         if not 0 < port <= 65535:
             raise ValueError(f"invalid RTP port {port}")
         self._remote = (host, port)
+        self._remote_said = True
         self._remote_known.set()
+
+    def _from_far_end(self, addr: tuple) -> bool:
+        if self._remote is None:
+            return True
+        host, port = self._remote
+        return addr[1] == port and (addr[0] == host or ipaddress.ip_address(host).is_unspecified)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -258,6 +284,15 @@ class RtpEndpoint:
         if self._remote is None:
             log.info("RTP remote learned from the first packet: %s:%d", addr[0], addr[1])
             self.set_remote(addr[0], addr[1])
+            self._remote_said = False
+        elif not self._from_far_end(addr):
+            if self._remote_said:
+                # Another stream aimed at this port: the tail of a call that used it before, or
+                # a stranger. Its packets would interleave with the call's audio.
+                self._stray += 1
+                if self._stray == 1:
+                    log.warning("RTP from %s:%s dropped: the far end is %s:%s", addr[0], addr[1], *self._remote)
+                return
         now = self._clock.now()
         self._jitter.push(packet, now)
         self._deliver(self._jitter.pop_ready(now))

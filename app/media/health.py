@@ -20,8 +20,9 @@ class MediaHealth:
     ``received``: valid RTP packets; ``lost``: sequence numbers skipped and never received;
     ``late``: packets that came after their frame was concealed; ``duplicated``: packets received
     twice; ``concealed``: 20 ms frames of silence played instead of audio (lost, late, stalls);
-    ``malformed``: datagrams that were not RTP; ``dropped``: frames discarded because the call
-    read none for a minute.
+    ``malformed``: datagrams that were not RTP; ``stray``: RTP from another address than the far
+    end's (the tail of an earlier call on the port), dropped; ``dropped``: frames discarded because
+    the call read none for a minute.
     """
 
     received: int = 0
@@ -30,6 +31,7 @@ class MediaHealth:
     duplicated: int = 0
     concealed: int = 0
     malformed: int = 0
+    stray: int = 0
     dropped: int = 0
 
     @classmethod
@@ -41,6 +43,7 @@ class MediaHealth:
             duplicated=stats.duplicates,
             concealed=stats.concealed,
             malformed=stats.malformed,
+            stray=stats.stray,
             dropped=stats.unread_frames_dropped,
         )
 

@@ -587,3 +587,53 @@ async def test_close_is_idempotent_and_releases_everything(clock, peer, tmp_path
     with pytest.raises(RuntimeError):
         ep.record_to(tmp_path / "again.wav")
     bound_udp_socket(port).close()  # the port is free again
+
+
+# --- RtpEndpoint: ports and strangers --------------------------------------------------------
+
+
+async def test_a_port_just_closed_is_not_the_next_one_given_out():
+    """Audio still on its way to an ended call must not land in the next call's endpoint."""
+    first = await RtpEndpoint.open("127.0.0.1", 31000, 31009)
+    port = first.local_address[1]
+    await first.close()
+    second = await RtpEndpoint.open("127.0.0.1", 31000, 31009)
+    try:
+        assert 31000 <= second.local_address[1] <= 31009 and second.local_address[1] != port
+    finally:
+        await second.close()
+
+
+async def test_every_port_of_the_range_is_used_before_one_comes_round_again():
+    ports = []
+    for _ in range(4):
+        endpoint = await RtpEndpoint.open("127.0.0.1", 31010, 31013)
+        ports.append(endpoint.local_address[1])
+        await endpoint.close()
+    assert sorted(ports) == [31010, 31011, 31012, 31013]
+
+
+async def test_rtp_from_another_address_than_the_far_end_is_dropped_and_counted(endpoint, peer):
+    _, stranger = await asyncio.get_running_loop().create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+    try:
+        endpoint.set_remote(*peer.address)
+        stranger.send(endpoint, rtp(500, ssrc=0xBAD), rtp(501, ssrc=0xBAD))
+        peer.send(endpoint, rtp(1), rtp(2), rtp(3))
+        assert seqs(await take_frames(endpoint, 3)) == [1, 2, 3]
+        await until(lambda: endpoint.stats.stray == 2)
+        assert endpoint.stats.received == 3 and endpoint.stats.ssrc_changes == 0
+    finally:
+        stranger.transport.close()
+
+
+async def test_a_far_end_learned_from_its_first_packet_is_not_enforced(endpoint, peer):
+    """With no address from Asterisk, the first sender is only a guess: nothing is dropped."""
+    _, other = await asyncio.get_running_loop().create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+    try:
+        peer.send(endpoint, rtp(1))
+        await until(lambda: endpoint.remote_address is not None)
+        other.send(endpoint, rtp(2))
+        await until(lambda: endpoint.stats.received == 2)
+        assert endpoint.stats.stray == 0
+    finally:
+        other.transport.close()

@@ -86,7 +86,7 @@ def test_health_reads_the_runtime_on_app_state(client):
         "active_calls": 2,
         "flow_errors": ["flows/bad.yaml: steps[0].dtmf: ..."],
         "recording_failures": {"bridge_fetch": 1},
-        "media_totals": {"received": 1250, "lost": 51, "late": 3, "duplicated": 0, "concealed": 55, "malformed": 0, "dropped": 0},
+        "media_totals": {"received": 1250, "lost": 51, "late": 3, "duplicated": 0, "concealed": 55, "malformed": 0, "stray": 0, "dropped": 0},
         "event_loop_lag_seconds": 0.0123,
         "calls": [
             {"call_id": "a", "status": "on_hold", "media": HOLDING.as_dict()},

@@ -61,7 +61,7 @@ EXAMPLES: list[ev.EventData] = [
     ev.TransferComplete(device="sip_phone"),
     ev.RecordingSaved(path="/var/lib/holdslayer/recordings/c1.bridged.wav", seconds=812.4, channel="bridged"),
     ev.AriReconnected(lost_channels=["hs-c1-company"]),
-    ev.MediaHealthReport(received=40_000, lost=52, late=3, duplicated=0, concealed=61, malformed=1, dropped=0),
+    ev.MediaHealthReport(received=40_000, lost=52, late=3, duplicated=0, concealed=61, malformed=1, stray=0, dropped=0),
 ]  # fmt: skip
 
 

@@ -31,9 +31,9 @@ def _stats(**counts: int) -> EndpointStats:
 
 
 def test_media_health_reads_an_endpoints_counters_under_their_health_names():
-    health = MediaHealth.of(_stats(received=100, lost=4, late=1, duplicates=2, concealed=6, malformed=3, unread_frames_dropped=7))
+    health = MediaHealth.of(_stats(received=100, lost=4, late=1, duplicates=2, concealed=6, malformed=3, stray=5, unread_frames_dropped=7))
     assert health.as_dict() == {
-        "received": 100, "lost": 4, "late": 1, "duplicated": 2, "concealed": 6, "malformed": 3, "dropped": 7,
+        "received": 100, "lost": 4, "late": 1, "duplicated": 2, "concealed": 6, "malformed": 3, "stray": 5, "dropped": 7,
     }  # fmt: skip
     assert tuple(health.as_dict()) == COUNTERS
 

@@ -30,6 +30,7 @@ _MEDIA_HELP = {
     "duplicated": "RTP packets received twice",
     "concealed": "20 ms frames of silence played in place of audio (loss, late packets, stalls)",
     "malformed": "datagrams that were not RTP",
+    "stray": "RTP packets from another address than the far end's, dropped",
     "dropped": "frames discarded because the call read none for a minute",
 }
 
