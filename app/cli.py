@@ -1,4 +1,4 @@
-"""Command line: ``holdslayer serve | demo | sim | analyze | prune``."""
+"""Command line: ``holdslayer serve | worker | demo | sim | analyze | prune``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the API and the ARI worker against the configured Asterisk")
+    serve = sub.add_parser("serve", help="run the API and the ARI worker against the configured Asterisk")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the calls in N worker processes (about N cores' worth of calls; needs PostgreSQL); "
+        "default HOLDSLAYER_WORKERS, 1: one process",
+    )
+
+    worker = sub.add_parser("worker", help="one worker process of `serve --workers N` (the front starts them)")
+    worker.add_argument("--index", type=int, required=True, help="which worker, 1..N")
 
     demo = sub.add_parser("demo", help="call a demo company on a simulated PBX, end to end")
     demo.add_argument("--number", default="8005550100", help="company number in the simulator (default: Acme Bank)")
@@ -55,14 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         from app.analyze import run_analyze
 
         return run_analyze(args.file, as_json=args.json, detector=args.detector)
+    overrides = {"workers": args.workers} if args.command == "serve" and args.workers is not None else {}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"holdslayer: {exc}", file=sys.stderr)
         return 2
 
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "worker":
+        return _worker(settings, args.index)
     if args.command == "demo":
         from app.demo import list_companies, run_demo
 
@@ -117,6 +131,42 @@ def _serve(settings) -> int:
         uvicorn.run(create_api(settings=settings), host=settings.api_host, port=settings.api_port, workers=1)
     except KeyboardInterrupt:  # a Ctrl-C that came before uvicorn took the signals over
         return 0
+    return 0
+
+
+def _worker(settings, index: int) -> int:
+    """Run worker ``index`` until SIGTERM / SIGINT (its calls end, ``shutdown``) or until the
+    front that started it is gone."""
+    import os
+
+    from app.runtime import HoldSlayer
+
+    if not 1 <= index <= settings.workers:
+        print(f"holdslayer worker: --index must be within 1..HOLDSLAYER_WORKERS ({settings.workers})", file=sys.stderr)
+        return 2
+    logging.getLogger("app").setLevel(logging.INFO)
+    log = logging.getLogger("app.worker")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        front = os.getppid()
+        holdslayer = HoldSlayer(settings, worker=index)
+        try:
+            await holdslayer.start()
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except TimeoutError:
+                    if os.getppid() != front:  # the front was killed: nobody sees these calls
+                        log.error("worker %d: the front process is gone; stopping", index)
+                        break
+        finally:
+            await holdslayer.stop()
+
+    asyncio.run(run())
     return 0
 
 

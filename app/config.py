@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     media_port_min: int = Field(20000, ge=1024, le=65535)
     media_port_max: int = Field(20999, ge=1024, le=65535)
 
+    # --- processes (holdslayer serve --workers N; README "More than one core or host") ---
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes that run the calls (1: one process runs everything); more than 1 needs PostgreSQL"
+    )
+
     # --- storage ---
     database_url: str = "sqlite:///data/holdslayer.db"
     store_classification_windows: bool = Field(
@@ -196,6 +201,8 @@ class Settings(BaseSettings):
     def _cross_checks(self) -> "Settings":
         if self.media_port_min > self.media_port_max:
             raise ValueError("media_port_min must not exceed media_port_max")
+        if (problem := workers_problem(self.workers, self.database_url, self.media_port_max - self.media_port_min + 1)) is not None:
+            raise ValueError(problem)
         if self.default_transfer_device not in self.user_devices:
             raise ValueError(
                 f"default_transfer_device {self.default_transfer_device!r} is not one of user_devices "
@@ -211,6 +218,52 @@ class Settings(BaseSettings):
         return self.human_intro.format(user=self.user_name)
 
 
+# RTP ports each process needs at the least: a call uses a few (hold bridge, snoop).
+MIN_PORTS_PER_PROCESS = 8
+
+
+def workers_problem(workers: int, database_url: str, media_ports: int) -> str | None:
+    """Why ``workers`` worker processes cannot run with this database and port range (None: they can)."""
+    if workers <= 1:
+        return None
+    if not database_url.startswith(("postgresql", "postgres")):
+        return (
+            f"HOLDSLAYER_WORKERS={workers} needs PostgreSQL as HOLDSLAYER_DATABASE_URL: the processes share its calls "
+            "and its notifications (LISTEN/NOTIFY), and SQLite has no notifications and one writer at a time"
+        )
+    if media_ports < MIN_PORTS_PER_PROCESS * (workers + 1):
+        return (
+            f"HOLDSLAYER_MEDIA_PORT_MIN..MAX holds {media_ports} ports: {workers} workers and the front need at least "
+            f"{MIN_PORTS_PER_PROCESS * (workers + 1)} (each gets a slice)"
+        )
+    return None
+
+
+def for_worker(settings: Settings, index: int) -> Settings:
+    """The settings of worker ``index`` (1..workers): its own Stasis application name (its own
+    event websocket; the channels it creates report to it) and its own slice of the RTP ports.
+    Slice 0 stays with the front (the dial-in's conversation)."""
+    if not 1 <= index <= settings.workers:
+        raise ValueError(f"worker index {index} is not within 1..{settings.workers}")
+    low, high = media_slice(settings.media_port_min, settings.media_port_max, settings.workers + 1, index)
+    return settings.model_copy(update={"ari_app": f"{settings.ari_app}-w{index}", "media_port_min": low, "media_port_max": high})
+
+
+def media_slice(port_min: int, port_max: int, slices: int, index: int) -> tuple[int, int]:
+    """Slice ``index`` of ``slices`` equal slices of the range (the last one takes the remainder)."""
+    size = (port_max - port_min + 1) // slices
+    low = port_min + index * size
+    return low, (port_max if index == slices - 1 else low + size - 1)
+
+
+def front_settings(settings: Settings) -> Settings:
+    """The front's settings with worker processes: RTP ports from slice 0 only."""
+    if settings.workers <= 1:
+        return settings
+    low, high = media_slice(settings.media_port_min, settings.media_port_max, settings.workers + 1, 0)
+    return settings.model_copy(update={"media_port_min": low, "media_port_max": high})
+
+
 def load_settings(**overrides) -> Settings:
     """Build settings, turning pydantic's error into one readable line per bad setting."""
     try:
@@ -219,6 +272,8 @@ def load_settings(**overrides) -> Settings:
         lines = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "settings"
-            name = f"HOLDSLAYER_{loc.upper()}" if err["loc"] else "settings"
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            if err["loc"]:
+                lines.append(f"HOLDSLAYER_{loc.upper()}: {err['msg']} (got {err.get('input')!r})")
+            else:  # a check across settings: its input is all of them, secrets included; not shown
+                lines.append(f"settings: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

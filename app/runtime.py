@@ -5,34 +5,70 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import os
+
 from app.ari.client import AriClient
+from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.ari.stream import AriEventStream
 from app.calls.dial_in import DialInTrigger
-from app.calls.events import EventBus
+from app.calls.control import (
+    CallControl,
+    Command,
+    LocalCallControl,
+    MessageFormatError,
+    RemoteCallControl,
+    execute,
+)
+from app.calls.events import CallEnded, EventBus
+from app.calls.legs import CallIds
 from app.calls.manager import CallManager
 from app.notify import Notifier, channels_from_settings
 from app.retention import RetentionPolicy, Sweeper
-from app.calls.models import ARI_ID_PREFIX, EndReason
+from app.calls.models import ARI_ID_PREFIX, CallStatus, EndReason
 from app.calls.session import SessionDeps
 from app.clock import Clock, MonotonicClock
-from app.config import Settings
+from app.config import Settings, for_worker, front_settings
 from app.ivr.llm_navigator import navigator_from_settings
 from app.ivr.navigator import OfflineNavigator
 from app.monitoring import CallTally, LoopLagProbe
 from app.speech import tts_from_settings
 from app.store.repository import Store
+from app.store.live import EVENTS_CHANNEL, REPLIES_CHANNEL, WORKERS_CHANNEL, EventFeed, PgChannels, commands_channel
 from app.store.writer import StoreWriter
+from app.workers import HEARTBEAT_SECONDS, Heartbeat, WorkerPool
 
 log = logging.getLogger(__name__)
 
 
 class HoldSlayer:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, detector_factory=None) -> None:
+    """One process of Hold Slayer, in one of three roles:
+
+    - alone (``settings.workers == 1``): the API, the dial-in and every call, as always;
+    - the front (``workers > 1``, ``worker`` None): the API, the dial-in and the notifications;
+      it places no call itself but hands each to a worker process (``self.workers``) and follows
+      them all through the database (``self.live``: the workers' events onto ``self.bus``);
+    - worker ``i`` (``worker=i``): calls only, under its own ARI application; commands from the
+      front come in on its channel, its events go out with its store's writes.
+    """
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, detector_factory=None, worker: int | None = None
+    ) -> None:
+        self.worker = worker
+        is_front = worker is None and settings.workers > 1
+        if worker is not None:
+            settings = for_worker(settings, worker)
+        elif is_front:
+            settings = front_settings(settings)
         self.settings = settings
         self.clock = clock or MonotonicClock()
         self.bus = EventBus()
-        self.store = Store(settings.database_url, keep_classification_windows=settings.store_classification_windows)
+        self.store = Store(
+            settings.database_url,
+            keep_classification_windows=settings.store_classification_windows,
+            live_events=worker is not None,
+        )
         self.writer = StoreWriter(self.store, self.bus)
         self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
         self.router = EventRouter(on_unclaimed=self._on_unclaimed)
@@ -55,9 +91,37 @@ class HoldSlayer:
                 tts=self.tts,
                 on_flow_mismatch=self._flow_is_stale,
                 ari_connected=lambda: self.stream.connected.is_set(),
-            )
+            ),
+            worker=worker,
+            alone=settings.workers == 1,
         )
-        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.tts)
+        # Who acts on calls (the API, the dial-in): this process's sessions, or the workers'.
+        self.calls: CallControl = LocalCallControl(self.manager)
+        self.workers: WorkerPool | None = None
+        self.live: PgChannels | None = None  # LISTEN/NOTIFY between the processes
+        self._command_tasks: set[asyncio.Task] = set()
+        self._heartbeat: asyncio.Task | None = None
+        if is_front:
+            self.workers = WorkerPool(settings.workers, on_lost=self._worker_lost)
+            remote = RemoteCallControl(
+                self._send_command,
+                ready=self.workers.ready,
+                live_calls=lambda: asyncio.to_thread(self.store.live_calls_by_worker),
+                worker_of=lambda call_id: asyncio.to_thread(self.store.worker_of, call_id),
+            )
+            self.calls = remote
+            self.feed = EventFeed(self.bus, self.store.event_by_row)
+
+            async def on_reply(payload: str) -> None:
+                remote.on_reply(payload)
+
+            self.live = PgChannels(
+                settings.database_url,
+                {EVENTS_CHANNEL: self.feed.on_payload, REPLIES_CHANNEL: on_reply, WORKERS_CHANNEL: self.workers.on_heartbeat},
+            )
+        elif worker is not None:
+            self.live = PgChannels(settings.database_url, {commands_channel(worker): self._on_command})
+        self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.tts, start=self.calls.start)
         self.stream = AriEventStream(
             self.ari,
             self.router.dispatch,
@@ -74,6 +138,9 @@ class HoldSlayer:
         self.loop_lag = LoopLagProbe()
 
     async def start(self) -> None:
+        if self.worker is not None:
+            await self._start_worker()
+            return
         await self._apply_device_settings()
         failed = await asyncio.to_thread(
             self.store.mark_unfinished_calls_failed, EndReason.APP_RESTARTED, "Hold Slayer stopped while the call was live"
@@ -92,8 +159,27 @@ class HoldSlayer:
         self.loop_lag.start()
         await self.stream.start()
         await self._sweep_orphans()
+        if self.live is not None and self.workers is not None:
+            await self.live.start()  # before the workers: their first heartbeats and events are heard
+            await self.workers.start()
+
+    async def _start_worker(self) -> None:
+        """A worker runs calls only: the front has set up the store, the devices and the flows,
+        and swept what an earlier run left in the PBX."""
+        assert self.live is not None
+        self.writer.start()
+        self.tally.start(self.bus)
+        self.loop_lag.start()
+        await self.live.start()
+        await self.stream.start()
+        self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
 
     async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()  # they end their calls; their last events come in meanwhile
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self.retention.stop()
         await self.dial_in.shutdown()
         await self.manager.shutdown()
@@ -102,6 +188,9 @@ class HoldSlayer:
         await self.notifier.stop()
         await self.tally.stop()
         await self.loop_lag.stop()
+        await asyncio.gather(*self._command_tasks, return_exceptions=True)
+        if self.live is not None:
+            await self.live.stop()
         await self.ari.close()
         close_navigator = getattr(self.navigator, "aclose", None)
         if close_navigator is not None:
@@ -145,6 +234,64 @@ class HoldSlayer:
             await self.ari.destroy_bridge(bridge_id, missing_ok=True)
         if orphans or stale_bridges:
             log.warning("removed %d channels and %d bridges left by an earlier run", len(orphans), len(stale_bridges))
+
+    # ------------------------------------------------------------------ worker processes
+
+    async def _send_command(self, worker: int, text: str) -> None:
+        assert self.live is not None
+        await self.live.notify(commands_channel(worker), text)
+
+    async def _on_command(self, payload: str) -> None:
+        """A worker: run the front's command on this process's calls, answer on the reply channel."""
+        try:
+            command = Command.decode(payload)
+        except MessageFormatError as error:
+            log.warning("ignored a command: %s", error)
+            return
+
+        async def run() -> None:
+            reply = await execute(self.calls, command)
+            assert self.live is not None
+            await self.live.notify(REPLIES_CHANNEL, reply.encode())
+
+        task = asyncio.create_task(run(), name=f"command-{command.op}-{command.call_id}")
+        self._command_tasks.add(task)
+        task.add_done_callback(self._command_tasks.discard)
+
+    async def _beat(self) -> None:
+        """A worker: say it is alive (and whether it can place calls) every HEARTBEAT_SECONDS."""
+        assert self.live is not None and self.worker is not None
+        while True:
+            beat = Heartbeat(self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls))
+            try:
+                await self.live.notify(WORKERS_CHANNEL, beat.encode())
+            except Exception as error:  # the database is away: the front stops giving us calls
+                log.warning("heartbeat not sent: %s", error)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _worker_lost(self, worker: int, detail: str) -> None:
+        """The front: a worker died. Its live calls end (``failed / worker_lost``) and what they
+        held in the PBX is hung up; nothing else can end them now."""
+        lost = [call.id for call in await asyncio.to_thread(self.store.live_calls, worker)]
+        for call_id in lost:
+            self.bus.emit(
+                call_id, CallEnded(status=CallStatus.FAILED.value, reason=EndReason.WORKER_LOST.value, detail=detail)
+            )
+        if lost:
+            log.error("%s: %d live calls ended (worker_lost): %s", detail, len(lost), ", ".join(lost))
+            await self._hang_up_calls(set(lost))
+
+    async def _hang_up_calls(self, call_ids: set[str]) -> None:
+        try:
+            channels, bridges = await asyncio.gather(self.ari.list_channels(), self.ari.list_bridges())
+            for channel in channels:
+                if CallIds.call_of(channel.id) in call_ids:
+                    await self.ari.hangup(channel.id, missing_ok=True)
+            for bridge in bridges:
+                if CallIds.call_of(bridge.id) in call_ids:
+                    await self.ari.destroy_bridge(bridge.id, missing_ok=True)
+        except AriError as error:  # the PBX is away: its reconnect sweep cleans up later
+            log.warning("could not hang up the channels of calls %s: %s", sorted(call_ids), error)
 
     def _on_unclaimed(self, event) -> None:
         if self.dial_in.wants(event):

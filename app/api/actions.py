@@ -2,8 +2,9 @@
 
 Each raises an ``ActionError`` with what went wrong (``NotFound``, ``Conflict``, ``Invalid``);
 REST turns it into its HTTP status (``errors.py``), MCP into a tool error with the same words.
-Placing a call needs no function here: both call ``CallManager.start_call``, whose
-``CallRequestError`` (an emergency number, an unknown device, ...) each surface maps the same way.
+Actions on calls go through ``runtime.calls`` (``app.calls.control``): the calls of this process,
+or of the worker processes of ``serve --workers N``. Placing a call raises ``CallRequestError``
+(an emergency number, an unknown device, ...), which each surface maps the same way.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
+from collections.abc import Awaitable
 from typing import Any
 
+from app.calls.control import ActionRefused, BadInput, CallNotRunning, WorkerUnavailable
 from app.calls.learning import LearnError, Learned, learn_and_save
-from app.calls.models import FINAL_STATUSES, CallStatus
-from app.calls.session import CallSession, InputRefused
+from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
 from app.devices import Device, DeviceConflict, DeviceError, InvalidDevice, UnknownDevice
 from app.phone import normalize_phone_number
 from app.runtime import HoldSlayer
@@ -45,6 +47,10 @@ class Invalid(ActionError):
     status = 422
 
 
+class Unavailable(ActionError):
+    status = 503
+
+
 def no_call(call_id: str) -> NotFound:
     return NotFound(f"no call with id {call_id!r}")
 
@@ -56,50 +62,49 @@ async def get_call(runtime: HoldSlayer, call_id: str) -> CallRecord:
     return record
 
 
-async def live_session(runtime: HoldSlayer, call_id: str) -> CallSession:
-    """The running session of a call; NotFound for no such call, Conflict for one not running."""
-    session = runtime.manager.session(call_id)
-    if session is None:
+async def _on_live_call(runtime: HoldSlayer, call_id: str, action: Awaitable[None]) -> None:
+    """Run an action on a live call (in this process or a worker): its errors as ``ActionError``."""
+    try:
+        await action
+    except CallNotRunning:
         record = await get_call(runtime, call_id)
-        raise Conflict(f"call {call_id!r} is not running ({record.status.value})")
-    return session
+        if record.status in FINAL_STATUSES:
+            raise Conflict(f"call {call_id!r} has already ended ({record.status.value})") from None
+        raise Conflict(f"call {call_id!r} is not running ({record.status.value})") from None
+    except ActionRefused as refused:
+        raise Conflict(str(refused)) from None
+    except BadInput as bad:
+        raise Invalid(bad.message, field=bad.field) from None
+    except WorkerUnavailable as unavailable:
+        raise Unavailable(str(unavailable)) from None
+
+
+async def start_call(runtime: HoldSlayer, request: CallRequest) -> str:
+    """Place a call (here, or on the worker with the fewest calls); ``CallRequestError`` as is."""
+    try:
+        return await runtime.calls.start(request)
+    except WorkerUnavailable as unavailable:
+        raise Unavailable(str(unavailable)) from None
 
 
 async def hang_up(runtime: HoldSlayer, call_id: str) -> None:
-    if await runtime.manager.hangup(call_id):
-        return
-    record = await get_call(runtime, call_id)
-    if record.status in FINAL_STATUSES:
-        raise Conflict(f"call {call_id!r} has already ended ({record.status.value})")
-    raise Conflict(f"call {call_id!r} is not running in this process")
+    await _on_live_call(runtime, call_id, runtime.calls.hangup(call_id))
 
 
 async def provide_user_data(runtime: HoldSlayer, call_id: str, field: str, value: str, permission: str | None) -> None:
     """Answer a USER_DATA_REQUESTED (or give a value mid-call); the value is never stored or echoed."""
-    session = await live_session(runtime, call_id)
-    try:
-        stored = session.provide_user_data(field, value, permission)
-    except ValueError as error:
-        raise Invalid(str(error)) from None
-    if not stored:
-        raise Invalid(f"{field} is never entered into a phone menu")
+    await _on_live_call(runtime, call_id, runtime.calls.provide_user_data(call_id, field, value, permission))
 
 
 async def send_dtmf(runtime: HoldSlayer, call_id: str, digits: str) -> None:
     if not DTMF_KEYS.match(digits):
         raise Invalid("digits: 1 to 32 of 0-9 * # A-D", field="digits")
-    session = await live_session(runtime, call_id)
-    try:
-        await session.send_dtmf(digits)
-    except InputRefused as refused:
-        raise Conflict(str(refused)) from None
+    await _on_live_call(runtime, call_id, runtime.calls.send_dtmf(call_id, digits))
 
 
 async def transfer_now(runtime: HoldSlayer, call_id: str) -> None:
     """Put the user through now, as if the person had been found."""
-    session = await live_session(runtime, call_id)
-    if not session.transfer_now():
-        raise Conflict(f"call {call_id!r} cannot be put through now ({session.status.value})")
+    await _on_live_call(runtime, call_id, runtime.calls.transfer_now(call_id))
 
 
 async def learn_flow(
@@ -185,9 +190,12 @@ def hold_seconds_so_far(record: CallRecord, now: datetime) -> float | None:
 
 
 def live_status(runtime: HoldSlayer, record: CallRecord) -> tuple[CallStatus, bool]:
-    """The freshest status (the session's, when it runs; the row follows it a moment later), live?"""
+    """The freshest status (the session's, when it runs here; the row follows it a moment
+    later), live? A call on a worker process is live until its row says it ended."""
     session = runtime.manager.session(record.id)
-    return (session.status, True) if session is not None else (record.status, False)
+    if session is not None:
+        return session.status, True
+    return record.status, runtime.workers is not None and record.status not in FINAL_STATUSES
 
 
 def flow_summary(flow: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Served by the same FastAPI app as REST (``create_api`` adds its routes): streamable HTTP at
 ``/mcp``, SSE at ``/mcp/sse`` (messages posted to ``/mcp/messages/``). Thin: every tool calls
-what the REST route calls (``CallManager.start_call``, ``app.api.actions``, the store), and a
+what the REST route calls (``app.api.actions``, the store), and a
 failure comes back as a tool error (``is_error``) with the same words REST would say.
 
 Resources: ``holdslayer://calls/{call_id}`` (the call's record) and
@@ -96,9 +96,11 @@ def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
         except ValidationError as error:
             raise ToolError(_validation_message(error)) from None
         try:
-            call_id = await runtime().manager.start_call(request)
+            call_id = await actions.start_call(runtime(), request)
         except CallRequestError as error:
             raise ToolError(f"call refused: {error}") from None
+        except actions.ActionError as error:
+            raise ToolError(error.message) from None
         return {"call_id": call_id, "status": CallStatus.PENDING.value, "resource": f"holdslayer://calls/{call_id}"}
 
     @server.tool()
@@ -237,10 +239,14 @@ async def _wait_for_person(hs: HoldSlayer, call_id: str, ctx: Context, timeout: 
             if record.status in FINAL_STATUSES:
                 reason = record.reason.value if record.reason is not None else None
                 return _waited(call_id, "ended", record.status, reason=reason, detail=record.detail)
-            return _waited(call_id, "not_running", record.status)
-        if session.status in PERSON_REACHED:
+            if hs.workers is None:
+                return _waited(call_id, "not_running", record.status)
+            status = record.status  # the call runs on a worker: its events come through the bus
+        else:
+            status = session.status
+        if status in PERSON_REACHED:
             await _tell_person(ctx, 0.0)
-            return _waited(call_id, "person", session.status)
+            return _waited(call_id, "person", status)
         progress = 0.0
         try:
             async with asyncio.timeout(timeout):
@@ -253,7 +259,11 @@ async def _wait_for_person(hs: HoldSlayer, call_id: str, ctx: Context, timeout: 
         except TimeoutError:
             pass
         session = hs.manager.session(call_id)
-        return _waited(call_id, "timeout", session.status if session is not None else None, hold_seconds=progress)
+        if session is not None:
+            status = session.status
+        elif (record := await asyncio.to_thread(hs.store.get_call, call_id)) is not None:
+            status = record.status
+        return _waited(call_id, "timeout", status, hold_seconds=progress)
     finally:
         subscription.close()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -23,6 +23,7 @@ from app.ari.client import AriClient
 from app.ari.errors import AriError
 from app.ari.router import EventRouter
 from app.calls.context import CallContext
+from app.calls.control import WorkerUnavailable
 from app.calls.events import EventBus
 from app.calls.legs import ChannelTrack, Legs, MediaPorts
 from app.calls.listening import CallListener
@@ -66,9 +67,13 @@ class DialInTrigger:
         settings: Settings,
         *,
         tts: TextToSpeech,
+        start: Callable[[CallRequest], Awaitable[str]] | None = None,
     ) -> None:
+        """``start`` places the call (default: ``manager.start_call``; with worker processes,
+        the front hands it to a worker)."""
         self.ari, self.router, self.manager, self.settings = ari, router, manager, settings
         self.tts = tts
+        self._start = start or manager.start_call
         self._tasks: set[asyncio.Task] = set()
 
     def wants(self, event: ari_events.AriEvent) -> bool:
@@ -104,10 +109,10 @@ class DialInTrigger:
                     still_there = True
                 if still_there:
                     await self.ari.hangup(channel.id, missing_ok=True)
-                call_id = await self.manager.start_call(request)
+                call_id = await self._start(request)
                 log.info("dial-in from %s started call %s to %s about %r", channel.name, call_id, number, request.intent)
             await self.ari.hangup(channel.id, missing_ok=True)
-        except (AriError, CallRequestError) as exc:
+        except (AriError, CallRequestError, WorkerUnavailable) as exc:
             log.warning("dial-in from %s: %s", channel.name, exc)
         finally:
             self.router.unregister(owner)

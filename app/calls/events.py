@@ -379,6 +379,9 @@ class CallEvent:
     data: EventData
     at: str = field(default_factory=utc_now_iso)  # wall clock, ISO 8601
     seq: int = 0  # per-bus sequence number, set on publish
+    # Already in the store: republished from a worker process (app.store.live.EventFeed), so this
+    # process's StoreWriter must not journal it again.
+    journaled: bool = field(default=False, compare=False)
 
     @property
     def type(self) -> EventType:
@@ -483,7 +486,7 @@ class EventBus:
 
     def publish(self, event: CallEvent) -> CallEvent:
         """Stamp the event with the next sequence number and hand it to every subscriber."""
-        stamped = CallEvent(event.call_id, event.data, event.at, next(self._seq))
+        stamped = CallEvent(event.call_id, event.data, event.at, next(self._seq), event.journaled)
         for sub in list(self._subscriptions):
             sub._offer(stamped)
         return stamped

@@ -23,7 +23,7 @@ from app.phone import emergency_code
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 15.0
 RECENTLY_ENDED = 1000
-NOT_THE_FLOWS_DOING = frozenset({EndReason.PBX_LOST, EndReason.ERROR, EndReason.SHUTDOWN})
+NOT_THE_FLOWS_DOING = frozenset({EndReason.PBX_LOST, EndReason.ERROR, EndReason.SHUTDOWN, EndReason.WORKER_LOST})
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,13 @@ class CallRequestError(ValueError):
 
 
 class CallManager:
-    def __init__(self, deps: SessionDeps) -> None:
+    def __init__(self, deps: SessionDeps, *, worker: int | None = None, alone: bool = True) -> None:
+        """``worker``: the index of this worker process (``serve --workers N``), recorded on each
+        call's row. ``alone``: no other process holds calls in the same PBX; when others do,
+        an ARI reconnect sweeps only the channels of calls this process ran."""
         self.deps = replace(deps, on_call_over=self._call_over)
+        self.worker = worker
+        self.alone = alone
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._ended: OrderedDict[str, EndedCall] = OrderedDict()
@@ -89,7 +94,9 @@ class CallManager:
 
         call_id = uuid.uuid4().hex[:12]
         company = flow.company if flow else None
-        await asyncio.to_thread(store.create_call, call_id, request, device, flow.id if flow else None, company)
+        await asyncio.to_thread(
+            store.create_call, call_id, request, device, flow.id if flow else None, company, worker=self.worker
+        )
         self.deps.bus.emit(
             call_id,
             CallCreated(
@@ -230,7 +237,10 @@ class CallManager:
 
         def ended(ari_id: str) -> bool:
             call_id = CallIds.call_of(ari_id)
-            return call_id is not None and call_id not in self._sessions
+            if call_id is None or call_id in self._sessions:
+                return False
+            # Alone, every call in the PBX is ours; as one process of several, only those we ran.
+            return self.alone or call_id in self._ended
 
         for channel_id in [c.id for c in channels if ended(c.id)]:
             await _best_effort(ari.hangup(channel_id, missing_ok=True), f"hangup {channel_id}")

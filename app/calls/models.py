@@ -46,6 +46,7 @@ class EndReason(str, Enum):
     ERROR = "error"  # a fault inside the app (a crashed call task, an unexpected PBX answer)
     PBX_LOST = "pbx_lost"  # the PBX stopped, restarted or stayed unreachable: not the company's doing
     APP_RESTARTED = "app_restarted"  # the app stopped without ending the call; found at the next start
+    WORKER_LOST = "worker_lost"  # the worker process running the call died (serve --workers N)
 
 
 class RecordingChannel(str, Enum):

@@ -87,7 +87,13 @@ class CallStore(Protocol):
     def record_flow_outcome(self, flow_id: str, success: bool) -> Any: ...
 
     def create_call(
-        self, call_id: str, request: CallRequest, device: str, flow_id: str | None = None, company: str | None = None
+        self,
+        call_id: str,
+        request: CallRequest,
+        device: str,
+        flow_id: str | None = None,
+        company: str | None = None,
+        worker: int | None = None,
     ) -> None: ...
 
     def list_devices(self) -> list[Device]: ...

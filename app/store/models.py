@@ -58,6 +58,8 @@ class CallRow(Base):
     hold_seconds: Mapped[float | None] = mapped_column(Float)
     # When retention deleted the call's recording files (its record stays): the API answers 410.
     recordings_removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The worker process running the call (``serve --workers N``); None: the one process of ``serve``.
+    worker: Mapped[int | None] = mapped_column(Integer)
 
 
 class CallEventRow(Base):

@@ -35,6 +35,7 @@ from app.clock import utc_now
 from app.devices import Device, DeviceConflict, UnknownDevice, check_device, name_problem
 from app.ivr.flow import CallFlow, FlowFileError, load_flows_dir
 from app.phone import normalize_phone_number
+from app.store.live import EVENTS_CHANNEL, pack_events
 from app.store.db import EXCLUSIVE_WRITE_LOCK_KEY, WRITE_TRANSACTION, create_engine_for, init_db, is_sqlite_memory
 from app.store.models import (
     AppliedSettingRow,
@@ -102,6 +103,15 @@ class DeletedRows:
 
 
 @dataclass(frozen=True)
+class LiveCall:
+    """A call not in a final status, and the worker process running it (``Store.live_calls``)."""
+
+    id: str
+    status: CallStatus
+    worker: int | None
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One stored call. ``events``/``classifications`` are None when not loaded (``list_calls``)."""
 
@@ -123,6 +133,7 @@ class CallRecord:
     recording_path: str | None
     hold_seconds: float | None
     recordings_removed_at: datetime | None = None  # retention deleted its recording files then
+    worker: int | None = None  # the worker process running it (serve --workers N)
     events: list[dict[str, Any]] | None = None  # shaped like CallEvent.to_dict(), ordered by seq
     classifications: list[dict[str, Any]] | None = None  # ordered by t_start
 
@@ -138,12 +149,19 @@ class CallRecord:
 
 
 class Store:
-    def __init__(self, database_url: str, *, keep_classification_windows: bool = False):
+    def __init__(self, database_url: str, *, keep_classification_windows: bool = False, live_events: bool = False):
         """``keep_classification_windows``: also journal every AUDIO_CLASSIFIED window as an
         event (for debugging the detector); normally a call keeps its classification history as
-        segments only (a class and its span), not a row every half second."""
+        segments only (a class and its span), not a row every half second.
+
+        ``live_events`` (PostgreSQL only): every batch of events journaled is also sent, in the
+        same transaction, on the NOTIFY channel ``app.store.live.EVENTS_CHANNEL`` (a worker
+        process's events, for the front of ``serve --workers N``)."""
         self.keep_classification_windows = keep_classification_windows
         self.engine = create_engine_for(database_url)
+        if live_events and self.engine.dialect.name != "postgresql":
+            raise ValueError("live events need PostgreSQL (LISTEN/NOTIFY), not " + self.engine.dialect.name)
+        self.live_events = live_events
         init_db(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(**{WRITE_TRANSACTION: True}), expire_on_commit=False)
@@ -171,6 +189,7 @@ class Store:
         device: str,
         flow_id: str | None = None,
         company: str | None = None,
+        worker: int | None = None,
     ) -> None:
         with self._transaction(write=True) as session:
             if session.get(CallRow, call_id) is not None:
@@ -185,6 +204,7 @@ class Store:
                     company=company,
                     status=CallStatus.PENDING.value,
                     created_at=utc_now(),
+                    worker=worker,
                 )
             )
 
@@ -214,6 +234,7 @@ class Store:
             known = set(session.scalars(select(CallRow.id).where(CallRow.id.in_(call_ids))))
             segments = _Segments()
             skipped = []
+            live: list[tuple[dict[str, Any], CallEventRow | None]] = []
             for event in events:
                 if event.call_id not in known:
                     skipped.append(event)
@@ -221,16 +242,18 @@ class Store:
                 window = event.data if isinstance(event.data, AudioClassified) else None
                 if window is not None:
                     segments.add(session, event.call_id, window)
+                row_added = None
                 if window is None or self.keep_classification_windows:
-                    session.add(
-                        CallEventRow(
-                            call_id=event.call_id,
-                            seq=event.seq,
-                            type=event.type.value,
-                            at=_as_utc(event.at),
-                            data=event.data.model_dump(mode="json"),
-                        )
+                    row_added = CallEventRow(
+                        call_id=event.call_id,
+                        seq=event.seq,
+                        type=event.type.value,
+                        at=_as_utc(event.at),
+                        data=event.data.model_dump(mode="json"),
                     )
+                    session.add(row_added)
+                if self.live_events:
+                    live.append((event.to_dict(), row_added))
                 changes = call_row_changes(event)
                 if changes:
                     row = _call_row(session, event.call_id)
@@ -238,6 +261,8 @@ class Store:
                         changes.pop("answered_at", None)  # the first answer; menus may come back later
                     for name, value in changes.items():
                         setattr(row, name, _column_value(name, value))
+            if live:
+                _notify_live(session, live)
             return skipped
 
     def add_classification(
@@ -413,6 +438,44 @@ class Store:
                 row.reason = reason_value
                 row.detail = detail
             return len(rows)
+
+    # ------------------------------------------------------------------ worker processes (serve --workers N)
+
+    def live_calls_by_worker(self) -> dict[int, int]:
+        """Worker index -> how many of its calls are live (not in a final status)."""
+        query = (
+            select(CallRow.worker, func.count())
+            .where(CallRow.worker.is_not(None), CallRow.status.not_in(_FINAL_STATUS_VALUES))
+            .group_by(CallRow.worker)
+        )
+        with self._transaction(write=False) as session:
+            return {int(worker): int(count) for worker, count in session.execute(query)}
+
+    def live_calls(self, worker: int | None = None) -> list[LiveCall]:
+        """The live calls (of one worker), oldest first."""
+        query = (
+            select(CallRow.id, CallRow.status, CallRow.worker)
+            .where(CallRow.status.not_in(_FINAL_STATUS_VALUES))
+            .order_by(CallRow.created_at, CallRow.id)
+        )
+        if worker is not None:
+            query = query.where(CallRow.worker == worker)
+        with self._transaction(write=False) as session:
+            return [LiveCall(id, CallStatus(status), worker) for id, status, worker in session.execute(query)]
+
+    def worker_of(self, call_id: str) -> int | None:
+        """The worker running a live call; None when the call is not live or runs in no worker."""
+        query = select(CallRow.worker).where(CallRow.id == call_id, CallRow.status.not_in(_FINAL_STATUS_VALUES))
+        with self._transaction(write=False) as session:
+            return session.scalar(query)
+
+    def event_by_row(self, row_id: int) -> dict[str, Any] | None:
+        """One journaled event in its JSON form (a live event too large for a notification)."""
+        with self._transaction(write=False) as session:
+            e = session.get(CallEventRow, row_id)
+            if e is None:
+                return None
+            return {"type": e.type, "call_id": e.call_id, "data": e.data, "at": _iso(e.at), "seq": e.seq}
 
     # ------------------------------------------------------------------ recordings of a company's line
 
@@ -696,6 +759,15 @@ def _call_row(session: Session, call_id: str) -> CallRow:
     return row
 
 
+def _notify_live(session: Session, live: list[tuple[dict[str, Any], CallEventRow | None]]) -> None:
+    """Send the events on the live channel; delivered when (and only if) the transaction commits,
+    in commit order. An event too large for a notification goes by its row id."""
+    if any(row is not None for _, row in live):
+        session.flush()  # the rows' ids
+    payloads = pack_events([(event, None if row is None else row.id) for event, row in live])
+    session.execute(text("SELECT pg_notify(:channel, :payload)"), [{"channel": EVENTS_CHANNEL, "payload": p} for p in payloads])
+
+
 def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
     return CallRecord(
         id=row.id,
@@ -716,6 +788,7 @@ def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
         recording_path=row.recording_path,
         hold_seconds=row.hold_seconds,
         recordings_removed_at=row.recordings_removed_at,
+        worker=row.worker,
         **loaded,
     )
 

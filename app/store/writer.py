@@ -67,7 +67,7 @@ class StoreWriter:
         if self._task is not None:
             raise RuntimeError("StoreWriter already started")
         self._stopping = False
-        self._subscription = self._bus.subscribe()
+        self._subscription = self._bus.subscribe(lambda event: not event.journaled)
         self._task = asyncio.create_task(self._run(), name="store-writer")
 
     async def stop(self) -> None:

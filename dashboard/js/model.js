@@ -37,6 +37,7 @@ const REASON_LABELS = {
   error: 'an error',
   pbx_lost: 'the phone system (PBX) went away',
   app_restarted: 'Hold Slayer stopped during the call',
+  worker_lost: 'the Hold Slayer worker running the call stopped',
   shutdown: 'Hold Slayer was stopped',
 };
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from app.analytics import analytics
 from app.api import actions
-from app.api.deps import Manager, Runtime, StoreDep
+from app.api.deps import Runtime, StoreDep
 from app.api.schemas import (
     CallCreated,
     CallDetail,
@@ -35,8 +35,8 @@ def _no_call(call_id: str) -> HTTPException:
 
 
 @router.post("/api/calls", status_code=201, response_model=CallCreated)
-async def create_call(body: CallRequest, manager: Manager) -> CallCreated:
-    call_id = await manager.start_call(body)
+async def create_call(body: CallRequest, runtime: Runtime) -> CallCreated:
+    call_id = await actions.start_call(runtime, body)
     return CallCreated(call_id=call_id, status=CallStatus.PENDING.value, url=f"/api/calls/{call_id}")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from app.calls.events import EventType, Subscription
+from app.calls.models import FINAL_STATUSES
 from app.clock import utc_now_iso
 from app.runtime import HoldSlayer
 
@@ -77,7 +78,7 @@ async def _send(
             continue
         if event is None:
             return
-        if event.type is EventType.CALL_ENDED:
+        if event.type is EventType.CALL_ENDED and not event.journaled:  # a worker's: stored before it came
             await runtime.writer.wait_stored(event.seq, STORED_WAIT_SECONDS)
         await websocket.send_json(event.to_dict())
 
@@ -99,7 +100,13 @@ async def _state(runtime: HoldSlayer, call_id: str | None) -> list[dict[str, Any
     """The calls as they stand: each live call's status and events so far (the one asked for,
     live or stored)."""
     states = []
-    for live_id in runtime.manager.active_calls if call_id is None else [call_id]:
+    if call_id is not None:
+        ids = [call_id]
+    elif runtime.workers is not None:  # the calls run in the worker processes: the store knows them
+        ids = [call.id for call in await asyncio.to_thread(runtime.store.live_calls)]
+    else:
+        ids = runtime.manager.active_calls
+    for live_id in ids:
         session = runtime.manager.session(live_id)
         if session is not None:
             states.append(
@@ -121,7 +128,7 @@ async def _state(runtime: HoldSlayer, call_id: str | None) -> list[dict[str, Any
                     "number": record.number,
                     "intent": record.intent,
                     "status": record.status.value,
-                    "live": False,
+                    "live": runtime.workers is not None and record.status not in FINAL_STATUSES,
                     "events": record.events or [],
                 }
             )

@@ -2,11 +2,14 @@
 healthy each live call's audio is (the media counters of ``app.media.health``).
 
 It answers without the token (container health checks); the list of live calls, which names
-them, only to a request that may see calls (see ``app.api.auth``).
+them, only to a request that may see calls (see ``app.api.auth``). With worker processes
+(``serve --workers N``) it also lists the workers (alive, ready, ARI connected, live calls,
+restarts), and each live call names its worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,7 +37,15 @@ async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
         ],
         "event_loop_lag_seconds": round(runtime.loop_lag.lag.latest, 4),
     }
+    if runtime.workers is not None:
+        # The calls run in the worker processes: each as its heartbeat last said.
+        body["workers"] = runtime.workers.describe()
+        body["active_calls"] = sum(w["active_calls"] for w in body["workers"])
     if bears_token(request.scope, required_token(runtime.settings)):
+        if runtime.workers is not None:
+            live = await asyncio.to_thread(runtime.store.live_calls)
+            body["calls"] = [{"call_id": c.id, "status": c.status.value, "worker": c.worker} for c in live]
+            return body
         sessions = [s for s in (manager.session(call_id) for call_id in manager.active_calls) if s is not None]
         body["calls"] = [
             {"call_id": s.call_id, "status": s.status.value, "media": s.media.health().as_dict()} for s in sessions

@@ -1,0 +1,201 @@
+"""The worker processes of ``holdslayer serve --workers N``, kept running by the front.
+
+Each worker is ``holdslayer worker --index i`` (i = 1..N), a process of its own (its own core):
+its own ARI application (``<ari_app>-w<i>``), RTP ports and store writer (``app.runtime``). The
+front starts them, hears their heartbeats (``WORKERS_CHANNEL``: alive, ARI connected, live
+calls), and when one exits unasked it calls ``on_lost`` (the front ends that worker's calls,
+``failed / worker_lost``) and starts it again, waiting longer after each quick failure. On
+``stop`` every worker gets SIGTERM, ends its calls (``cancelled / shutdown``) and exits; one
+that does not within the grace time is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+HEARTBEAT_STALE_SECONDS = 5.0  # a worker silent this long takes no new call
+STOP_GRACE_SECONDS = 20.0  # a worker ends its calls (up to 15 s each, side by side), then exits
+QUICK_FAILURE_SECONDS = 30.0  # a worker that dies sooner than this after its start failed quickly
+MAX_RESTART_DELAY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    worker: int
+    pid: int
+    ari_connected: bool
+    active_calls: int
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> Heartbeat:
+        try:
+            raw = json.loads(text)
+            return cls(int(raw["worker"]), int(raw["pid"]), bool(raw["ari_connected"]), int(raw["active_calls"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a heartbeat: {exc}") from None
+
+
+def restart_delay(quick_failures: int) -> float:
+    """Seconds before starting a worker again: at once after a long life, then 1, 2, 4, ... 30."""
+    if quick_failures <= 0:
+        return 0.0
+    return min(2.0 ** (quick_failures - 1), MAX_RESTART_DELAY_SECONDS)
+
+
+def exit_description(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    quick_failures: int = 0
+    heartbeat: Heartbeat | None = None
+    heard_at: float = 0.0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+
+class WorkerPool:
+    """Starts ``count`` workers (``argv(i)``, environment ``env``), restarts the ones that die."""
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        on_lost: Callable[[int, str], Awaitable[None]],
+        env: Mapping[str, str] | None = None,
+        argv: Callable[[int], list[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._workers = {i: _Worker(i) for i in range(1, count + 1)}
+        self._on_lost = on_lost
+        self._env = dict(os.environ if env is None else env)
+        self._env["HOLDSLAYER_WORKERS"] = str(count)  # `serve --workers N` overrides the setting: tell them
+        self._argv = argv or (lambda i: [sys.executable, "-m", "app.cli", "worker", "--index", str(i)])
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def count(self) -> int:
+        return len(self._workers)
+
+    async def start(self) -> None:
+        self._stopping = False
+        for worker in self._workers.values():
+            await self._spawn(worker)
+            self._tasks.append(asyncio.create_task(self._supervise(worker), name=f"worker-{worker.index}"))
+
+    def ready(self) -> list[int]:
+        """The workers that may take a new call: running, ARI connected, heard from lately."""
+        now = self._clock()
+        return [
+            w.index
+            for w in self._workers.values()
+            if w.alive
+            and w.heartbeat is not None
+            and w.heartbeat.pid == w.process.pid  # type: ignore[union-attr]
+            and w.heartbeat.ari_connected
+            and now - w.heard_at <= HEARTBEAT_STALE_SECONDS
+        ]
+
+    async def on_heartbeat(self, payload: str) -> None:
+        try:
+            beat = Heartbeat.decode(payload)
+        except ValueError as error:
+            log.warning("ignored a heartbeat: %s", error)
+            return
+        worker = self._workers.get(beat.worker)
+        if worker is not None:
+            worker.heartbeat, worker.heard_at = beat, self._clock()
+
+    def describe(self) -> list[dict]:
+        """Each worker as /api/health shows it."""
+        ready = set(self.ready())
+        return [
+            {
+                "index": w.index,
+                "pid": w.process.pid if w.process is not None else None,
+                "alive": w.alive,
+                "ready": w.index in ready,
+                "ari_connected": bool(w.heartbeat and w.heartbeat.ari_connected),
+                "active_calls": w.heartbeat.active_calls if w.heartbeat is not None and w.alive else 0,
+                "restarts": w.restarts,
+            }
+            for w in self._workers.values()
+        ]
+
+    def pid(self, index: int) -> int | None:
+        worker = self._workers[index]
+        return worker.process.pid if worker.alive else None  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (each ends its calls, ``shutdown``), wait, kill what remains."""
+        self._stopping = True
+        running = [w.process for w in self._workers.values() if w.alive]
+        for process in running:
+            process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        if running:
+            _, late = await asyncio.wait(
+                {asyncio.create_task(p.wait()) for p in running}, timeout=STOP_GRACE_SECONDS  # type: ignore[union-attr]
+            )
+            for process in running:
+                if process.returncode is None:  # type: ignore[union-attr]
+                    log.error("worker pid %d did not stop within %g s: killed", process.pid, STOP_GRACE_SECONDS)  # type: ignore[union-attr]
+                    process.kill()  # type: ignore[union-attr]
+            await asyncio.gather(*late, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _spawn(self, worker: _Worker) -> None:
+        worker.heartbeat = None
+        worker.started_at = self._clock()
+        worker.process = await asyncio.create_subprocess_exec(*self._argv(worker.index), env=self._env)
+        log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+
+    async def _supervise(self, worker: _Worker) -> None:
+        while True:
+            assert worker.process is not None
+            returncode = await worker.process.wait()
+            if self._stopping:
+                return
+            lived = self._clock() - worker.started_at
+            worker.quick_failures = worker.quick_failures + 1 if lived < QUICK_FAILURE_SECONDS else 0
+            detail = f"worker {worker.index} (pid {worker.process.pid}) {exit_description(returncode)}"
+            log.error("%s after %.0f s: its calls end (worker_lost); it is started again", detail, lived)
+            try:
+                await self._on_lost(worker.index, detail)
+            except Exception:
+                log.exception("ending the calls of worker %d failed", worker.index)
+            await asyncio.sleep(restart_delay(worker.quick_failures))
+            if self._stopping:
+                return
+            worker.restarts += 1
+            await self._spawn(worker)
