@@ -1,0 +1,279 @@
+"""The pure parts of ``serve --workers N``: which worker takes a call, commands and replies as
+text (and the errors they carry back), live event payloads within PostgreSQL's NOTIFY limit,
+the workers' settings, restarts, and the refusal of SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.calls.control import (
+    ActionRefused,
+    BadInput,
+    CallNotRunning,
+    Command,
+    MessageFormatError,
+    RemoteCallControl,
+    Reply,
+    WorkerUnavailable,
+    choose_worker,
+    execute,
+)
+from app.calls.events import CallEvent, HoldProgress
+from app.calls.manager import CallRequestError
+from app.calls.models import CallRequest
+from app.config import Settings, SettingsError, for_worker, front_settings, load_settings, media_slice
+from app.store.live import MAX_PAYLOAD_BYTES, pack_events, unpack_events
+from app.workers import Heartbeat, exit_description, restart_delay
+from tests.conftest import REPO
+
+PG = "postgresql://u:p@127.0.0.1/hs"
+
+
+# ---------------------------------------------------------------------------- choosing a worker
+
+
+def test_the_ready_worker_with_fewest_calls_takes_the_next_one():
+    assert choose_worker([1, 2, 3], {1: 4, 2: 1, 3: 2}, {}) == 2
+
+
+def test_calls_being_started_count_against_their_worker():
+    # Worker 2 has fewer live calls, but two are on their way to it already.
+    assert choose_worker([1, 2], {1: 2, 2: 1}, {2: 2}) == 1
+
+
+def test_a_worker_that_is_not_ready_takes_no_call_and_ties_go_to_the_lowest_index():
+    assert choose_worker([3, 2], {1: 0}, {}) == 2
+    assert choose_worker([], {1: 0}, {}) is None
+
+
+# ---------------------------------------------------------------------------- commands and replies
+
+
+def test_a_command_survives_its_text_form():
+    command = Command("7-1", "provide_user_data", "abc", {"field": "zip_code", "value": "94110", "permission": None})
+    assert Command.decode(command.encode()) == command
+
+
+@pytest.mark.parametrize("text", ["not json", '{"op": "start"}', '{"id": "1", "op": "reboot"}', "[1]"])
+def test_text_that_is_no_command_is_refused(text):
+    with pytest.raises(MessageFormatError):
+        Command.decode(text)
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "check"),
+    [
+        (Reply("1", False, error="not_running", message="gone"), CallNotRunning, lambda e: True),
+        (Reply("1", False, error="refused", message="not answered yet"), ActionRefused, lambda e: str(e) == "not answered yet"),
+        (Reply("1", False, error="invalid", message="no such field", field="field"), BadInput, lambda e: e.field == "field"),
+        (Reply("1", False, error="request", message="emergency", field="number"), CallRequestError, lambda e: e.field == "number"),
+        (Reply("1", False, error="failed", message="boom"), WorkerUnavailable, lambda e: "boom" in str(e)),
+    ],
+)
+def test_a_reply_raises_what_the_worker_raised(reply, error, check):
+    with pytest.raises(error) as raised:
+        Reply.decode(reply.encode()).value()
+    assert check(raised.value)
+
+
+def test_a_reply_with_an_unknown_error_kind_is_refused():
+    with pytest.raises(MessageFormatError):
+        Reply.decode(json.dumps({"id": "1", "ok": False, "error": "teapot"}))
+
+
+class FakeCalls:
+    """A CallControl with one running call, ``live``, answered and on hold."""
+
+    def __init__(self) -> None:
+        self.user_data: dict[str, str] = {}
+        self.hung_up: list[str] = []
+
+    async def start(self, request: CallRequest) -> str:
+        if request.number == "911":
+            raise CallRequestError("number", "911 is an emergency number")
+        return "new-call"
+
+    def _live(self, call_id: str) -> None:
+        if call_id != "live":
+            raise CallNotRunning(call_id)
+
+    async def hangup(self, call_id: str) -> None:
+        self._live(call_id)
+        self.hung_up.append(call_id)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        self._live(call_id)
+        if digits == "#":
+            raise ActionRefused("the menu is not listening")
+
+    async def transfer_now(self, call_id: str) -> None:
+        self._live(call_id)
+
+    async def provide_user_data(self, call_id: str, field: str, value: str, permission: str | None) -> None:
+        self._live(call_id)
+        if field == "pin":
+            raise BadInput("pin is never entered into a phone menu")
+        self.user_data[field] = value
+
+
+async def test_execute_turns_every_outcome_into_a_reply():
+    calls = FakeCalls()
+    started = await execute(calls, Command("1", "start", args={"request": {"number": "5550001"}}))
+    assert (started.ok, started.result) == (True, "new-call")
+    refused = await execute(calls, Command("2", "start", args={"request": {"number": "911"}}))
+    assert (refused.ok, refused.error, refused.field) == (False, "request", "number")
+    assert (await execute(calls, Command("3", "hangup", "other"))).error == "not_running"
+    assert (await execute(calls, Command("4", "send_dtmf", "live", {"digits": "#"}))).error == "refused"
+    assert (await execute(calls, Command("5", "provide_user_data", "live", {"field": "pin", "value": "1"}))).error == "invalid"
+    malformed = await execute(calls, Command("6", "send_dtmf", "live", {}))
+    assert (malformed.ok, malformed.error) == (False, "failed")
+    assert (await execute(calls, Command("7", "hangup", "live"))).ok and calls.hung_up == ["live"]
+
+
+class Loopback:
+    """Commands sent to a worker are executed against its FakeCalls and answered, as over the database."""
+
+    def __init__(self, workers: dict[int, FakeCalls], *, silent: frozenset[int] = frozenset()) -> None:
+        self.workers = workers
+        self.silent = silent
+        self.sent: list[tuple[int, str]] = []
+        self.control: RemoteCallControl | None = None
+
+    async def send(self, worker: int, text: str) -> None:
+        self.sent.append((worker, text))
+        if worker in self.silent:
+            return
+        reply = await execute(self.workers[worker], Command.decode(text))
+        assert self.control is not None
+        asyncio.get_running_loop().call_soon(self.control.on_reply, reply.encode())
+
+
+def remote(loop: Loopback, *, live=None, worker_of=None, ready=(1, 2)) -> RemoteCallControl:
+    async def live_calls():
+        return live or {}
+
+    async def where(call_id):
+        return (worker_of or {}).get(call_id)
+
+    control = RemoteCallControl(loop.send, ready=lambda: ready, live_calls=live_calls, worker_of=where, command_timeout=0.2)
+    loop.control = control
+    return control
+
+
+async def test_remote_control_sends_each_action_to_the_worker_of_the_call():
+    workers = {1: FakeCalls(), 2: FakeCalls()}
+    loop = Loopback(workers)
+    control = remote(loop, live={1: 3, 2: 0}, worker_of={"live": 2})
+    assert await control.start(CallRequest(number="5550001")) == "new-call"
+    assert loop.sent[-1][0] == 2  # the one with fewer calls
+    await control.provide_user_data("live", "zip_code", "94110", None)
+    assert workers[2].user_data == {"zip_code": "94110"} and workers[1].user_data == {}
+    with pytest.raises(ActionRefused, match="not listening"):
+        await control.send_dtmf("live", "#")
+    with pytest.raises(CallNotRunning):  # no worker holds it: not sent anywhere
+        await control.hangup("ended-call")
+    assert all(json.loads(text)["call_id"] != "ended-call" for _, text in loop.sent)
+
+
+async def test_remote_control_says_so_when_no_worker_can_answer():
+    loop = Loopback({1: FakeCalls()}, silent=frozenset({1}))
+    control = remote(loop, worker_of={"live": 1}, ready=(1,))
+    with pytest.raises(WorkerUnavailable, match="worker 1 did not answer"):
+        await control.transfer_now("live")
+    with pytest.raises(WorkerUnavailable, match="no worker is ready"):
+        await remote(Loopback({}), ready=()).start(CallRequest(number="5550001"))
+
+
+async def test_a_command_too_large_for_a_notification_is_refused_before_it_is_sent():
+    loop = Loopback({1: FakeCalls()})
+    control = remote(loop, worker_of={"live": 1}, ready=(1,))
+    with pytest.raises(CallRequestError) as refused:
+        await control.start(CallRequest(number="5550001", user_data={"note": "x" * MAX_PAYLOAD_BYTES}))
+    assert refused.value.field == "user_data"
+    with pytest.raises(BadInput):
+        await control.provide_user_data("live", "note", "x" * MAX_PAYLOAD_BYTES, None)
+    assert loop.sent == []
+
+
+# ---------------------------------------------------------------------------- live event payloads
+
+
+def _event(i: int, call_id: str = "c1") -> dict:
+    return CallEvent(call_id, HoldProgress(hold_seconds=float(i)), seq=i).to_dict()
+
+
+def test_live_events_are_packed_in_order_within_the_notify_limit():
+    events = [(_event(i, f"call-{i % 3}"), i) for i in range(500)]
+    payloads = pack_events(events)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    unpacked = [item for p in payloads for item in unpack_events(p)]
+    assert unpacked == [event for event, _ in events]
+
+
+def test_an_event_too_large_for_a_notification_goes_by_its_row():
+    big = CallEvent("c1", HoldProgress(hold_seconds=1.0)).to_dict()
+    big["data"] = {"text": "é" * MAX_PAYLOAD_BYTES}  # bytes, not characters, count
+    unpacked = [item for p in pack_events([(_event(1), 1), (big, 42), (_event(2), 2)]) for item in unpack_events(p)]
+    assert unpacked == [_event(1), 42, _event(2)]
+    assert pack_events([(big, None)]) == []  # no row to point to: dropped, not sent broken
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def test_each_worker_has_its_own_application_and_port_slice():
+    settings = Settings(workers=3, database_url=PG, ari_app="hs", media_port_min=20000, media_port_max=20999)
+    front = front_settings(settings)
+    workers = [for_worker(settings, i) for i in (1, 2, 3)]
+    assert [w.ari_app for w in workers] == ["hs-w1", "hs-w2", "hs-w3"]
+    ranges = [(s.media_port_min, s.media_port_max) for s in (front, *workers)]
+    assert ranges[0][0] == 20000 and ranges[-1][1] == 20999
+    for (_, high), (low, _) in zip(ranges, ranges[1:]):
+        assert low == high + 1  # adjacent, never overlapping
+    with pytest.raises(ValueError):
+        for_worker(settings, 4)
+
+
+def test_a_slice_of_an_uneven_range_gives_the_remainder_to_the_last():
+    assert media_slice(100, 110, 3, 0) == (100, 102)
+    assert media_slice(100, 110, 3, 2) == (106, 110)
+
+
+def test_more_than_one_worker_needs_postgresql_and_enough_ports():
+    with pytest.raises(SettingsError, match="needs PostgreSQL"):
+        load_settings(workers=2, database_url="sqlite:///x.db")
+    with pytest.raises(SettingsError, match="ports"):
+        load_settings(workers=4, database_url=PG, media_port_min=20000, media_port_max=20010)
+    assert load_settings(workers=2, database_url=PG).workers == 2
+    assert load_settings(workers=1, database_url="sqlite:///x.db").workers == 1
+
+
+def test_serve_with_workers_on_sqlite_stops_with_a_clear_error(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOLDSLAYER_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "HOLDSLAYER_API_TOKEN": "s3cret"}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--workers", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "HOLDSLAYER_WORKERS=2 needs PostgreSQL" in done.stderr
+    assert "s3cret" not in done.stderr  # a check across settings shows none of their values
+
+
+def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly():
+    assert restart_delay(0) == 0.0
+    assert [restart_delay(n) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert restart_delay(50) == 30.0
+
+
+def test_a_heartbeat_survives_its_text_form_and_a_death_is_told_in_words():
+    beat = Heartbeat(2, 1234, True, 7)
+    assert Heartbeat.decode(beat.encode()) == beat
+    with pytest.raises(ValueError):
+        Heartbeat.decode('{"worker": 1}')
+    assert exit_description(-9) == "killed by SIGKILL"
+    assert exit_description(1) == "exited with code 1"
