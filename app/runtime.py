@@ -20,7 +20,7 @@ from app.calls.control import (
     RemoteCallControl,
     execute,
 )
-from app.calls.events import CallEnded, EventBus
+from app.calls.events import CallEnded, CallEvent, EventBus
 from app.calls.legs import CallIds
 from app.calls.manager import CallManager
 from app.notify import Notifier, channels_from_settings
@@ -274,9 +274,11 @@ class HoldSlayer:
         held in the PBX is hung up; nothing else can end them now."""
         lost = [call.id for call in await asyncio.to_thread(self.store.live_calls, worker)]
         for call_id in lost:
-            self.bus.emit(
-                call_id, CallEnded(status=CallStatus.FAILED.value, reason=EndReason.WORKER_LOST.value, detail=detail)
-            )
+            # Numbered after the call's last event, as if its worker had sent it (the front's own
+            # count is another one): stored and streamed, it comes last.
+            seq = max(self.feed.last_seq(call_id), await asyncio.to_thread(self.store.last_event_seq, call_id)) + 1
+            ended = CallEnded(status=CallStatus.FAILED.value, reason=EndReason.WORKER_LOST.value, detail=detail)
+            self.bus.republish(CallEvent(call_id, ended, seq=seq))
         if lost:
             log.error("%s: %d live calls ended (worker_lost): %s", detail, len(lost), ", ".join(lost))
             await self._hang_up_calls(set(lost))

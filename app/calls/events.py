@@ -414,7 +414,7 @@ def _envelope(event_type: EventType, payload: type[EventData]) -> type[BaseModel
         call_id=(str, ...),
         data=(payload, ...),
         at=(str, Field(..., description="wall clock, ISO 8601 UTC")),
-        seq=(int, Field(..., description="order of the event among all events the process published")),
+        seq=(int, Field(..., description="order of the event among all events the process running the call published")),
     )
 
 
@@ -493,6 +493,14 @@ class EventBus:
 
     def emit(self, call_id: str, data: EventData) -> CallEvent:
         return self.publish(CallEvent(call_id, data))
+
+    def republish(self, event: CallEvent) -> CallEvent:
+        """Hand an event another process published (a worker of ``serve --workers N``) to every
+        subscriber with the sequence number it has there: the events of one call are numbered by
+        the one process that runs it, in the store and live alike."""
+        for sub in list(self._subscriptions):
+            sub._offer(event)
+        return event
 
 
 if __name__ == "__main__":  # python -m app.calls.events > docs/events.schema.json

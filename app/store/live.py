@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from app.calls.events import CallEvent, EventBus, EventFormatError
+from app.calls.events import CallEvent, EventBus, EventFormatError, EventType
 from app.store.db import database_url
 
 log = logging.getLogger(__name__)
@@ -187,13 +187,20 @@ def _refused(error: psycopg.OperationalError) -> bool:
 
 class EventFeed:
     """The front's view of the workers' calls: each event from ``EVENTS_CHANNEL`` published on
-    its in-process bus in the order sent (marked journaled: the worker stored it already), so the
-    WebSocket, MCP, notifications and metrics follow every call as with one process."""
+    its in-process bus in the order sent, with the worker's sequence number (the one it has in
+    the store, so a client that read a call's events so far skips none it gets live) and marked
+    journaled (the worker stored it already). The WebSocket, MCP, notifications and metrics
+    follow every call as with one process."""
 
     def __init__(self, bus: EventBus, read_row: Callable[[int], dict[str, Any] | None]) -> None:
         self._bus = bus
         self._read_row = read_row
         self.published = 0
+        self._last_seq: dict[str, int] = {}  # live calls: the seq of the last event republished
+
+    def last_seq(self, call_id: str) -> int:
+        """The sequence number of the last event of a live call seen here (0: none)."""
+        return self._last_seq.get(call_id, 0)
 
     async def on_payload(self, payload: str) -> None:
         try:
@@ -210,5 +217,9 @@ class EventFeed:
             except EventFormatError as error:
                 log.warning("ignored a live event: %s", error)
                 continue
-            self._bus.publish(replace(event, journaled=True))
+            self._bus.republish(replace(event, journaled=True))
             self.published += 1
+            if event.type is EventType.CALL_ENDED:
+                self._last_seq.pop(event.call_id, None)
+            else:
+                self._last_seq[event.call_id] = max(event.seq, self._last_seq.get(event.call_id, 0))

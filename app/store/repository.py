@@ -469,6 +469,11 @@ class Store:
         with self._transaction(write=False) as session:
             return session.scalar(query)
 
+    def last_event_seq(self, call_id: str) -> int:
+        """The highest sequence number journaled for a call (0: none)."""
+        with self._transaction(write=False) as session:
+            return session.scalar(select(func.max(CallEventRow.seq)).where(CallEventRow.call_id == call_id)) or 0
+
     def event_by_row(self, row_id: int) -> dict[str, Any] | None:
         """One journaled event in its JSON form (a live event too large for a notification)."""
         with self._transaction(write=False) as session:

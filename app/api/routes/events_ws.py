@@ -5,6 +5,9 @@ live calls, or the one asked for, with its events so far), then every event in i
 form (``docs/events.schema.json``) in publish order, and a ``{"type": "heartbeat"}`` whenever the
 line has been idle for ``ws_heartbeat_seconds``. Events are subscribed to before the state is
 read, so none is missed; one may come both in the state and after it (same ``seq``: keep one).
+With worker processes (``serve --workers N``) the events come from the workers through the
+database, each with the ``seq`` its worker gave it: the events of one call are in order, and
+numbered as in the state; those of calls on different workers interleave.
 
 A call's CALL_ENDED goes out once the store has written it (at most ``STORED_WAIT_SECONDS``
 later), so a client that re-reads the call or the analytics when it sees the end reads the final

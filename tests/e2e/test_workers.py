@@ -1,0 +1,190 @@
+"""``holdslayer serve --workers 2``, real processes on PostgreSQL, against the simulated PBX in
+this process: calls spread over both workers, one WebSocket client sees every call's events in
+order, a hang-up through REST reaches the call's worker, a worker killed mid-hold loses only its
+own call (``failed / worker_lost``) and is started again, and SIGTERM ends what still runs
+(``cancelled / shutdown``) and exits 0. Needs HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections import defaultdict
+
+import pytest
+
+from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from app.sim.phone import UserPhoneConfig
+from app.store import Store
+from tests.conftest import REPO, free_tcp_socket
+from tests.e2e.test_cli import _env
+from tests.e2e.test_e2e_calls import LONG_HOLD, MENU, USER_PHONE
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+OTHER_PHONE = "PJSIP/otherphone"
+
+EXIT_BOUND = 25.0  # SIGTERM to exit: the workers end their calls first
+
+
+async def _poll(check, timeout: float, what: str, every: float = 0.2):
+    """``check()`` until it returns something true; that value."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if value := await check():
+                return value
+            await asyncio.sleep(every)
+    raise AssertionError(what)  # pragma: no cover - the timeout raises first
+
+
+async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_path, corpus, http, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
+    # Two calls reach a person at about the same time: each rings a phone of its own.
+    user = UserPhoneConfig(answer_after=0.5, hangup_after=3.0, speech="prompt:hello")
+    phones = {USER_PHONE: user, OTHER_PHONE: user}
+    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus, user_phones=phones))
+    await pbx.start()
+    sock = free_tcp_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(
+        tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port),
+        HOLDSLAYER_USER_DEVICES=json.dumps({"sip_phone": USER_PHONE, "other": OTHER_PHONE}), HOLDSLAYER_NAVIGATOR="offline",
+    )  # fmt: skip
+    log = open(tmp_path / "serve.log", "wb")  # a file, not a pipe: nothing blocks on a full buffer
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    messages: list[dict] = []
+
+    async def get(path: str) -> dict:
+        async with http.get(base + path) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            return await resp.json()
+
+    async def health() -> dict | None:
+        try:
+            return await get("/api/health")
+        except OSError:
+            return None
+
+    async def place(number: str, device: str | None = None) -> str:
+        async with http.post(f"{base}/api/calls", json={"number": number, "device": device}) as resp:
+            assert resp.status == 201, await resp.text()
+            return (await resp.json())["call_id"]
+
+    async def status_of(call_id: str) -> tuple[str, str | None]:
+        call = await get(f"/api/calls/{call_id}")
+        return call["status"], call["reason"]
+
+    def reaches(call_id: str, *statuses: str):
+        async def check():
+            status = await status_of(call_id)
+            return status if status[0] in statuses else None
+
+        return check
+
+    def workers_ready(restarts: int = 0):
+        async def check():
+            body = await health()
+            ready = body is not None and body["ari_connected"] and [w["ready"] for w in body["workers"]] == [True, True]
+            return body if ready and body["workers"][1]["restarts"] == restarts else None
+
+        return check
+
+    async def follow(ws) -> None:
+        async for message in ws:
+            messages.append(json.loads(message.data))
+
+    follower = None
+    try:
+        await _poll(workers_ready(), 90, "serve --workers 2 did not come up with both workers ready")
+        ws = await http.ws_connect(f"{base}/ws/events")
+        follower = asyncio.create_task(follow(ws))
+
+        # The worker with the fewest live calls takes the next one: 1, 2, 1, 2.
+        menu = await place(MENU, device="other")
+        held_a, held_b, held_c = [await place(LONG_HOLD) for _ in range(3)]
+        store = Store(database_url)
+        try:
+            assert [store.get_call(c).worker for c in (menu, held_a, held_b, held_c)] == [1, 2, 1, 2]
+        finally:
+            store.close()
+        listed = {c["call_id"]: c["worker"] for c in (await health())["calls"]}
+        assert listed == {menu: 1, held_a: 2, held_b: 1, held_c: 2}
+
+        for call_id in (held_a, held_c):
+            await _poll(reaches(call_id, "on_hold"), 60, f"{call_id} never on hold")
+        async with http.post(f"{base}/api/calls/{held_a}/hangup") as resp:  # a call of worker 2
+            assert resp.status == 202, await resp.text()
+        assert await _poll(reaches(held_a, "cancelled"), 20, "the hang-up did not end the call") == ("cancelled", "cancelled")
+        async with http.post(f"{base}/api/calls/{held_a}/hangup") as resp:
+            assert resp.status == 409  # it has ended: said as with one process
+
+        # Worker 2 dies mid-hold: its call ends worker_lost, worker 1's calls go on, worker 2 is back.
+        worker2 = (await health())["workers"][1]["pid"]
+        os.kill(worker2, signal.SIGKILL)
+        lost = await _poll(reaches(held_c, "failed", "completed", "cancelled"), 20, "the lost call did not end")
+        assert lost == ("failed", "worker_lost")
+        assert (await get(f"/api/calls/{held_c}"))["detail"] == f"worker 2 (pid {worker2}) killed by SIGKILL"
+        assert (await status_of(held_b))[0] not in ("failed", "completed", "cancelled")
+        restarted = await _poll(workers_ready(restarts=1), 60, "worker 2 was not started again")
+        assert restarted["workers"][1]["pid"] != worker2
+
+        # The restarted worker takes the next call (worker 1 has two).
+        held_d = await place(LONG_HOLD)
+        assert {c["call_id"]: c["worker"] for c in (await health())["calls"]}[held_d] == 2
+        for call_id in (menu, held_b):
+            bridged = await _poll(reaches(call_id, "completed", "failed", "cancelled"), 120, f"{call_id} did not end")
+            assert bridged == ("completed", "bridged")
+        await _poll(reaches(held_d, "on_hold"), 60, "the call on the restarted worker never on hold")
+
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), EXIT_BOUND)
+        await asyncio.wait_for(follower, 5)  # the server closed the WebSocket on its way out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if follower is not None:
+            follower.cancel()
+        log.close()
+        idle = await pbx.wait_idle(3.0)
+        snapshot = pbx.snapshot()
+        await pbx.stop()
+    text = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert idle, f"left in the PBX: {snapshot}"
+
+    store = Store(database_url)
+    try:
+        calls = {c: store.get_call(c) for c in (menu, held_a, held_b, held_c, held_d)}
+    finally:
+        store.close()
+    assert (calls[held_d].status.value, calls[held_d].reason.value) == ("cancelled", "shutdown")
+
+    # One WebSocket client saw every call, each call's events in the order stored, from its
+    # creation to its end, and the half-second audio windows the store keeps no row of. (The
+    # server closes its WebSockets before it ends the calls still running at SIGTERM, with one
+    # process as with several: the last call's stream stops on hold.)
+    live = defaultdict(list)
+    for message in messages:
+        if message["type"] not in ("state", "heartbeat"):
+            live[message["call_id"]].append(message)
+    for call_id, record in calls.items():
+        streamed = live[call_id]
+        seqs = [e["seq"] for e in streamed]
+        assert seqs == sorted(set(seqs)), f"{call_id}: out of order or repeated"
+        types = [e["type"] for e in streamed if e["type"] != "AUDIO_CLASSIFIED"]
+        stored = [e["type"] for e in record.events]
+        if call_id == held_d:
+            assert types == stored[: len(types)] and "HOLD_DETECTED" in types
+        else:
+            assert types == stored and stored[-1] == "CALL_ENDED", call_id
+        assert types[0] == "CALL_CREATED"
+        assert any(e["type"] == "AUDIO_CLASSIFIED" for e in streamed), call_id
