@@ -62,15 +62,17 @@ async def get_call(runtime: HoldSlayer, call_id: str) -> CallRecord:
     return record
 
 
-async def _on_live_call(runtime: HoldSlayer, call_id: str, action: Awaitable[None]) -> None:
+async def _on_live_call(runtime: HoldSlayer, call_id: str, action: Awaitable[None], *, hanging_up: bool = False) -> None:
     """Run an action on a live call (in this process or a worker): its errors as ``ActionError``."""
     try:
         await action
     except CallNotRunning:
         record = await get_call(runtime, call_id)
+        if not hanging_up:
+            raise Conflict(f"call {call_id!r} is not running ({record.status.value})") from None
         if record.status in FINAL_STATUSES:
             raise Conflict(f"call {call_id!r} has already ended ({record.status.value})") from None
-        raise Conflict(f"call {call_id!r} is not running ({record.status.value})") from None
+        raise Conflict(f"call {call_id!r} is not running in this process") from None
     except ActionRefused as refused:
         raise Conflict(str(refused)) from None
     except BadInput as bad:
@@ -88,7 +90,7 @@ async def start_call(runtime: HoldSlayer, request: CallRequest) -> str:
 
 
 async def hang_up(runtime: HoldSlayer, call_id: str) -> None:
-    await _on_live_call(runtime, call_id, runtime.calls.hangup(call_id))
+    await _on_live_call(runtime, call_id, runtime.calls.hangup(call_id), hanging_up=True)
 
 
 async def provide_user_data(runtime: HoldSlayer, call_id: str, field: str, value: str, permission: str | None) -> None:
