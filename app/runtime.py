@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import os
+import time
 
 from app.ari.client import AriClient
 from app.ari.errors import AriError
@@ -262,7 +263,11 @@ class HoldSlayer:
         """A worker: say it is alive (and whether it can place calls) every HEARTBEAT_SECONDS."""
         assert self.live is not None and self.worker is not None
         while True:
-            beat = Heartbeat(self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls))
+            beat = Heartbeat(
+                self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls),
+                at=time.time(), media=self.manager.media_totals().as_dict(),
+                backlog_frames=self.manager.backlog_frames(), loop_lag_seconds=round(self.loop_lag.lag.latest, 4),
+            )  # fmt: skip
             try:
                 await self.live.notify(WORKERS_CHANNEL, beat.encode())
             except Exception as error:  # the database is away: the front stops giving us calls

@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,16 @@ MAX_RESTART_DELAY_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Heartbeat:
+    """What a worker says of itself every HEARTBEAT_SECONDS."""
+
     worker: int
     pid: int
     ari_connected: bool
     active_calls: int
+    at: float = 0.0  # its wall clock (time.time()) when it said so
+    media: dict[str, int] = field(default_factory=dict)  # MediaHealth of every call since the worker started
+    backlog_frames: int = 0  # the most frames waiting to be heard in a live call (x 20 ms)
+    loop_lag_seconds: float = 0.0
 
     def encode(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -44,8 +50,12 @@ class Heartbeat:
     def decode(cls, text: str) -> Heartbeat:
         try:
             raw = json.loads(text)
-            return cls(int(raw["worker"]), int(raw["pid"]), bool(raw["ari_connected"]), int(raw["active_calls"]))
-        except (ValueError, KeyError, TypeError) as exc:
+            return cls(
+                int(raw["worker"]), int(raw["pid"]), bool(raw["ari_connected"]), int(raw["active_calls"]),
+                float(raw.get("at", 0.0)), {str(k): int(v) for k, v in (raw.get("media") or {}).items()},
+                int(raw.get("backlog_frames", 0)), float(raw.get("loop_lag_seconds", 0.0)),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a heartbeat: {exc}") from None
 
 
@@ -146,8 +156,17 @@ class WorkerPool:
                 "ari_connected": bool(w.heartbeat and w.heartbeat.ari_connected),
                 "active_calls": w.heartbeat.active_calls if w.heartbeat is not None and w.alive else 0,
                 "restarts": w.restarts,
+                "event_loop_lag_seconds": w.heartbeat.loop_lag_seconds if w.heartbeat is not None else None,
             }
             for w in self._workers.values()
+        ]
+
+    def heartbeats(self) -> list[Heartbeat]:
+        """The last heartbeat of each running worker (since its current start)."""
+        return [
+            w.heartbeat
+            for w in self._workers.values()
+            if w.alive and w.heartbeat is not None and w.heartbeat.pid == w.process.pid  # type: ignore[union-attr]
         ]
 
     def pid(self, index: int) -> int | None:

@@ -174,6 +174,10 @@ class CallManager:
         """The media counters of every call this process ran, live ones included; they only grow."""
         return MediaHealth.total([self._ended_media, *(s.media.health() for s in self._sessions.values())])
 
+    def backlog_frames(self) -> int:
+        """The most received frames waiting to be heard in any live call's endpoint."""
+        return max((e.unread for s in self._sessions.values() for e in s.media.endpoints.values()), default=0)
+
     @property
     def recording_failures(self) -> dict[str, int]:
         """Recordings that failed (to write, record, stop, fetch, delete), by kind, since start."""

@@ -209,6 +209,11 @@ class RtpEndpoint:
         return self._closed
 
     @property
+    def unread(self) -> int:
+        """Frames received and not read yet: how far the call's analysis runs behind (x 20 ms)."""
+        return self._unread.qsize()
+
+    @property
     def stats(self) -> EndpointStats:
         return EndpointStats(
             **asdict(self._jitter.stats),

@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=10.0, help="calls placed per second")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the app's window into this file")
     parser.add_argument("--keep", type=Path, default=None, help="keep each N's logs, database and recordings here")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="run the app as serve --workers N (needs --database-server; default 1 process)"
+    )
+    parser.add_argument(
+        "--database-server", default=None,
+        help="with --workers: postgresql://user:password@host/db of a role that may create databases (one per N)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--stem", default=None, help="result file name (default: capacity, capacity-2cores)")
     args = parser.parse_args(argv)
@@ -39,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     config = RunConfig(
         app_cpus=app_cpus, sim_cpus=sim_cpus, ramp_per_second=args.ramp, minute_seconds=args.sample_every,
         profile_path=args.profile.resolve() if args.profile else None,
-        keep_dir=args.keep.resolve() if args.keep else None,
+        keep_dir=args.keep.resolve() if args.keep else None, workers=args.workers, database_server=args.database_server,
     )  # fmt: skip
+    if args.workers > 1 and not args.database_server:
+        parser.error("--workers above 1 needs --database-server (PostgreSQL)")
     load_before = load_average()
     started = time.monotonic()
     rows = []
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     meta = {
         "cores": args.cores,
+        "workers": args.workers,
         "app_cpus": app_cpus,
         "sim_cpus": sim_cpus,
         "seconds": args.seconds,
@@ -65,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_after": load_average(),
         "cpu_count": os.cpu_count(),
     }
-    stem = args.stem or ("capacity" if args.cores == 1 else "capacity-2cores")
+    stem = args.stem or ("capacity" if args.cores == 1 else "capacity-2cores") + (f"-{args.workers}workers" if args.workers > 1 else "")
     sys.stdout.write(save(rows, args.out, meta, stem))
     return 0
 

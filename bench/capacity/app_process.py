@@ -6,7 +6,9 @@ Exactly what ``holdslayer serve`` runs (``create_api`` under uvicorn, one worker
 logging), with ``GET /bench/media`` added: per live call its status, the far-end audio it has
 heard and its RTP endpoints' jitter counters (received, lost = concealed, late, ...), and how many
 received frames wait to be heard (``unread``: the analysis running behind real time); and the
-event loop's worst lag since the last read. With ``HOLDSLAYER_BENCH_PROFILE=FILE``,
+event loop's worst lag since the last read. With worker processes (HOLDSLAYER_WORKERS > 1) the
+calls are not in this process: the route gives each worker's media totals, backlog and loop lag
+from its heartbeat (``workers``), and the calls' statuses from the store. With ``HOLDSLAYER_BENCH_PROFILE=FILE``,
 ``POST /bench/profile/start`` and ``/stop`` run cProfile over the event loop's thread and write
 the statistics to FILE (``python -m pstats FILE``).
 """
@@ -53,6 +55,19 @@ class LoopLag:
         return worst
 
 
+async def workers_snapshot(runtime, front_lag: float) -> dict[str, Any]:
+    """``serve --workers N``: the calls are in the workers, which tell their media counters
+    (totals since their start), backlog and loop lag in their heartbeats; the calls' statuses
+    come from the store."""
+    beats = runtime.workers.heartbeats()
+    live = await asyncio.to_thread(runtime.store.live_calls)
+    return {
+        "loop_lag_seconds": round(max([front_lag, *(b.loop_lag_seconds for b in beats)]), 4),
+        "calls": [{"call_id": c.id, "status": c.status.value, "endpoints": {}} for c in live],
+        "workers": [asdict(b) for b in beats],
+    }
+
+
 def media_snapshot(runtime) -> list[dict[str, Any]]:
     calls = []
     for call_id in runtime.manager.active_calls:
@@ -62,7 +77,7 @@ def media_snapshot(runtime) -> list[dict[str, Any]]:
         endpoints = {}
         for source, endpoint in session.media.endpoints.items():
             stats = asdict(endpoint.stats)
-            stats["unread"] = endpoint._unread.qsize()  # frames received, not yet heard
+            stats["unread"] = endpoint.unread  # frames received, not yet heard
             endpoints[source] = stats
         calls.append(
             {
@@ -85,7 +100,10 @@ def build_app(settings: Settings) -> FastAPI:
     @bench.get("/bench/media")
     async def bench_media(request: Request) -> dict[str, Any]:
         lag.ensure_running()
-        return {"loop_lag_seconds": round(lag.take(), 4), "calls": media_snapshot(request.app.state.holdslayer)}
+        runtime = request.app.state.holdslayer
+        if runtime.workers is not None:
+            return await workers_snapshot(runtime, lag.take())
+        return {"loop_lag_seconds": round(lag.take(), 4), "calls": media_snapshot(runtime)}
 
     if profiler is not None:
 

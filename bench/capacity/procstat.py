@@ -27,3 +27,37 @@ def rss_bytes(pid: int) -> int:
 def load_average() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker processes of ``serve --workers N``)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            tasks = os.listdir(f"/proc/{pids[i]}/task")
+        except FileNotFoundError:
+            tasks = []
+        for task in tasks:
+            try:
+                with open(f"/proc/{pids[i]}/task/{task}/children") as f:
+                    pids.extend(int(child) for child in f.read().split())
+            except FileNotFoundError:
+                pass
+        i += 1
+    return pids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of ``pid`` and its descendants (one gone meanwhile no longer counts)."""
+    return sum(_or_zero(cpu_seconds, p) for p in process_tree(pid))
+
+
+def tree_rss_bytes(pid: int) -> int:
+    return sum(_or_zero(rss_bytes, p) for p in process_tree(pid))
+
+
+def _or_zero(measure, pid: int):
+    try:
+        return measure(pid)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return 0

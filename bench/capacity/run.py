@@ -2,12 +2,18 @@
 
     .venv/bin/python -m bench.capacity --calls 10,25,50,100 --seconds 120 --cores 1
     .venv/bin/python -m bench.capacity --calls 50 --seconds 1800 --stem capacity-long   # flatness
+    .venv/bin/python -m bench.capacity --cores 2 --workers 2 --database-server postgresql://u:p@host/db
 
 For each N: the simulated PBX runs in one process (``bench.capacity.sim_process``, pinned to the
 other core), the app in another (``bench.capacity.app_process``: ``holdslayer serve`` plus a
 read-only route; pinned with ``taskset``), N calls are placed through the REST API to a company
 that holds for ever (``bench.capacity.company``), and once every call is on hold the app process
 is measured for ``--seconds``:
+
+With ``--workers N`` the app is ``serve --workers N`` (a front and N worker processes, on
+PostgreSQL): CPU and memory are those of all its processes, the frame counters, backlog and loop
+lag come from the workers' heartbeats, the event latency is measured across the processes (a
+worker's event reaches the WebSocket through the database).
 
 - CPU: the process's user + system time (every thread) over the window, in % of one core, per
   held call (the idle process's own CPU is reported apart and included in the per-call figure);
@@ -52,7 +58,7 @@ from typing import Any
 import aiohttp
 
 from bench.capacity.company import NUMBER, write_flow
-from bench.capacity.procstat import cpu_seconds, rss_bytes
+from bench.capacity.procstat import cpu_seconds, tree_cpu_seconds, tree_rss_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +164,23 @@ def event_latencies(arrivals: dict[str, list[tuple[float, float]]]) -> list[floa
     return latencies
 
 
+def _worker_key(worker: dict[str, Any]) -> str:
+    return f"worker {worker['worker']} pid {worker['pid']}"  # a restarted worker counts from 0 again
+
+
 def frame_totals(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Per call, the sums over its endpoints of the counters the benchmark reads."""
+    """Per call, the sums over its endpoints of the counters the benchmark reads; with worker
+    processes, per worker, its totals since it started."""
+    if "workers" in snapshot:
+        return {
+            _worker_key(w): {
+                "received": w["media"].get("received", 0),
+                "lost": w["media"].get("lost", 0),
+                "late": w["media"].get("late", 0),
+                "unread_frames_dropped": w["media"].get("dropped", 0),
+            }
+            for w in snapshot["workers"]
+        }
     totals: dict[str, dict[str, int]] = {}
     for call in snapshot["calls"]:
         sums = {"received": 0, "lost": 0, "late": 0, "unread_frames_dropped": 0}
@@ -174,7 +195,8 @@ def frame_deltas(before: dict[str, Any], after: dict[str, Any], calls: list[str]
     start, end = frame_totals(before), frame_totals(after)
     keys = ("received", "lost", "late", "unread_frames_dropped")
     out = dict.fromkeys(keys, 0)
-    for call_id in calls:
+    # With workers, no call starts or ends in the window: the workers' totals grow by its calls' frames.
+    for call_id in calls if "workers" not in after else list(end):
         if call_id in start and call_id in end:
             for key in keys:
                 out[key] += end[call_id][key] - start[call_id][key]
@@ -182,7 +204,26 @@ def frame_deltas(before: dict[str, Any], after: dict[str, Any], calls: list[str]
 
 
 def max_backlog_frames(snapshot: dict[str, Any]) -> int:
+    if "workers" in snapshot:
+        return max((w["backlog_frames"] for w in snapshot["workers"]), default=0)
     return max((s["unread"] for c in snapshot["calls"] for s in c["endpoints"].values()), default=0)
+
+
+def expected_frames(before: dict[str, Any], after: dict[str, Any], calls: int, window: float) -> int:
+    """The frames the window should carry: calls x window / 20 ms. With workers, their counters
+    are as of their last heartbeats: each worker's calls over the time between its two."""
+    if "workers" not in after:
+        return int(round(calls * window / FRAME_SECONDS))
+    start = {_worker_key(w): w for w in before["workers"]}
+    return int(
+        round(
+            sum(
+                w["active_calls"] * (w["at"] - start[_worker_key(w)]["at"]) / FRAME_SECONDS
+                for w in after["workers"]
+                if _worker_key(w) in start
+            )
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- processes
@@ -212,6 +253,31 @@ class RunConfig:
     keep_dir: Path | None = None
     media_port_min: int = 31000
     media_port_max: int = 31999
+    # serve --workers N: the calls in N worker processes; needs a PostgreSQL server whose role may
+    # create databases (each N gets a database of its own, dropped after).
+    workers: int = 1
+    database_server: str | None = None
+
+
+def create_database(config: RunConfig) -> str:
+    """A new, empty PostgreSQL database on ``config.database_server``; its URL."""
+    import psycopg
+
+    if not config.database_server or not config.database_server.startswith(("postgresql://", "postgres://")):
+        raise ValueError("--workers above 1 needs --database-server postgresql://user:password@host/db (a role that may create databases)")
+    name = f"hs_capacity_{os.getpid()}_{int(time.time())}"
+    with psycopg.connect(config.database_server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = config.database_server.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_database(config: RunConfig, url: str) -> None:
+    import psycopg
+
+    name = url.rpartition("/")[2]
+    with psycopg.connect(config.database_server, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Stack:
@@ -223,6 +289,7 @@ class Stack:
         self.sim: subprocess.Popen | None = None
         self.app: subprocess.Popen | None = None
         self.api_url = ""
+        self._database: str | None = None  # the PostgreSQL database made for this N
 
     async def __aenter__(self) -> Stack:
         try:
@@ -247,11 +314,15 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{port}"
         flows = self.workdir / "flows"
         write_flow(flows)
+        database_url = f"sqlite:///{self.workdir / 'calls.db'}"
+        if self.config.workers > 1:
+            database_url = self._database = await asyncio.to_thread(create_database, self.config)
         app_env = {
             **env,
             "HOLDSLAYER_ARI_URL": ari_url,
             "HOLDSLAYER_API_PORT": str(port),
-            "HOLDSLAYER_DATABASE_URL": f"sqlite:///{self.workdir / 'calls.db'}",
+            "HOLDSLAYER_DATABASE_URL": database_url,
+            "HOLDSLAYER_WORKERS": str(self.config.workers),
             "HOLDSLAYER_RECORDINGS_DIR": str(self.workdir / "recordings"),
             "HOLDSLAYER_FLOWS_DIR": str(flows),
             "HOLDSLAYER_MEDIA_PORT_MIN": str(self.config.media_port_min),
@@ -280,6 +351,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self._database is not None:
+            await asyncio.to_thread(drop_database, self.config, self._database)
+            self._database = None
 
     def sim_status(self) -> dict[str, Any]:
         return json.loads((self.workdir / "sim.json").read_text())
@@ -302,7 +376,9 @@ class Stack:
                     raise RuntimeError(f"the app exited: {(self.workdir / 'app.log').read_text()[-2000:]}")
                 try:
                     async with http.get(self.api_url + "/api/health") as resp:
-                        if resp.status == 200 and (await resp.json())["ari_connected"]:
+                        body = await resp.json() if resp.status == 200 else {}
+                        # With worker processes, they too must be up and connected to take calls.
+                        if body.get("ari_connected") and all(w["ready"] for w in body.get("workers", [])):
                             return
                 except aiohttp.ClientError:
                     pass
@@ -338,12 +414,13 @@ class CapacityRun:
         app_pid, sim_pid = stack.app.pid, stack.sim.pid
         await self._media(stack, http)  # starts the loop-lag probe before the idle sample
         # One call first, hung up: what the process loads once (models, voices) is not per call.
-        warm_up = await self._place_calls(stack, http, 1)
+        # (one per worker process: each loads its own)
+        warm_up = await self._place_calls(stack, http, max(1, self.config.workers))
         await self._wait_on_hold(stack, http, warm_up)
         await self._hang_up(stack, http, warm_up)
         await self._wait_ended(stack, http, warm_up)
         idle_cpu = await self._cpu_percent(app_pid, 3.0)
-        rss_idle = rss_bytes(app_pid)
+        rss_idle = tree_rss_bytes(app_pid)
         watcher = asyncio.create_task(self._watch_events(stack, http))
         call_ids = await self._place_calls(stack, http, self.calls)
         await self._wait_on_hold(stack, http, call_ids)
@@ -353,7 +430,7 @@ class CapacityRun:
             await http.post(stack.api_url + "/bench/profile/start")
         before = await self._media(stack, http)
         sim_before = stack.sim_status()
-        cpu0, sim_cpu0, wall0 = cpu_seconds(app_pid), cpu_seconds(sim_pid), time.monotonic()
+        cpu0, sim_cpu0, wall0 = tree_cpu_seconds(app_pid), cpu_seconds(sim_pid), time.monotonic()
         self._window_open = True
         backlog, loop_lag, minutes = 0, 0.0, []
         minute_cpu, minute_wall = cpu0, wall0
@@ -363,19 +440,19 @@ class CapacityRun:
             backlog = max(backlog, max_backlog_frames(snapshot))
             loop_lag = max(loop_lag, snapshot["loop_lag_seconds"])
             if time.monotonic() - minute_wall >= self.config.minute_seconds:
-                cpu, wall = cpu_seconds(app_pid), time.monotonic()
+                cpu, wall = tree_cpu_seconds(app_pid), time.monotonic()
                 lost = frame_deltas(before, snapshot, call_ids)
                 minutes.append(
                     Minute(
                         at_seconds=round(wall - wall0, 1),
                         cpu_percent_per_call=round(100 * (cpu - minute_cpu) / (wall - minute_wall) / self.calls, 3),
-                        rss_mb=round(rss_bytes(app_pid) / MB, 1),
+                        rss_mb=round(tree_rss_bytes(app_pid) / MB, 1),
                         lost_frames=lost["lost"] + lost["late"],
                     )
                 )
                 minute_cpu, minute_wall = cpu, wall
-        cpu1, sim_cpu1, wall1 = cpu_seconds(app_pid), cpu_seconds(sim_pid), time.monotonic()
-        rss_end = rss_bytes(app_pid)
+        cpu1, sim_cpu1, wall1 = tree_cpu_seconds(app_pid), cpu_seconds(sim_pid), time.monotonic()
+        rss_end = tree_rss_bytes(app_pid)
         self._window_open = False
         after = await self._media(stack, http)
         sim_after = stack.sim_status()
@@ -403,7 +480,7 @@ class CapacityRun:
             rss_mb=round(rss_end / MB, 1),
             rss_per_call_mb=round((rss_end - rss_idle) / MB / self.calls, 2),
             frames_received=frames["received"],
-            frames_expected=int(round(len(call_ids) * window / FRAME_SECONDS)),
+            frames_expected=expected_frames(before, after, len(call_ids), window),
             frames_lost=frames["lost"],
             frames_late=frames["late"],
             frames_dropped_unread=frames["unread_frames_dropped"],
@@ -428,9 +505,9 @@ class CapacityRun:
 
     @staticmethod
     async def _cpu_percent(pid: int, seconds: float) -> float:
-        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        cpu0, wall0 = tree_cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(seconds)
-        return 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
+        return 100 * (tree_cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
 
     async def _place_calls(self, stack: Stack, http: aiohttp.ClientSession, count: int) -> list[str]:
         call_ids = []
@@ -534,7 +611,9 @@ def flatness(row: CapacityRow) -> dict[str, float] | None:
 
 
 def report(rows: list[CapacityRow], meta: dict[str, Any]) -> str:
-    out = [f"# Capacity ({meta['cores']} core(s) for the app)", ""]
+    workers = meta.get("workers", 1)
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    out = [f"# Capacity ({meta['cores']} core(s) for the app{processes})", ""]
     out.append(
         f"Commit {meta['commit']}, {meta['at']}; {meta['seconds']} s measured per N after every call was on hold; "
         f"load average {meta['load_before']} before and {meta['load_after']} after (a shared machine)."

@@ -1,7 +1,8 @@
 """``holdslayer serve --workers 2``, real processes on PostgreSQL, against the simulated PBX in
 this process: calls spread over both workers, one WebSocket client sees every call's events in
 order, a hang-up through REST reaches the call's worker, a worker killed mid-hold loses only its
-own call (``failed / worker_lost``) and is started again, and SIGTERM ends what still runs
+own call (``failed / worker_lost``) and is started again, a call dialled in from the user's phone
+(the front's application) runs on a worker, and SIGTERM ends what still runs
 (``cancelled / shutdown``) and exits 0. Needs HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from collections import defaultdict
@@ -17,6 +19,10 @@ import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.sim.phone import UserPhoneConfig
+from app.sim.scenario import Scenario
+from bench.capacity.company import NUMBER as ENDLESS_NUMBER
+from bench.capacity.company import SCENARIO as ENDLESS_HOLD
+from bench.capacity.company import write_flow
 from app.store import Store
 from tests.conftest import REPO, free_tcp_socket
 from tests.e2e.test_cli import _env
@@ -43,9 +49,15 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
     if not database_url.startswith("postgresql"):
         pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     # Two calls reach a person at about the same time: each rings a phone of its own.
-    user = UserPhoneConfig(answer_after=0.5, hangup_after=3.0, speech="prompt:hello")
+    user = UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")
     phones = {USER_PHONE: user, OTHER_PHONE: user}
-    pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus, user_phones=phones))
+    # The calls still running at the end hold for ever (the capacity benchmark's company and flow).
+    endless = Scenario.model_validate(ENDLESS_HOLD)
+    scenarios = {**load_scenarios(), endless.number: endless}
+    pbx = SimulatedPBX(SimConfig(scenarios=scenarios, corpus=corpus, user_phones=phones))
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "flows", flows)
+    write_flow(flows)
     await pbx.start()
     sock = free_tcp_socket()
     port = sock.getsockname()[1]
@@ -53,7 +65,9 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
     env = _env(
         tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port),
         HOLDSLAYER_USER_DEVICES=json.dumps({"sip_phone": USER_PHONE, "other": OTHER_PHONE}), HOLDSLAYER_NAVIGATOR="offline",
+        HOLDSLAYER_DIAL_IN_ASKS_INTENT="false",
     )  # fmt: skip
+    env["HOLDSLAYER_FLOWS_DIR"] = str(flows)
     log = open(tmp_path / "serve.log", "wb")  # a file, not a pipe: nothing blocks on a full buffer
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
@@ -136,12 +150,36 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         assert restarted["workers"][1]["pid"] != worker2
 
         # The restarted worker takes the next call (worker 1 has two).
-        held_d = await place(LONG_HOLD)
+        held_d = await place(ENDLESS_NUMBER)
         assert {c["call_id"]: c["worker"] for c in (await health())["calls"]}[held_d] == 2
         for call_id in (menu, held_b):
             bridged = await _poll(reaches(call_id, "completed", "failed", "cancelled"), 120, f"{call_id} did not end")
-            assert bridged == ("completed", "bridged")
+            call = await get(f"/api/calls/{call_id}")
+            assert bridged == ("completed", "bridged"), (call_id == menu, call["detail"], [e["type"] for e in call["events"]][-12:])
         await _poll(reaches(held_d, "on_hold"), 60, "the call on the restarted worker never on hold")
+
+        # The user dials in: the front's application answers and hands the call to a worker.
+        await pbx.place_inbound_call(ENDLESS_NUMBER)
+
+        async def dialled_in():
+            calls = (await health())["calls"]
+            return next((c for c in calls if c["call_id"] != held_d), None)
+
+        dialled = await _poll(dialled_in, 30, "the dial-in started no call")
+        assert dialled["worker"] == 1  # worker 1's calls have ended, worker 2 holds one
+        dial_in = dialled["call_id"]
+        await _poll(reaches(dial_in, "on_hold"), 60, "the dialled-in call never on hold")
+
+        def streamed_on_hold(call_id: str) -> bool:
+            return any(
+                m.get("call_id") == call_id and m["type"] == "CALL_STATUS" and m["data"]["status"] == "on_hold"
+                for m in messages
+            )
+
+        async def both_streamed_on_hold():
+            return streamed_on_hold(held_d) and streamed_on_hold(dial_in)
+
+        await _poll(both_streamed_on_hold, 10, "the WebSocket did not show both calls on hold")
 
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), EXIT_BOUND)
@@ -163,10 +201,11 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
 
     store = Store(database_url)
     try:
-        calls = {c: store.get_call(c) for c in (menu, held_a, held_b, held_c, held_d)}
+        calls = {c: store.get_call(c) for c in (menu, held_a, held_b, held_c, held_d, dial_in)}
     finally:
         store.close()
-    assert (calls[held_d].status.value, calls[held_d].reason.value) == ("cancelled", "shutdown")
+    for call_id in (held_d, dial_in):
+        assert (calls[call_id].status.value, calls[call_id].reason.value) == ("cancelled", "shutdown")
 
     # One WebSocket client saw every call, each call's events in the order stored, from its
     # creation to its end, and the half-second audio windows the store keeps no row of. (The
@@ -182,9 +221,10 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         assert seqs == sorted(set(seqs)), f"{call_id}: out of order or repeated"
         types = [e["type"] for e in streamed if e["type"] != "AUDIO_CLASSIFIED"]
         stored = [e["type"] for e in record.events]
-        if call_id == held_d:
-            assert types == stored[: len(types)] and "HOLD_DETECTED" in types
+        if call_id in (held_d, dial_in):
+            assert types == stored[: len(types)] and streamed_on_hold(call_id)
         else:
             assert types == stored and stored[-1] == "CALL_ENDED", call_id
         assert types[0] == "CALL_CREATED"
-        assert any(e["type"] == "AUDIO_CLASSIFIED" for e in streamed), call_id
+    for call_id in (menu, held_b):  # they heard a menu, music and a person
+        assert any(e["type"] == "AUDIO_CLASSIFIED" for e in live[call_id]), call_id

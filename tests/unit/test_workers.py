@@ -271,7 +271,7 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly():
 
 
 def test_a_heartbeat_survives_its_text_form_and_a_death_is_told_in_words():
-    beat = Heartbeat(2, 1234, True, 7)
+    beat = Heartbeat(2, 1234, True, 7, at=1.5, media={"received": 10, "lost": 1}, backlog_frames=3, loop_lag_seconds=0.01)
     assert Heartbeat.decode(beat.encode()) == beat
     with pytest.raises(ValueError):
         Heartbeat.decode('{"worker": 1}')

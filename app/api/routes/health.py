@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from app import provider_errors
 from app.api.auth import bears_token, required_token
 from app.api.deps import Runtime
+from app.media.health import MediaHealth
 
 router = APIRouter()
 
@@ -38,9 +39,12 @@ async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
         "event_loop_lag_seconds": round(runtime.loop_lag.lag.latest, 4),
     }
     if runtime.workers is not None:
-        # The calls run in the worker processes: each as its heartbeat last said.
+        # The calls run in the worker processes: each as its heartbeat last said (media counters
+        # since each worker's start).
         body["workers"] = runtime.workers.describe()
         body["active_calls"] = sum(w["active_calls"] for w in body["workers"])
+        totals = [manager.media_totals()] + [MediaHealth(**b.media) for b in runtime.workers.heartbeats()]
+        body["media_totals"] = MediaHealth.total(totals).as_dict()
     if bears_token(request.scope, required_token(runtime.settings)):
         if runtime.workers is not None:
             live = await asyncio.to_thread(runtime.store.live_calls)
