@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="Worker processes that run the calls (1: one process runs everything); more than 1 needs PostgreSQL"
     )
+    node: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]{0,32}$",
+        description="This host's name when several hosts (each its Asterisk and serve --workers N) share one database",
+    )
 
     # --- storage ---
     database_url: str = "sqlite:///data/holdslayer.db"

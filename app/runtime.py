@@ -19,6 +19,7 @@ from app.calls.control import (
     LocalCallControl,
     MessageFormatError,
     RemoteCallControl,
+    WorkerAddress,
     execute,
 )
 from app.calls.events import CallEnded, CallEvent, EventBus
@@ -94,6 +95,7 @@ class HoldSlayer:
                 ari_connected=lambda: self.stream.connected.is_set(),
             ),
             worker=worker,
+            node=settings.node,
             alone=settings.workers == 1,
         )
         # Who acts on calls (the API, the dial-in): this process's sessions, or the workers'.
@@ -103,12 +105,12 @@ class HoldSlayer:
         self._command_tasks: set[asyncio.Task] = set()
         self._heartbeat: asyncio.Task | None = None
         if is_front:
-            self.workers = WorkerPool(settings.workers, on_lost=self._worker_lost)
+            self.workers = WorkerPool(settings.workers, on_lost=self._worker_lost, node=settings.node)
             remote = RemoteCallControl(
                 self._send_command,
-                ready=self.workers.ready,
-                live_calls=lambda: asyncio.to_thread(self.store.live_calls_by_worker),
-                worker_of=lambda call_id: asyncio.to_thread(self.store.worker_of, call_id),
+                ready=self._ready_workers,
+                live_calls=self._live_calls_by_worker,
+                worker_of=self._worker_of,
             )
             self.calls = remote
             self.feed = EventFeed(self.bus, self.store.event_by_row)
@@ -121,7 +123,7 @@ class HoldSlayer:
                 {EVENTS_CHANNEL: self.feed.on_payload, REPLIES_CHANNEL: on_reply, WORKERS_CHANNEL: self.workers.on_heartbeat},
             )
         elif worker is not None:
-            self.live = PgChannels(settings.database_url, {commands_channel(worker): self._on_command})
+            self.live = PgChannels(settings.database_url, {commands_channel(worker, settings.node): self._on_command})
         self.dial_in = DialInTrigger(self.ari, self.router, self.manager, settings, tts=self.tts, start=self.calls.start)
         self.stream = AriEventStream(
             self.ari,
@@ -144,7 +146,10 @@ class HoldSlayer:
             return
         await self._apply_device_settings()
         failed = await asyncio.to_thread(
-            self.store.mark_unfinished_calls_failed, EndReason.APP_RESTARTED, "Hold Slayer stopped while the call was live"
+            self.store.mark_unfinished_calls_failed,
+            EndReason.APP_RESTARTED,
+            "Hold Slayer stopped while the call was live",
+            self.settings.node,
         )
         if failed:
             log.warning("marked %d calls left unfinished by an earlier run as failed (app_restarted)", failed)
@@ -238,9 +243,22 @@ class HoldSlayer:
 
     # ------------------------------------------------------------------ worker processes
 
-    async def _send_command(self, worker: int, text: str) -> None:
+    async def _send_command(self, worker: WorkerAddress, text: str) -> None:
         assert self.live is not None
-        await self.live.notify(commands_channel(worker), text)
+        await self.live.notify(commands_channel(worker.index, worker.node), text)
+
+    def _ready_workers(self) -> list[WorkerAddress]:
+        assert self.workers is not None
+        return [WorkerAddress(self.settings.node, i) for i in self.workers.ready()]
+
+    async def _live_calls_by_worker(self) -> dict[WorkerAddress, int]:
+        node = self.settings.node
+        counts = await asyncio.to_thread(self.store.live_calls_by_worker, node)
+        return {WorkerAddress(node, i): n for i, n in counts.items()}
+
+    async def _worker_of(self, call_id: str) -> WorkerAddress | None:
+        found = await asyncio.to_thread(self.store.worker_of, call_id)
+        return None if found is None else WorkerAddress(*found)
 
     async def _on_command(self, payload: str) -> None:
         """A worker: run the front's command on this process's calls, answer on the reply channel."""
@@ -265,7 +283,7 @@ class HoldSlayer:
         while True:
             beat = Heartbeat(
                 self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls),
-                at=time.time(), media=self.manager.media_totals().as_dict(),
+                node=self.settings.node, at=time.time(), media=self.manager.media_totals().as_dict(),
                 backlog_frames=self.manager.backlog_frames(), loop_lag_seconds=round(self.loop_lag.lag.latest, 4),
             )  # fmt: skip
             try:
@@ -277,7 +295,7 @@ class HoldSlayer:
     async def _worker_lost(self, worker: int, detail: str) -> None:
         """The front: a worker died. Its live calls end (``failed / worker_lost``) and what they
         held in the PBX is hung up; nothing else can end them now."""
-        lost = [call.id for call in await asyncio.to_thread(self.store.live_calls, worker)]
+        lost = [call.id for call in await asyncio.to_thread(self.store.live_calls, worker, self.settings.node)]
         for call_id in lost:
             # Numbered after the call's last event, as if its worker had sent it (the front's own
             # count is another one): stored and streamed, it comes last.

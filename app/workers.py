@@ -38,6 +38,7 @@ class Heartbeat:
     pid: int
     ari_connected: bool
     active_calls: int
+    node: str = ""  # HOLDSLAYER_NODE: the host; fronts of other hosts ignore it
     at: float = 0.0  # its wall clock (time.time()) when it said so
     media: dict[str, int] = field(default_factory=dict)  # MediaHealth of every call since the worker started
     backlog_frames: int = 0  # the most frames waiting to be heard in a live call (x 20 ms)
@@ -52,7 +53,7 @@ class Heartbeat:
             raw = json.loads(text)
             return cls(
                 int(raw["worker"]), int(raw["pid"]), bool(raw["ari_connected"]), int(raw["active_calls"]),
-                float(raw.get("at", 0.0)), {str(k): int(v) for k, v in (raw.get("media") or {}).items()},
+                str(raw.get("node", "")), float(raw.get("at", 0.0)), {str(k): int(v) for k, v in (raw.get("media") or {}).items()},
                 int(raw.get("backlog_frames", 0)), float(raw.get("loop_lag_seconds", 0.0)),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -98,11 +99,13 @@ class WorkerPool:
         count: int,
         *,
         on_lost: Callable[[int, str], Awaitable[None]],
+        node: str = "",
         env: Mapping[str, str] | None = None,
         argv: Callable[[int], list[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._workers = {i: _Worker(i) for i in range(1, count + 1)}
+        self.node = node
         self._on_lost = on_lost
         self._env = dict(os.environ if env is None else env)
         self._env["HOLDSLAYER_WORKERS"] = str(count)  # `serve --workers N` overrides the setting: tell them
@@ -140,7 +143,7 @@ class WorkerPool:
         except ValueError as error:
             log.warning("ignored a heartbeat: %s", error)
             return
-        worker = self._workers.get(beat.worker)
+        worker = self._workers.get(beat.worker) if beat.node == self.node else None
         if worker is not None:
             worker.heartbeat, worker.heard_at = beat, self._clock()
 

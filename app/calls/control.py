@@ -222,7 +222,20 @@ async def execute(control: CallControl, command: Command) -> Reply:
     return Reply(command.id, True)
 
 
-def choose_worker(ready: Iterable[int], live: Mapping[int, int], in_flight: Mapping[int, int]) -> int | None:
+@dataclass(frozen=True, order=True)
+class WorkerAddress:
+    """A worker process: its host's ``HOLDSLAYER_NODE`` ("" for the only one) and its index."""
+
+    node: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.index}" if self.node else str(self.index)
+
+
+def choose_worker(
+    ready: Iterable[WorkerAddress], live: Mapping[WorkerAddress, int], in_flight: Mapping[WorkerAddress, int]
+) -> WorkerAddress | None:
     """The ready worker with the fewest calls (live, plus those being started on it); the lowest
     index among equals. None when no worker is ready."""
     return min(ready, key=lambda i: (live.get(i, 0) + in_flight.get(i, 0), i), default=None)
@@ -236,16 +249,16 @@ class RemoteCallControl:
 
     ``send(worker, text)`` delivers a command to a worker; its reply comes back through
     ``on_reply`` (called by whoever listens for replies). ``ready()`` lists the workers able to
-    take calls, ``live_calls()`` counts the live calls of each, ``worker_of(call_id)`` names the
-    worker of a live call (None: the call is not live)."""
+    take new calls (this host's), ``live_calls()`` counts the live calls of each,
+    ``worker_of(call_id)`` names the worker of a live call, on any host (None: not live)."""
 
     def __init__(
         self,
-        send: Callable[[int, str], Awaitable[None]],
+        send: Callable[[WorkerAddress, str], Awaitable[None]],
         *,
-        ready: Callable[[], Iterable[int]],
-        live_calls: Callable[[], Awaitable[Mapping[int, int]]],
-        worker_of: Callable[[str], Awaitable[int | None]],
+        ready: Callable[[], Iterable[WorkerAddress]],
+        live_calls: Callable[[], Awaitable[Mapping[WorkerAddress, int]]],
+        worker_of: Callable[[str], Awaitable[WorkerAddress | None]],
         start_timeout: float = START_TIMEOUT_SECONDS,
         command_timeout: float = COMMAND_TIMEOUT_SECONDS,
     ) -> None:
@@ -256,7 +269,7 @@ class RemoteCallControl:
         self._start_timeout = start_timeout
         self._command_timeout = command_timeout
         self._pending: dict[str, asyncio.Future[Reply]] = {}
-        self._starting: dict[int, int] = {}  # worker -> calls being started on it
+        self._starting: dict[WorkerAddress, int] = {}  # calls being started on each worker
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-"
 
@@ -270,7 +283,7 @@ class RemoteCallControl:
         if future is not None and not future.done():
             future.set_result(reply)
 
-    async def _request(self, worker: int, command: Command, timeout: float) -> Any:
+    async def _request(self, worker: WorkerAddress, command: Command, timeout: float) -> Any:
         text = command.encode()
         if len(text.encode()) > MAX_PAYLOAD_BYTES:
             field = "user_data" if command.op == "start" else "value"

@@ -43,12 +43,13 @@ class CallRequestError(ValueError):
 
 
 class CallManager:
-    def __init__(self, deps: SessionDeps, *, worker: int | None = None, alone: bool = True) -> None:
-        """``worker``: the index of this worker process (``serve --workers N``), recorded on each
-        call's row. ``alone``: no other process holds calls in the same PBX; when others do,
-        an ARI reconnect sweeps only the channels of calls this process ran."""
+    def __init__(self, deps: SessionDeps, *, worker: int | None = None, node: str = "", alone: bool = True) -> None:
+        """``worker``: the index of this worker process (``serve --workers N``) and ``node`` its
+        host's name, recorded on each call's row. ``alone``: no other process holds calls in the
+        same PBX; when others do, an ARI reconnect sweeps only the channels of calls this process ran."""
         self.deps = replace(deps, on_call_over=self._call_over)
         self.worker = worker
+        self.node = node
         self.alone = alone
         self._sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -95,7 +96,7 @@ class CallManager:
         call_id = uuid.uuid4().hex[:12]
         company = flow.company if flow else None
         await asyncio.to_thread(
-            store.create_call, call_id, request, device, flow.id if flow else None, company, worker=self.worker
+            store.create_call, call_id, request, device, flow.id if flow else None, company, worker=self.worker, node=self.node
         )
         self.deps.bus.emit(
             call_id,

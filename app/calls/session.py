@@ -94,6 +94,7 @@ class CallStore(Protocol):
         flow_id: str | None = None,
         company: str | None = None,
         worker: int | None = None,
+        node: str | None = None,
     ) -> None: ...
 
     def list_devices(self) -> list[Device]: ...

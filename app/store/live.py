@@ -10,7 +10,7 @@ Channels:
   notification goes as ``{"row": <its call_events id>}`` and the front reads it (``EventFeed``).
   Events the store keeps no row of (the half-second AUDIO_CLASSIFIED windows) travel too, so the
   front's WebSocket clients see what a single process would show them.
-- ``commands_channel(i)``: commands to worker ``i`` (``app.calls.control.Command``);
+- ``commands_channel(i, node)``: commands to worker ``i`` of host ``node`` (``app.calls.control.Command``);
 - ``REPLIES_CHANNEL``: their replies (``Reply``);
 - ``WORKERS_CHANNEL``: each worker's heartbeat (``app.workers``).
 
@@ -44,8 +44,9 @@ MAX_PAYLOAD_BYTES = 7900
 _RECONNECT_MAX_SECONDS = 10.0
 
 
-def commands_channel(worker: int) -> str:
-    return f"holdslayer_commands_{worker}"
+def commands_channel(worker: int, node: str = "") -> str:
+    """Worker ``worker`` of host ``node`` listens here (any front may command it)."""
+    return f"holdslayer_commands_{node}_{worker}" if node else f"holdslayer_commands_{worker}"
 
 
 def _size(text: str) -> int:

@@ -60,6 +60,7 @@ class CallRow(Base):
     recordings_removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The worker process running the call (``serve --workers N``); None: the one process of ``serve``.
     worker: Mapped[int | None] = mapped_column(Integer)
+    node: Mapped[str | None] = mapped_column(String(32))  # HOLDSLAYER_NODE of its host; None: the only one
 
 
 class CallEventRow(Base):

@@ -109,6 +109,7 @@ class LiveCall:
     id: str
     status: CallStatus
     worker: int | None
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class CallRecord:
     hold_seconds: float | None
     recordings_removed_at: datetime | None = None  # retention deleted its recording files then
     worker: int | None = None  # the worker process running it (serve --workers N)
+    node: str | None = None  # the host installation of that worker (HOLDSLAYER_NODE)
     events: list[dict[str, Any]] | None = None  # shaped like CallEvent.to_dict(), ordered by seq
     classifications: list[dict[str, Any]] | None = None  # ordered by t_start
 
@@ -190,6 +192,7 @@ class Store:
         flow_id: str | None = None,
         company: str | None = None,
         worker: int | None = None,
+        node: str | None = None,
     ) -> None:
         with self._transaction(write=True) as session:
             if session.get(CallRow, call_id) is not None:
@@ -205,6 +208,7 @@ class Store:
                     status=CallStatus.PENDING.value,
                     created_at=utc_now(),
                     worker=worker,
+                    node=node or None,
                 )
             )
 
@@ -421,15 +425,18 @@ class Store:
             return [_call_record(row) for row in session.scalars(query)]
 
     def mark_unfinished_calls_failed(
-        self, reason: EndReason | str = EndReason.ERROR, detail: str = "process restarted"
+        self, reason: EndReason | str = EndReason.ERROR, detail: str = "process restarted", node: str = ""
     ) -> int:
-        """At start-up: give every call left in a non-final status a final one. Returns how many.
+        """At start-up: give every call of this node (``HOLDSLAYER_NODE``; other hosts' calls
+        sharing the database run on) left in a non-final status a final one. Returns how many.
 
         ``ended_at`` becomes the last moment the call is known to have been alive.
         """
         reason_value = EndReason(reason).value
         with self._transaction(write=True) as session:
-            rows = list(session.scalars(select(CallRow).where(CallRow.status.not_in(_FINAL_STATUS_VALUES))))
+            rows = list(
+                session.scalars(select(CallRow).where(CallRow.status.not_in(_FINAL_STATUS_VALUES), _on_node(node)))
+            )
             for row in rows:
                 last_event = session.scalar(select(func.max(CallEventRow.at)).where(CallEventRow.call_id == row.id))
                 known_times = [getattr(row, name) for name in _TIME_FIELDS] + [last_event]
@@ -441,33 +448,36 @@ class Store:
 
     # ------------------------------------------------------------------ worker processes (serve --workers N)
 
-    def live_calls_by_worker(self) -> dict[int, int]:
-        """Worker index -> how many of its calls are live (not in a final status)."""
+    def live_calls_by_worker(self, node: str = "") -> dict[int, int]:
+        """Worker index -> how many of its calls are live (not in a final status), on one node."""
         query = (
             select(CallRow.worker, func.count())
-            .where(CallRow.worker.is_not(None), CallRow.status.not_in(_FINAL_STATUS_VALUES))
+            .where(CallRow.worker.is_not(None), CallRow.status.not_in(_FINAL_STATUS_VALUES), _on_node(node))
             .group_by(CallRow.worker)
         )
         with self._transaction(write=False) as session:
             return {int(worker): int(count) for worker, count in session.execute(query)}
 
-    def live_calls(self, worker: int | None = None) -> list[LiveCall]:
-        """The live calls (of one worker), oldest first."""
+    def live_calls(self, worker: int | None = None, node: str = "") -> list[LiveCall]:
+        """The live calls, oldest first: every one, or those of worker ``worker`` of ``node``."""
         query = (
-            select(CallRow.id, CallRow.status, CallRow.worker)
+            select(CallRow.id, CallRow.status, CallRow.worker, CallRow.node)
             .where(CallRow.status.not_in(_FINAL_STATUS_VALUES))
             .order_by(CallRow.created_at, CallRow.id)
         )
         if worker is not None:
-            query = query.where(CallRow.worker == worker)
+            query = query.where(CallRow.worker == worker, _on_node(node))
         with self._transaction(write=False) as session:
-            return [LiveCall(id, CallStatus(status), worker) for id, status, worker in session.execute(query)]
+            return [LiveCall(id, CallStatus(status), w, n or "") for id, status, w, n in session.execute(query)]
 
-    def worker_of(self, call_id: str) -> int | None:
-        """The worker running a live call; None when the call is not live or runs in no worker."""
-        query = select(CallRow.worker).where(CallRow.id == call_id, CallRow.status.not_in(_FINAL_STATUS_VALUES))
+    def worker_of(self, call_id: str) -> tuple[str, int] | None:
+        """(node, worker index) of a live call; None when the call is not live or runs in no worker."""
+        query = select(CallRow.node, CallRow.worker).where(
+            CallRow.id == call_id, CallRow.status.not_in(_FINAL_STATUS_VALUES), CallRow.worker.is_not(None)
+        )
         with self._transaction(write=False) as session:
-            return session.scalar(query)
+            found = session.execute(query).first()
+            return None if found is None else (found[0] or "", int(found[1]))
 
     def last_event_seq(self, call_id: str) -> int:
         """The highest sequence number journaled for a call (0: none)."""
@@ -764,6 +774,11 @@ def _call_row(session: Session, call_id: str) -> CallRow:
     return row
 
 
+def _on_node(node: str) -> Any:
+    """The calls of one node; the calls of the only installation have none."""
+    return func.coalesce(CallRow.node, "") == node
+
+
 def _notify_live(session: Session, live: list[tuple[dict[str, Any], CallEventRow | None]]) -> None:
     """Send the events on the live channel; delivered when (and only if) the transaction commits,
     in commit order. An event too large for a notification goes by its row id."""
@@ -794,6 +809,7 @@ def _call_record(row: CallRow, **loaded: Any) -> CallRecord:
         hold_seconds=row.hold_seconds,
         recordings_removed_at=row.recordings_removed_at,
         worker=row.worker,
+        node=row.node,
         **loaded,
     )
 

@@ -42,7 +42,7 @@ async def test_a_workers_events_reach_the_fronts_bus_in_order(pg_url):
         worker_store.create_call("call-a", CallRequest(number="5550001"), "sip_phone", worker=2)
         worker_store.create_call("call-b", CallRequest(number="5550006"), "sip_phone", worker=1)
         assert front_store.live_calls_by_worker() == {1: 1, 2: 1}
-        assert front_store.worker_of("call-a") == 2
+        assert front_store.worker_of("call-a") == ("", 2)
         sent = [
             CallEvent("call-a", CallCreated(number="5550001"), seq=1),
             CallEvent("call-b", CallCreated(number="5550006"), seq=2),
@@ -99,6 +99,24 @@ async def test_a_notification_reaches_the_listener_of_its_channel_only(pg_url):
             await front.notify(commands_channel(1), "x" * 8000)
     finally:
         await asyncio.gather(worker1.stop(), worker2.stop(), front.stop())
+
+
+def test_hosts_sharing_a_database_count_and_end_only_their_own_calls(database_url):
+    store = Store(database_url)
+    try:
+        store.create_call("a1", CallRequest(number="5550001"), "sip_phone", worker=1, node="hosta")
+        store.create_call("b1", CallRequest(number="5550001"), "sip_phone", worker=1, node="hostb")
+        store.create_call("b2", CallRequest(number="5550001"), "sip_phone", worker=2, node="hostb")
+        assert store.live_calls_by_worker("hosta") == {1: 1}
+        assert store.live_calls_by_worker("hostb") == {1: 1, 2: 1}
+        assert store.worker_of("b2") == ("hostb", 2)
+        assert [c.id for c in store.live_calls(1, "hostb")] == ["b1"]
+        # Host a restarts: its unfinished call is marked, host b's calls run on.
+        assert store.mark_unfinished_calls_failed("app_restarted", "restarted", node="hosta") == 1
+        assert store.get_call("a1").status.value == "failed" and store.get_call("a1").node == "hosta"
+        assert sorted(c.id for c in store.live_calls()) == ["b1", "b2"]
+    finally:
+        store.close()
 
 
 def test_live_events_are_refused_on_sqlite(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from app.calls.control import (
     ActionRefused,
     BadInput,
+    WorkerAddress,
     CallNotRunning,
     Command,
     MessageFormatError,
@@ -27,8 +28,8 @@ from app.calls.events import CallEvent, HoldProgress
 from app.calls.manager import CallRequestError
 from app.calls.models import CallRequest
 from app.config import Settings, SettingsError, for_worker, front_settings, load_settings, media_slice
-from app.store.live import MAX_PAYLOAD_BYTES, pack_events, unpack_events
-from app.workers import Heartbeat, exit_description, restart_delay
+from app.store.live import MAX_PAYLOAD_BYTES, commands_channel, pack_events, unpack_events
+from app.workers import Heartbeat, WorkerPool, exit_description, restart_delay
 from tests.conftest import REPO
 
 PG = "postgresql://u:p@127.0.0.1/hs"
@@ -37,18 +38,39 @@ PG = "postgresql://u:p@127.0.0.1/hs"
 # ---------------------------------------------------------------------------- choosing a worker
 
 
+W1, W2, W3 = (WorkerAddress("", i) for i in (1, 2, 3))
+
+
 def test_the_ready_worker_with_fewest_calls_takes_the_next_one():
-    assert choose_worker([1, 2, 3], {1: 4, 2: 1, 3: 2}, {}) == 2
+    assert choose_worker([W1, W2, W3], {W1: 4, W2: 1, W3: 2}, {}) == W2
 
 
 def test_calls_being_started_count_against_their_worker():
     # Worker 2 has fewer live calls, but two are on their way to it already.
-    assert choose_worker([1, 2], {1: 2, 2: 1}, {2: 2}) == 1
+    assert choose_worker([W1, W2], {W1: 2, W2: 1}, {W2: 2}) == W1
 
 
 def test_a_worker_that_is_not_ready_takes_no_call_and_ties_go_to_the_lowest_index():
-    assert choose_worker([3, 2], {1: 0}, {}) == 2
-    assert choose_worker([], {1: 0}, {}) is None
+    assert choose_worker([W3, W2], {W1: 0}, {}) == W2
+    assert choose_worker([], {W1: 0}, {}) is None
+
+
+def test_a_worker_is_named_by_its_host_when_there_are_several():
+    assert (str(W2), str(WorkerAddress("hostb", 2))) == ("2", "hostb/2")
+    assert commands_channel(2) == "holdslayer_commands_2"
+    assert commands_channel(2, "hostb") == "holdslayer_commands_hostb_2"
+    with pytest.raises(SettingsError, match="HOLDSLAYER_NODE"):
+        load_settings(node="Host B; DROP")
+
+
+async def test_a_front_hears_the_heartbeats_of_its_own_hosts_workers_only():
+    async def never(index: int, detail: str) -> None:
+        raise AssertionError("no worker was started")
+
+    pool = WorkerPool(2, on_lost=never, node="hosta")
+    await pool.on_heartbeat(Heartbeat(1, 10, True, 0, node="hosta").encode())
+    await pool.on_heartbeat(Heartbeat(2, 11, True, 0, node="hostb").encode())  # worker 2 of another host
+    assert [w["ari_connected"] for w in pool.describe()] == [True, False]
 
 
 # ---------------------------------------------------------------------------- commands and replies
@@ -138,13 +160,13 @@ async def test_execute_turns_every_outcome_into_a_reply():
 class Loopback:
     """Commands sent to a worker are executed against its FakeCalls and answered, as over the database."""
 
-    def __init__(self, workers: dict[int, FakeCalls], *, silent: frozenset[int] = frozenset()) -> None:
+    def __init__(self, workers: dict[WorkerAddress, FakeCalls], *, silent: frozenset[WorkerAddress] = frozenset()) -> None:
         self.workers = workers
         self.silent = silent
         self.sent: list[tuple[int, str]] = []
         self.control: RemoteCallControl | None = None
 
-    async def send(self, worker: int, text: str) -> None:
+    async def send(self, worker: WorkerAddress, text: str) -> None:
         self.sent.append((worker, text))
         if worker in self.silent:
             return
@@ -153,7 +175,7 @@ class Loopback:
         asyncio.get_running_loop().call_soon(self.control.on_reply, reply.encode())
 
 
-def remote(loop: Loopback, *, live=None, worker_of=None, ready=(1, 2)) -> RemoteCallControl:
+def remote(loop: Loopback, *, live=None, worker_of=None, ready=(W1, W2)) -> RemoteCallControl:
     async def live_calls():
         return live or {}
 
@@ -166,13 +188,13 @@ def remote(loop: Loopback, *, live=None, worker_of=None, ready=(1, 2)) -> Remote
 
 
 async def test_remote_control_sends_each_action_to_the_worker_of_the_call():
-    workers = {1: FakeCalls(), 2: FakeCalls()}
+    workers = {W1: FakeCalls(), W2: FakeCalls()}
     loop = Loopback(workers)
-    control = remote(loop, live={1: 3, 2: 0}, worker_of={"live": 2})
+    control = remote(loop, live={W1: 3, W2: 0}, worker_of={"live": W2})
     assert await control.start(CallRequest(number="5550001")) == "new-call"
-    assert loop.sent[-1][0] == 2  # the one with fewer calls
+    assert loop.sent[-1][0] == W2  # the one with fewer calls
     await control.provide_user_data("live", "zip_code", "94110", None)
-    assert workers[2].user_data == {"zip_code": "94110"} and workers[1].user_data == {}
+    assert workers[W2].user_data == {"zip_code": "94110"} and workers[W1].user_data == {}
     with pytest.raises(ActionRefused, match="not listening"):
         await control.send_dtmf("live", "#")
     with pytest.raises(CallNotRunning):  # no worker holds it: not sent anywhere
@@ -181,8 +203,8 @@ async def test_remote_control_sends_each_action_to_the_worker_of_the_call():
 
 
 async def test_remote_control_says_so_when_no_worker_can_answer():
-    loop = Loopback({1: FakeCalls()}, silent=frozenset({1}))
-    control = remote(loop, worker_of={"live": 1}, ready=(1,))
+    loop = Loopback({W1: FakeCalls()}, silent=frozenset({W1}))
+    control = remote(loop, worker_of={"live": W1}, ready=(W1,))
     with pytest.raises(WorkerUnavailable, match="worker 1 did not answer"):
         await control.transfer_now("live")
     with pytest.raises(WorkerUnavailable, match="no worker is ready"):
@@ -190,8 +212,8 @@ async def test_remote_control_says_so_when_no_worker_can_answer():
 
 
 async def test_a_command_too_large_for_a_notification_is_refused_before_it_is_sent():
-    loop = Loopback({1: FakeCalls()})
-    control = remote(loop, worker_of={"live": 1}, ready=(1,))
+    loop = Loopback({W1: FakeCalls()})
+    control = remote(loop, worker_of={"live": W1}, ready=(W1,))
     with pytest.raises(CallRequestError) as refused:
         await control.start(CallRequest(number="5550001", user_data={"note": "x" * MAX_PAYLOAD_BYTES}))
     assert refused.value.field == "user_data"

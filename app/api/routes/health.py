@@ -48,7 +48,7 @@ async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
     if bears_token(request.scope, required_token(runtime.settings)):
         if runtime.workers is not None:
             live = await asyncio.to_thread(runtime.store.live_calls)
-            body["calls"] = [{"call_id": c.id, "status": c.status.value, "worker": c.worker} for c in live]
+            body["calls"] = [{"call_id": c.id, "status": c.status.value, "worker": c.worker, "node": c.node} for c in live]
             return body
         sessions = [s for s in (manager.session(call_id) for call_id in manager.active_calls) if s is not None]
         body["calls"] = [
