@@ -135,8 +135,8 @@ def _serve(settings) -> int:
 
 
 def _worker(settings, index: int) -> int:
-    """Run worker ``index`` until SIGTERM / SIGINT (its calls end, ``shutdown``) or until the
-    front that started it is gone."""
+    """Run worker ``index`` until SIGTERM (its calls end, ``shutdown``) or until the front that
+    started it is gone."""
     import os
 
     from app.runtime import HoldSlayer
@@ -150,8 +150,10 @@ def _worker(settings, index: int) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        # Ctrl-C reaches the whole process group: the front stops the workers (SIGTERM) itself,
+        # and would take a worker that exited on its own for one that died.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         front = os.getppid()
         holdslayer = HoldSlayer(settings, worker=index)
         try:
