@@ -1,6 +1,7 @@
 """``holdslayer serve --workers 2``, real processes on PostgreSQL, against the simulated PBX in
 this process: calls spread over both workers, one WebSocket client sees every call's events in
-order, a hang-up through REST reaches the call's worker, a worker killed mid-hold loses only its
+order, an MCP client waits for the person on a call in a worker, a hang-up through REST reaches
+the call's worker, a worker killed mid-hold loses only its
 own call (``failed / worker_lost``) and is started again, a call dialled in from the user's phone
 (the front's application) runs on a worker, and SIGTERM ends what still runs
 (``cancelled / shutdown``) and exits 0. Needs HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
@@ -16,6 +17,8 @@ import sys
 from collections import defaultdict
 
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.sim.phone import UserPhoneConfig
@@ -110,11 +113,20 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
 
         return check
 
+    async def mcp_waits_for_the_person(call_id: str) -> tuple[dict, dict]:
+        """An AI assistant follows a call that runs on a worker: live, then the person."""
+        async with streamable_http_client(base + "/mcp") as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                status = await session.call_tool("get_call_status", {"call_id": call_id})
+                waited = await session.call_tool("wait_for_person", {"call_id": call_id, "timeout_seconds": 90})
+                return status.structured_content, waited.structured_content
+
     async def follow(ws) -> None:
         async for message in ws:
             messages.append(json.loads(message.data))
 
-    follower = None
+    follower = assistant = None
     try:
         await _poll(workers_ready(), 90, "serve --workers 2 did not come up with both workers ready")
         ws = await http.ws_connect(f"{base}/ws/events")
@@ -123,6 +135,7 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         # The worker with the fewest live calls takes the next one: 1, 2, 1, 2.
         menu = await place(MENU, device="other")
         held_a, held_b, held_c = [await place(LONG_HOLD) for _ in range(3)]
+        assistant = asyncio.create_task(mcp_waits_for_the_person(menu))
         store = Store(database_url)
         try:
             assert [store.get_call(c).worker for c in (menu, held_a, held_b, held_c)] == [1, 2, 1, 2]
@@ -152,6 +165,9 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         # The restarted worker takes the next call (worker 1 has two).
         held_d = await place(ENDLESS_NUMBER)
         assert {c["call_id"]: c["worker"] for c in (await health())["calls"]}[held_d] == 2
+        status, waited = await asyncio.wait_for(assistant, 90)
+        assert status["live"] is True and status["status"] not in ("failed", "completed", "cancelled")
+        assert (waited["outcome"], waited["call_id"]) == ("person", menu), waited
         for call_id in (menu, held_b):
             bridged = await _poll(reaches(call_id, "completed", "failed", "cancelled"), 120, f"{call_id} did not end")
             call = await get(f"/api/calls/{call_id}")
@@ -188,8 +204,9 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        if follower is not None:
-            follower.cancel()
+        for task in (follower, assistant):
+            if task is not None:
+                task.cancel()
         log.close()
         idle = await pbx.wait_idle(3.0)
         snapshot = pbx.snapshot()
