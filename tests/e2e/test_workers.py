@@ -143,6 +143,10 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
             store.close()
         listed = {c["call_id"]: c["worker"] for c in (await health())["calls"]}
         assert listed == {menu: 1, held_a: 2, held_b: 1, held_c: 2}
+        async with http.get(f"{base}/metrics") as resp:
+            scraped = await resp.text()
+        by_state = [float(line.split()[-1]) for line in scraped.splitlines() if line.startswith("holdslayer_calls{")]
+        assert sum(by_state) == 4  # the workers' calls, from the store
 
         for call_id in (held_a, held_c):
             await _poll(reaches(call_id, "on_hold"), 60, f"{call_id} never on hold")

@@ -8,6 +8,7 @@ global one: several apps in one process (tests) never see each other's series.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request, Response
@@ -17,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from app import provider_errors
 from app.calls.models import FINAL_STATUSES, CallStatus
-from app.media.health import COUNTERS
+from app.media.health import COUNTERS, MediaHealth
 from app.runtime import HoldSlayer
 
 router = APIRouter()
@@ -43,6 +44,8 @@ def _media_metric(name: str) -> str:
 class HoldSlayerCollector(Collector):
     def __init__(self, holdslayer: Callable[[], HoldSlayer]) -> None:
         self._holdslayer = holdslayer
+        # With worker processes: the live calls' states, read from the store before each scrape.
+        self.worker_call_states: list[str] = []
 
     def collect(self) -> Iterator[Metric]:
         hs = self._holdslayer()
@@ -51,14 +54,19 @@ class HoldSlayerCollector(Collector):
 
         calls = GaugeMetricFamily("holdslayer_calls", "Live calls by state", labels=["state"])
         by_state = {status.value: 0 for status in CallStatus if status not in FINAL_STATUSES}
-        for session in sessions:
-            by_state[session.status.value] = by_state.get(session.status.value, 0) + 1
+        states = [session.status.value for session in sessions]
+        if hs.workers is not None:
+            states += self.worker_call_states
+        for state in states:
+            by_state[state] = by_state.get(state, 0) + 1
         for state, count in sorted(by_state.items()):
             calls.add_metric([state], count)
         yield calls
 
         per_call = {session.call_id: session.media.health() for session in sessions}
         totals = manager.media_totals()
+        if hs.workers is not None:  # the workers' totals, as their last heartbeats said
+            totals = MediaHealth.total([totals, *(MediaHealth(**beat.media) for beat in hs.workers.heartbeats())])
         for name in COUNTERS:
             metric = _media_metric(name)
             live = CounterMetricFamily(
@@ -113,15 +121,20 @@ class HoldSlayerCollector(Collector):
         yield worst
 
 
-def metrics_registry(holdslayer: Callable[[], HoldSlayer]) -> CollectorRegistry:
+def metrics_registry(holdslayer: Callable[[], HoldSlayer]) -> tuple[CollectorRegistry, HoldSlayerCollector]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HoldSlayerCollector(holdslayer))
-    return registry
+    collector = HoldSlayerCollector(holdslayer)
+    registry.register(collector)
+    return registry, collector
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    registry = getattr(request.app.state, "metrics_registry", None)
-    if registry is None:
-        registry = request.app.state.metrics_registry = metrics_registry(lambda: request.app.state.holdslayer)
+    found = getattr(request.app.state, "metrics_registry", None)
+    if found is None:
+        found = request.app.state.metrics_registry = metrics_registry(lambda: request.app.state.holdslayer)
+    registry, collector = found
+    runtime: HoldSlayer = request.app.state.holdslayer
+    if runtime.workers is not None:  # the calls are in the workers: their states are in the store
+        collector.worker_call_states = [c.status.value for c in await asyncio.to_thread(runtime.store.live_calls)]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
