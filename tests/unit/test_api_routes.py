@@ -63,6 +63,7 @@ def _runtime(store) -> SimpleNamespace:
         store=store,
         settings=Settings(),
         loop_lag=SimpleNamespace(lag=SimpleNamespace(latest=0.01234)),
+        workers=None,  # one process: the calls are this runtime's own
     )
 
 

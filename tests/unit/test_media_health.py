@@ -136,6 +136,7 @@ def _scrape_runtime(lost: int) -> SimpleNamespace:
         tally=tally,
         loop_lag=SimpleNamespace(lag=LagWindow()),
         settings=Settings(),
+        workers=None,  # one process: the calls are this runtime's own
     )
 
 
