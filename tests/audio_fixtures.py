@@ -348,7 +348,7 @@ def _measure_pure_holds(corpus: Corpus) -> None:
                         yield pure_hold(corpus, track, names, offset=offset, bed_db=bed_db, music_seconds=10)
 
     count, false = _count_false(sessions())
-    print(f"\nPure holds (every track, offsets every 25 s, 3 announcement sets, clean / bed -15 / -20 dB):")
+    print("\nPure holds (every track, offsets every 25 s, 3 announcement sets, clean / bed -15 / -20 dB):")
     print(f"  {len(false)} false human decisions in {count} sessions")
     for line in false:
         print("   ", line)
