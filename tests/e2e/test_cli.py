@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 
@@ -11,20 +10,11 @@ import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.store import Store
-from tests.conftest import REPO, free_tcp_socket
+from tests.conftest import REPO
+from tests.e2e.serve import serve_env as _env
+from tests.e2e.serve import start_serve, wait_until_serving
 
 pytestmark = pytest.mark.e2e
-
-
-def _env(tmp_path, database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDSLAYER_") or k == "HOLDSLAYER_CORPUS_DIR"}
-    env.update(
-        HOLDSLAYER_DATABASE_URL=database_url,
-        HOLDSLAYER_RECORDINGS_DIR=str(tmp_path / "recordings"),
-        HOLDSLAYER_FLOWS_DIR=str(REPO / "flows"),
-        **extra,
-    )
-    return env
 
 
 async def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str]:
@@ -62,26 +52,9 @@ async def test_demo_exits_nonzero_when_the_call_fails(tmp_path, database_url):
 async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, corpus, http, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = await start_serve(tmp_path, database_url, pbx.ari_url)
     try:
-        for _ in range(150):
-            try:
-                async with http.get(f"{base}/api/health") as resp:
-                    if resp.status == 200 and (await resp.json())["ari_connected"]:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("holdslayer serve did not come up")
+        await wait_until_serving(http, base, proc)
         async with http.post(f"{base}/api/calls", json={"number": "5550002"}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]

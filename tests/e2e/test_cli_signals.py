@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 
 import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.store import Store
-from tests.conftest import REPO, free_tcp_socket
-from tests.e2e.test_cli import _env
+from tests.e2e.serve import start_serve, wait_until_serving
 from tests.e2e.test_e2e_calls import LONG_HOLD
 
 pytestmark = pytest.mark.e2e
@@ -25,27 +23,10 @@ EXIT_BOUND = 10.0  # seconds from the signal to the process's exit
 async def test_serve_stopped_by_a_signal_ends_the_live_call_and_exits_0(signum, tmp_path, corpus, http, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    proc, base = await start_serve(tmp_path, database_url, pbx.ari_url)
     loop = asyncio.get_running_loop()
     try:
-        for _ in range(300):
-            try:
-                async with http.get(f"{base}/api/health") as resp:
-                    if resp.status == 200 and (await resp.json())["ari_connected"]:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("holdslayer serve did not come up")
+        await wait_until_serving(http, base, proc)
         async with http.post(f"{base}/api/calls", json={"number": LONG_HOLD}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]

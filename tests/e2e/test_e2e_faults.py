@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,8 @@ from app.config import Settings
 from app.runtime import HoldSlayer
 from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 from app.store import Store
-from tests.conftest import REPO, free_tcp_socket
-from tests.e2e.test_cli import _env
+from tests.conftest import REPO
+from tests.e2e.serve import start_serve, wait_until_serving
 from tests.e2e.test_e2e_calls import BUSY, LONG_HOLD, MENU, USER_PHONE, Stack, event_types, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -163,26 +162,10 @@ async def test_app_killed_mid_hold_then_restarted_cleans_the_pbx_and_marks_the_c
 ):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port))
-    base = f"http://127.0.0.1:{port}"
-    first = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    first, base = await start_serve(tmp_path, database_url, pbx.ari_url, output=asyncio.subprocess.DEVNULL)
     second: HoldSlayer | None = None
     try:
-
-        async def ready() -> bool:
-            try:
-                async with http.get(f"{base}/api/health") as resp:
-                    return resp.status == 200 and (await resp.json())["ari_connected"]
-            except OSError:
-                return False
-
-        await _wait_until(ready, 30, "holdslayer serve up")
+        await wait_until_serving(http, base, first)
         async with http.post(f"{base}/api/calls", json={"number": LONG_HOLD}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]
