@@ -383,9 +383,10 @@ async def test_one_second_is_sent_as_50_paced_packets(real_time_endpoint, peer):
     assert {addr for _, _, addr in received} == {ep.local_address}  # sent from the receiving socket
     # the last packet leaves 49 frame times after the first: loose bounds, this is wall-clock time
     assert 0.9 <= elapsed <= 1.5
+    # Paced, not sent in a burst: the packets arrive spread over the second (a loaded machine
+    # only makes them later; the schedule itself is tested on a manual clock above).
     arrivals = np.array([t for t, _, _ in received])
-    schedule_error = arrivals - arrivals[0] - np.arange(50) * FRAME
-    assert abs(schedule_error.mean()) < 0.05
+    assert np.ptp(arrivals) >= 0.8
     stats = ep.stats
     assert (stats.sent_packets, stats.sent_bytes) == (50, 50 * 172)
     await asyncio.sleep(0.1)

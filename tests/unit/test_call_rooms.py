@@ -476,6 +476,8 @@ async def test_a_person_found_on_hold_is_announced_with_the_time_held():
     steps.hearing.hold_heard = True
     step = CallFlowStep(id="hold", type=StepType.HOLD, conditions={"on_human": "transfer"})
     holding = asyncio.create_task(steps.hold(step))
+    while steps.ctx.status is not CallStatus.ON_HOLD:  # the hold has begun (a loaded machine is slow to start it)
+        await asyncio.sleep(0.005)
     await asyncio.sleep(0.05)
     steps.hearing.human = HumanDetected(t=9.0, confidence=0.9, evidence={"rule": "reply"})
     steps.ctx.notify()
