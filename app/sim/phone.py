@@ -21,6 +21,9 @@ class UserPhoneConfig:
     # Dialling in: the user waits for the app's question and answers once it has finished
     # (speech after 0.7 s of quiet following words heard), instead of at once.
     answers_prompt: bool = False
+    # Says ``speech`` (again) into this many seconds of a line on which nothing was heard or said,
+    # as people do when a call seems dead; once heard, they answer each turn. None: speaks once.
+    hello_after_quiet: float | None = None
 
     def __post_init__(self) -> None:
         if self.answer_after is not None and self.answer_after < 0:
@@ -29,6 +32,8 @@ class UserPhoneConfig:
             raise ValueError("hangup_after must be > 0 or None")
         if self.speech is not None:
             check_audio_ref(self.speech)
+        if self.hello_after_quiet is not None and (self.hello_after_quiet <= 0 or self.speech is None):
+            raise ValueError("hello_after_quiet must be > 0 and needs speech")
 
 
 class UserPhone:
@@ -43,6 +48,8 @@ class UserPhone:
         self._hangup_cause: int | None = None
         self._finished = False
         self._last_voice_frame: int | None = None  # when the phone last heard words (answered frames)
+        self._spoke = 0  # times the user said their words
+        self._last_spoke_frame: int | None = None  # when the user last finished saying them
 
     def dial_plan(self) -> DialPlan:
         self.log.dialled_at = time.monotonic()
@@ -76,14 +83,30 @@ class UserPhone:
             return None
         if self.config.speech and self._speech is None and elapsed >= _SPEECH_DELAY_SECONDS and self._may_speak():
             self._speech = ClipCursor(self._audio.clip(self.config.speech))
-        return self._speech.next_frame() if self._speech is not None else None
+        if self._speech is None:
+            return None
+        frame = self._speech.next_frame()
+        if frame is None:
+            self._speech = None
+            self._spoke += 1
+            self._last_spoke_frame = self._answered_frames
+        return frame
 
     def _may_speak(self) -> bool:
+        assert self._answered_frames is not None
+        now = self._answered_frames
+        repeats = self.config.hello_after_quiet is not None
+        if self._spoke and not repeats:
+            return False
+        spoke = self._last_spoke_frame if self._last_spoke_frame is not None else 0
+        heard = self._last_voice_frame
+        if repeats and (now - max(spoke, heard or 0)) * FRAME_SECONDS >= self.config.hello_after_quiet:
+            return True  # "Hello?" into a line that seems dead
         if not self.config.answers_prompt:
-            return True
-        if self._last_voice_frame is None or self._answered_frames is None:
-            return False  # the question has not come yet
-        return (self._answered_frames - self._last_voice_frame) * FRAME_SECONDS >= _ANSWER_AFTER_QUIET_SECONDS
+            return not self._spoke
+        if heard is None or (self._spoke and heard <= spoke):
+            return False  # the question (or the next turn) has not come yet
+        return (now - heard) * FRAME_SECONDS >= _ANSWER_AFTER_QUIET_SECONDS
 
     def hear(self, frame: Frame | None) -> None:
         if self._answered_frames is not None and not self._finished and is_voice(frame):

@@ -25,7 +25,8 @@ from app.sim.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, AudioLibrar
 from app.audio.features import frame_features
 from app.audio.fingerprint import RecordingMemory, landmarks
 from app.sim.company import CompanyCall
-from app.sim.farend import CompanyCallLog
+from app.sim.farend import CompanyCallLog, UserCallLog
+from app.sim.phone import UserPhone
 from app.sim.populations import generate_population
 from app.sim.scenario import AgentNode, HoldNode, Scenario, load_scenario
 from tests.sim_helpers import AriClient, EventSocket, call_company, hang_up, is_event, rms_dbfs
@@ -444,6 +445,43 @@ def test_other_voices_render_once_and_are_not_the_apps_voice(tmp_path, corpus):
     assert len(other) != len(pcm) or not np.array_equal(other, pcm)
     library = AudioLibrary(corpus)
     assert library.voice.path("Hello?") != voice.path("flite:slt", "Hello?")
+
+
+def _spoken_at(phone: UserPhone, heard: dict[int, np.ndarray], frames: int) -> list[float]:
+    """Seconds (since answering) at which the user's phone started saying its words."""
+    starts, speaking = [], False
+    for n in range(frames):
+        phone.hear(heard.get(n))
+        frame = phone.next_frame()
+        if frame is not None and not speaking:
+            starts.append(round(n * FRAME_SECONDS, 2))
+        speaking = frame is not None
+    return starts
+
+
+def test_a_user_on_a_silent_line_says_hello_again_and_answers_each_turn(corpus):
+    library = AudioLibrary(corpus)
+    words = len(library.clip("speech:kristoff.raw")) / SAMPLE_RATE
+    config = UserPhoneConfig(answer_after=0, speech="speech:kristoff.raw", answers_prompt=True, hello_after_quiet=3.0)
+    phone = UserPhone(config, library, UserCallLog(channel_id="u", endpoint="PJSIP/u"))
+    phone.answered()
+    starts = _spoken_at(phone, {}, int((6 + 2 * words + 0.5) / FRAME_SECONDS))
+    # Nothing heard: "Hello?" after 3 s of quiet, and again 3 s after the words end.
+    assert starts == pytest.approx([3.0, 6.0 + words], abs=0.05)
+
+    phone = UserPhone(config, library, UserCallLog(channel_id="u", endpoint="PJSIP/u"))
+    phone.answered()
+    loud = np.full(FRAME_SAMPLES, 3000, np.int16)
+    turn_end = int(1.0 / FRAME_SECONDS) + 25  # a question heard from 1.0 s to 1.5 s
+    heard = {n: loud for n in range(int(1.0 / FRAME_SECONDS), turn_end)}
+    starts = _spoken_at(phone, heard, int(2.5 / FRAME_SECONDS))
+    assert starts == pytest.approx([turn_end * FRAME_SECONDS + 0.7], abs=0.05), "answers 0.7 s after the question"
+
+    once = UserPhone(UserPhoneConfig(speech="speech:kristoff.raw"), library, UserCallLog(channel_id="u", endpoint="PJSIP/u"))
+    once.answered()
+    assert _spoken_at(once, {}, int((words + 8) / FRAME_SECONDS)) == pytest.approx([0.5], abs=0.05), "speaks once"
+    with pytest.raises(ValueError, match="needs speech"):
+        UserPhoneConfig(hello_after_quiet=3.0)
 
 
 # ------------------------------------------------------------------ validation

@@ -195,8 +195,11 @@ async def test_success_through_a_two_level_menu(stack: Stack):
     await stack.assert_pbx_clean()
 
 
-# The user waits to hear the person, answers them ("hello") and stays 20 s: a conversation in the bridge.
-TALKING_USER = UserPhoneConfig(answer_after=0.5, hangup_after=20.0, speech="prompt:hello", answers_prompt=True)
+# The user answers the person's every turn ("hello"), says it into a silent line after 3 s, and
+# stays 20 s: a conversation in the bridge, whenever the bridge is made after the phone answered.
+TALKING_USER = UserPhoneConfig(
+    answer_after=0.5, hangup_after=20.0, speech="prompt:hello", answers_prompt=True, hello_after_quiet=3.0
+)
 
 
 @pytest.mark.parametrize("stack", [{"user_phone": TALKING_USER}], indirect=True)
@@ -238,12 +241,25 @@ async def test_a_bridged_call_keeps_the_far_end_what_we_said_the_mix_and_the_con
     assert ours_at.any() and not ours[~ours_at].any(), "silence wherever we said nothing"
 
     # The bridged conversation holds both: the user's hello and the person's words.
-    assert best_match(bridged, stack.pbx.audio.clip("prompt:hello")) > 0.5
+    assert best_match(bridged, stack.pbx.audio.clip("prompt:hello")) > 0.5, conversation_timeline(stack)
     agent = load_scenarios()[LONG_HOLD].nodes["agent"]
     assert max(best_match(bridged, stack.pbx.audio.clip(ref)) for ref in agent.clips()) > 0.5
     assert best_match(ours, stack.pbx.audio.clip("prompt:hello")) < 0.5, "the user is not in the app's file"
     await stack.assert_pbx_clean()
     assert not stack.pbx.model.recordings.list(), "the recording was deleted from the PBX once fetched"
+
+
+def conversation_timeline(stack: Stack) -> str:
+    """What the person said and when the user's phone rang, answered and heard words: the story
+    behind a bridged recording that lacks someone."""
+    company, user = stack.pbx.company_calls[-1], stack.pbx.user_calls[-1]
+    start = company.answered_at or 0.0
+    said = [f"{u.what}@{u.started_at - start:.1f}s+{u.seconds:.1f}" for u in company.utterances]
+    at = lambda t: "never" if t is None else f"{t - start:.1f}s"  # noqa: E731
+    return (
+        f"person said {said}; user dialled {at(user.dialled_at)}, answered {at(user.answered_at)}, "
+        f"heard {user.heard_seconds:.1f}s of words; person heard the caller first at {at(company.heard_caller_at)}"
+    )
 
 
 def read_wav_bytes(data: bytes, directory: Path) -> np.ndarray:

@@ -241,8 +241,9 @@ def test_live_events_are_packed_in_order_within_the_notify_limit():
 def test_an_event_too_large_for_a_notification_goes_by_its_row():
     big = CallEvent("c1", HoldProgress(hold_seconds=1.0)).to_dict()
     big["data"] = {"text": "é" * MAX_PAYLOAD_BYTES}  # bytes, not characters, count
-    unpacked = [item for p in pack_events([(_event(1), 1), (big, 42), (_event(2), 2)]) for item in unpack_events(p)]
-    assert unpacked == [_event(1), 42, _event(2)]
+    first, second = _event(1), _event(2)  # built once: each carries the time it was made
+    unpacked = [item for p in pack_events([(first, 1), (big, 42), (second, 2)]) for item in unpack_events(p)]
+    assert unpacked == [first, 42, second]
     assert pack_events([(big, None)]) == []  # no row to point to: dropped, not sent broken
 
 
