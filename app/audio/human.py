@@ -80,7 +80,9 @@ The cues:
   ``app.audio.echo``; a word begun over ours counts from its first loud frame, and one still
   going as ours drew to an end means no one waited for us), and words began within
   ``reply_early_seconds`` before to ``reply_window_seconds`` after its end, and lasted
-  ``reply_min_speech_seconds``. Such an
+  ``reply_min_speech_seconds``. Words that begin later, up to ``late_reply_seconds`` (a slow
+  person, a long line), answer us from the ``late_replies_needed``-th time on one run: a
+  recording's next sentence may follow our words that late once, not each time. Such an
   answer rings once it has ended in a pause that waits for us (``_answered_us``), or at once,
   ``yielded_reply_seconds`` into it, when the talker was still speaking as we began and stopped
   for us: its last word came ``min_reaction_seconds`` or more into ours (no one reacts sooner to
@@ -204,7 +206,14 @@ class HumanSettings:
     # Two stages (see the module docstring): suspect fast, ring when sure.
     suspect_speech_seconds: float = 0.4  # of unvetoed speech on hold: maybe a person
     suspect_quiet_seconds: float = 1.0  # ... or quiet this long after a shorter word: someone may wait for us
-    reply_window_seconds: float = 1.2  # after our words end, a reply begins within this (people answer in 0.2-0.7 s)
+    # After our words end, a reply begins within this as we hear it: a person's 0.2-1.0 s (more
+    # to a voice they did not expect), and the line's round trip (0.1-0.5 s) on top.
+    reply_window_seconds: float = 1.2
+    # A reply begun later than that, up to this, is a person's slow answer or a recording's next
+    # sentence; from the second such on one run, it counts (a recording resumes on its own clock,
+    # not twice in step with our words).
+    late_reply_seconds: float = 2.0
+    late_replies_needed: int = 2
     reply_early_seconds: float = 0.3  # ... or this much before (a person anticipates the end)
     reply_max_seconds: float = 4.0  # an answer ends within this; a recording talks on
     reply_end_quiet_seconds: float = 0.7  # ... and waits for us (longer than music takes to show it is back)
@@ -309,6 +318,8 @@ class _Run:
     human_phrase: str | None = None
     answer_started_t: float | None = None  # words that began as ours ended (see ``_answered_us``)
     answer_after_yield: bool = False  # ... from a talker who stopped for our words
+    # When what we said began, for each of our utterances that words began late after (``_answers_us``).
+    late_replies: list[float] = field(default_factory=list)
     line_cue: bool = False  # a line cue (live floor, gate) fired on this run
     suspected: bool = False  # a HumanSuspected stands for this run
     retracted: bool = False  # ... was withdrawn by a veto: not again before a new utterance
@@ -548,7 +559,7 @@ class HumanDetector:
                 return
             run = self.run = self._start_run(t, level)
             self._words_began(run.onset_t, run.peak_dbov)
-            if self._to_us(run.onset_t):
+            if self._answers_us(run, run.onset_t):
                 run.reply = _Reply(0, turn=False, to_us=True)
         run.add(level, spectrum, zcr)
         self._recent.append((level, spectrum, zcr))
@@ -638,7 +649,19 @@ class HumanDetector:
             return run.quiet_since
         return ours.t_end if ours.t_end is not None else float("inf")
 
-    def _to_us(self, onset_t: float) -> bool:
+    def _answers_us(self, run: _Run, onset_t: float) -> bool:
+        """Words beginning at ``onset_t`` answer us: in time (``_to_us``), or late for the
+        ``late_replies_needed``-th time on this run."""
+        if self._to_us(onset_t):
+            return True
+        ours = self._ours
+        if ours is None or not self._to_us(onset_t, window=self.settings.late_reply_seconds):
+            return False
+        if ours.t_start not in run.late_replies:  # one per thing we said, however many words
+            run.late_replies.append(ours.t_start)
+        return len(run.late_replies) >= self.settings.late_replies_needed
+
+    def _to_us(self, onset_t: float, window: float | None = None) -> bool:
         """Words that begin at ``onset_t`` answer what we said: they begin as our words end (a
         talker who let us speak), not while we speak (a recording carries on regardless).
 
@@ -657,7 +680,7 @@ class HumanDetector:
         over = [onset for onset in ours.words_over_us if onset < end_to]
         if over and (max(over) >= end_from or any(end_from <= heard < end_to for heard in ours.heard)):
             return False
-        return end_to <= onset_t <= ours.t_end + s.reply_window_seconds
+        return end_to <= onset_t <= ours.t_end + (s.reply_window_seconds if window is None else window)
 
     def _words_began(self, onset_t: float, loudest_dbov: float) -> None:
         """The far end began a word (after a pause, or a run's first) at ``onset_t``; its frames
@@ -743,7 +766,7 @@ class HumanDetector:
                 turn = turn and run is talker and not self._we_spoke_since(pause_t)
                 onset_t = t - (len(run.levels) - 1 - run.utterance_start) * FRAME_SECONDS if run is talker else run.onset_t
                 self._words_began(onset_t, max(run.levels[run.utterance_start if run is talker else 0 :]))
-                to_us = self._to_us(onset_t)
+                to_us = self._answers_us(run, onset_t)
                 if turn or to_us:
                     run.reply = _Reply(run.speech_frames, turn=turn, to_us=to_us)
         run.speech_frames += 1

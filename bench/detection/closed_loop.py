@@ -18,7 +18,8 @@ hears our words:
   within 0.2-1.0 s with a short utterance (0.5-2 s of their source), then wait; 3.5-4.5 s of
   our silence after their words brings another short one ("hello?"), and 9-11 s of nobody
   answering since they began to wait makes them hang up: the session ends, the person is
-  **lost** unless the user was rung before;
+  **lost** unless the user was rung before; all of it as we hear it, a round trip of the line
+  (0.1-0.5 s, drawn per call) after our words: the person hears us late and we hear them late;
 - **echo** (``CvSpec.echo_share`` of the sessions): the line returns our words 20-150 ms
   later, 15-35 dB down, through the call's codec, packet loss and G.711.
 
@@ -69,6 +70,11 @@ HELLO_AFTER_SILENCE = (3.5, 4.5)
 HELLO_SECONDS = (0.5, 1.5)
 HANG_UP_AFTER = (9.0, 11.0)
 FADE_SAMPLES = 80  # 10 ms: a cut word fades out
+
+# The line's delay there and back (mouth to ear 50-250 ms each way on PSTN, mobile and VoIP
+# trunks): a reaction to our words reaches us this much later than the person's own delay.
+ROUND_TRIP_SECONDS = (0.1, 0.5)
+LATENCY_STREAM = 29
 
 # Echo.
 ECHO_DELAY_SECONDS = (0.02, 0.15)
@@ -340,6 +346,7 @@ class FarEnd:
     echo_gain: float
     max_samples: int
     meta: dict[str, Any] = field(default_factory=dict)
+    round_trip: int = 0  # samples from our words leaving to a reaction to them reaching us
 
     def __post_init__(self) -> None:
         self._echo: list[list[Any]] = []  # [start, audio, cut]
@@ -355,8 +362,9 @@ class FarEnd:
     def ours_started(self, at: float, pcm: np.ndarray) -> None:
         sample = _n(at)
         self._ours = (sample, sample + len(pcm))
-        if self.person is not None and self.line_open is not None and sample >= self.line_open:
-            self.person.hear_ours_start(sample)  # before the line opens, nobody is there to hear us
+        heard = sample + self.round_trip  # what they do about it shows here on our side
+        if self.person is not None and self.line_open is not None and heard >= self.line_open:
+            self.person.hear_ours_start(heard)  # before the line opens, nobody is there to hear us
         if self.echo_delay is not None:
             x = np.asarray(pcm, dtype=np.float64) * self.echo_gain
             if self.codec_params:
@@ -367,7 +375,7 @@ class FarEnd:
         sample = _n(at)
         self._ours = None
         if self.person is not None and self.person.ours_from is not None:
-            self.person.hear_ours_end(sample)
+            self.person.hear_ours_end(sample + self.round_trip)
         if self._echo and self._echo[-1][2] is None:
             self._echo[-1][2] = sample + (self.echo_delay or 0)
 
@@ -464,6 +472,7 @@ def render_interactive(spec, manifest=None) -> FarEnd:
     has_echo = irng.random() < echo_share
     echo_delay = _n(irng.uniform(*ECHO_DELAY_SECONDS)) if has_echo else None
     echo_loss = float(irng.uniform(*ECHO_LOSS_DB))
+    round_trip = _n(np.random.default_rng([*spec.seed, LATENCY_STREAM]).uniform(*ROUND_TRIP_SECONDS))
     hold = sc._Hold(spec, manifest, rng)
     person = beds = gate = agc = None
     onset = line_open = None
@@ -517,13 +526,14 @@ def render_interactive(spec, manifest=None) -> FarEnd:
         "conditions": conditions.names(),
         "person_kind": person_kind,
         "echo": None if echo_delay is None else {"delay_s": round(echo_delay / RATE, 3), "loss_db": round(echo_loss, 1)},
+        "round_trip_s": round(round_trip / RATE, 3),
         **meta,
     }
     return FarEnd(
         id=spec.id, fold=spec.fold, kind=spec.kind, hold=lined, segments=segments, onset=onset,
         line_open=line_open, person=person, person_kind=person_kind, beds=beds, gate=gate, agc=agc,
         codec_params=codec_params, lost=lost, echo_delay=echo_delay, echo_gain=10 ** (-echo_loss / 20),
-        max_samples=max_samples, meta=meta,
+        max_samples=max_samples, meta=meta, round_trip=round_trip,
     )
 
 

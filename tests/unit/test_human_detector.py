@@ -226,6 +226,45 @@ def test_words_that_begin_as_ours_end_are_a_reply_and_words_over_ours_are_not():
     assert not [d for d in decisions if type(d).__name__ == "HumanDetected"]
 
 
+def test_a_slow_answer_counts_the_second_time_and_a_recording_resuming_late_once_does_not():
+    """Seen on a call: a person answered each thing we said 1.2-1.6 s after it ended (their own
+    pause and the line's round trip), just past the reply window, and was rung 51 s after their
+    first word, by the long wait. Words beginning that late after ours are a slow person or a
+    recording's next sentence; the second time on one run they are a person: a recording
+    resumes on its own clock, not twice in step with our words."""
+    rng = np.random.default_rng(10)
+    lenient = HumanSettings(turn_pause_seconds=5.0, waiting_seconds=30.0, long_wait_seconds=30.0)
+    before = telephone(np.concatenate([music(5.0), noise(0.3, -75.0, rng), voiced(1.0, rng), noise(0.7, -75.0, rng)]))
+    before_probs = np.concatenate([np.zeros(frames_of(5.3)), np.ones(frames_of(1.0)), np.zeros(frames_of(0.7))])
+
+    def exchange(detector: HumanDetector, start: float, ours: float, delay: float) -> tuple[list, float]:
+        """We speak from ``start`` for ``ours`` s (they are quiet), they answer ``delay`` s after
+        our words end with 1.0 s of words, then wait 1.0 s. The decisions, and the time it ends."""
+        detector.our_speech_started(start)
+        feed(detector, telephone(noise(ours, -75.0, rng)), np.zeros(frames_of(ours)), t0=start)
+        end = start + ours
+        detector.our_speech_ended(end)
+        answer = telephone(np.concatenate([noise(delay, -75.0, rng), voiced(1.0, rng), noise(1.0, -75.0, rng)]))
+        probs = np.concatenate([np.zeros(frames_of(delay)), np.ones(frames_of(1.0)), np.zeros(frames_of(1.0))])
+        return feed(detector, answer, probs, t0=end, everything=True), end + delay + 2.0
+
+    def rung(decisions: list) -> list[str]:
+        return [d.evidence["rule"] for d in decisions if type(d).__name__ == "HumanDetected"]
+
+    slow = HumanDetector(lenient)
+    feed(slow, before, before_probs)
+    first, t = exchange(slow, 7.0, 1.6, delay=1.5)
+    assert rung(first) == [], "one late answer: a recording's next sentence as often"
+    second, _ = exchange(slow, t, 2.0, delay=1.5)
+    assert rung(second) == ["reply"]
+
+    too_late = HumanDetector(lenient)
+    feed(too_late, before, before_probs)
+    first, t = exchange(too_late, 7.0, 1.6, delay=2.4)
+    second, _ = exchange(too_late, t, 2.0, delay=2.4)
+    assert rung(first + second) == [], "words 2.4 s after ours answer no one"
+
+
 def test_a_talker_who_stops_for_us_rings_as_their_answer_begins_and_one_who_stopped_before_hearing_us_when_it_ends():
     """A talker still speaking as we begin, who stops for us (a reaction: not sooner than
     ``min_reaction_seconds``) and answers as our words end, rings 0.3 s into the answer. Words
