@@ -231,7 +231,7 @@ class HumanSettings:
     # Quiet after suspected words with nothing coming back: someone waits. Longer than a music-on-hold
     # source takes to restart after an announcement (up to 5 s seen), shorter than a person's patience.
     long_wait_seconds: float = 7.0
-    long_wait_min_speech_seconds: float = 1.0
+    long_wait_min_speech_seconds: float = 0.3
 
 
 HUMAN_PHRASES = re.compile(
@@ -329,6 +329,10 @@ class _Run:
     last_word_index: int = -1  # index of the newest loud speech frame (Silero's hangover is not a word)
     prior_floor_dbov: float | None = None  # the floor of the earlier run's pauses it split from
     split_from_run: bool = False  # began as a new channel after a pause in an earlier run
+    # Split from a suspected run nothing withdrew: the same talker may go on (a gate, a changing
+    # room), so what waits on their words counts theirs from before the split too.
+    talker_suspected: bool = False
+    talker_speech_frames: int = 0  # speech frames of the suspected runs it split from
     voice: deque[float] = field(default_factory=lambda: deque(maxlen=VOICE_MEMORY_FRAMES))  # newest speech frames' levels
 
     def add(self, level: float, spectrum: np.ndarray, zcr: float) -> None:
@@ -846,6 +850,9 @@ class HumanDetector:
             self._end_run(remember=False)  # only music coming back proves a recording
             new.prior_floor_dbov = prior_floor
             new.split_from_run = True
+            if (run.suspected or run.talker_suspected) and not run.retracted:
+                new.talker_suspected = True
+                new.talker_speech_frames = run.talker_speech_frames + run.speech_frames
             self.run = new
             return new
         run.lead = lead
@@ -1259,7 +1266,8 @@ class HumanDetector:
                 evidence={"rule": fired[0] if fired else "speech", "cues": fired, **evidence},
             )
             self._out.append(self.suspicion)
-        sure = self._sure(run, cues, quiet_for, t, vetoed=bool(vetoes)) if run.suspected else None
+        judged = run.suspected or (run.talker_suspected and not run.retracted)
+        sure = self._sure(run, cues, quiet_for, t, vetoed=bool(vetoes)) if judged else None
         if sure is None:
             return
         self.decided = True
@@ -1296,7 +1304,8 @@ class HumanDetector:
             return "waiting_for_reply"
         # No words since (a loud line's floor is not quiet, but it is no word either), and the
         # run goes on: music coming back would have ended it.
-        if t - run.last_speech_t >= s.long_wait_seconds and run.speech_frames * FRAME_SECONDS >= s.long_wait_min_speech_seconds:
+        talker_speech = (run.speech_frames + run.talker_speech_frames) * FRAME_SECONDS
+        if t - run.last_speech_t >= s.long_wait_seconds and talker_speech >= s.long_wait_min_speech_seconds:
             return "long_wait"
         return None
 

@@ -8,7 +8,7 @@ import pytest
 from app.audio.features import frame_features, tonality_db
 from app.audio.fingerprint import RecordingMemory, landmarks
 from app.audio.human import HumanDetector, HumanSettings
-from app.audio.types import AudioClass, HumanSuspected
+from app.audio.types import AudioClass, HumanDetected, HumanSuspected
 from app.media.wavfile import load_audio
 from app.media.g711 import ulaw_decode, ulaw_encode
 
@@ -894,3 +894,20 @@ def test_a_line_floor_silero_took_for_speech_is_still_the_lead_in():
     assert [d.evidence["rule"] for d in decisions] == ["live_floor"]
     assert decisions[0].evidence["live_floor"]["lead_floor_frames"] >= frames_of(0.5)
     assert decisions[0].t <= 5.5 + 0.6 + 1.0
+
+
+def test_a_single_word_and_then_a_loud_line_with_nothing_coming_back_is_someone_waiting():
+    """ "Yes?" and then an AGC-lifted room with no more words and no music, for long: a person
+    waiting for an answer (a recording's word is followed by music or the next announcement)."""
+    rng = np.random.default_rng(12)
+    pcm = telephone(np.concatenate([music(5.0), voiced(0.5, rng), noise(10.0, -38.0, rng)]))
+    probs = np.concatenate([np.zeros(frames_of(5.0)), np.ones(frames_of(0.5)), np.zeros(frames_of(10.0))])
+    decisions = feed(HumanDetector(HumanSettings()), pcm, probs, everything=True)
+    detected = [d for d in decisions if isinstance(d, HumanDetected)]
+    assert [d.evidence["rule"] for d in detected] == ["long_wait"]
+    words_end = 5.5
+    assert words_end + 7.0 <= detected[0].t <= words_end + 7.5
+    # The same word with the music back after it is an announcement's: nobody waits.
+    pcm = telephone(np.concatenate([music(5.0), voiced(0.5, rng), music(10.0)]))
+    decisions = feed(HumanDetector(HumanSettings()), pcm, probs, everything=True)
+    assert not [d for d in decisions if isinstance(d, HumanDetected)]
