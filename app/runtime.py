@@ -105,7 +105,13 @@ class HoldSlayer:
         self._command_tasks: set[asyncio.Task] = set()
         self._heartbeat: asyncio.Task | None = None
         if is_front:
-            self.workers = WorkerPool(settings.workers, on_lost=self._worker_lost, node=settings.node)
+            self.workers = WorkerPool(
+                settings.workers,
+                on_lost=self._worker_lost,
+                node=settings.node,
+                hung_after=settings.worker_hung_seconds,
+                hearing=self._hearing_workers,
+            )
             remote = RemoteCallControl(
                 self._send_command,
                 ready=self._ready_workers,
@@ -177,8 +183,9 @@ class HoldSlayer:
         self.tally.start(self.bus)
         self.loop_lag.start()
         await self.live.start()
-        await self.stream.start()
+        # Beat before ARI is up (it says so): a worker waiting for Asterisk is not hung.
         self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+        await self.stream.start()
 
     async def stop(self) -> None:
         if self.workers is not None:
@@ -246,6 +253,9 @@ class HoldSlayer:
     async def _send_command(self, worker: WorkerAddress, text: str) -> None:
         assert self.live is not None
         await self.live.notify(commands_channel(worker.index, worker.node), text)
+
+    def _hearing_workers(self) -> bool:
+        return self.live is not None and self.live.connected.is_set()
 
     def _ready_workers(self) -> list[WorkerAddress]:
         assert self.workers is not None

@@ -1,11 +1,12 @@
 """The pure parts of ``serve --workers N``: which worker takes a call, commands and replies as
 text (and the errors they carry back), live event payloads within PostgreSQL's NOTIFY limit,
-the workers' settings, restarts, and the refusal of SQLite."""
+the workers' settings, restarts, the killing of hung workers, and the refusal of SQLite."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 
@@ -29,7 +30,15 @@ from app.calls.manager import CallRequestError
 from app.calls.models import CallRequest
 from app.config import Settings, SettingsError, for_worker, front_settings, load_settings, media_slice
 from app.store.live import MAX_PAYLOAD_BYTES, commands_channel, pack_events, unpack_events
-from app.workers import Heartbeat, WorkerPool, exit_description, restart_delay
+from app.workers import (
+    WORKER_HUNG_SECONDS,
+    WORKER_START_SECONDS,
+    Heartbeat,
+    WorkerPool,
+    exit_description,
+    hung_reason,
+    restart_delay,
+)
 from tests.conftest import REPO
 
 PG = "postgresql://u:p@127.0.0.1/hs"
@@ -300,3 +309,138 @@ def test_a_heartbeat_survives_its_text_form_and_a_death_is_told_in_words():
         Heartbeat.decode('{"worker": 1}')
     assert exit_description(-9) == "killed by SIGKILL"
     assert exit_description(1) == "exited with code 1"
+
+
+# ---------------------------------------------------------------------------- hung workers
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# A worker that never heartbeats nor exits by itself: a real process the pool can kill.
+SILENT_WORKER = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+class Watched:
+    """A pool of real silent processes on a manual clock; the watchdog only runs when told."""
+
+    def __init__(self, count: int, **options) -> None:
+        self.clock = ManualClock()
+        self.lost: list[tuple[int, str]] = []
+        self.pool = WorkerPool(
+            count, on_lost=self._on_lost, argv=lambda i: SILENT_WORKER, clock=self.clock, watch_every=3600, **options
+        )
+
+    async def _on_lost(self, index: int, detail: str) -> None:
+        self.lost.append((index, detail))
+
+    async def beat(self, index: int) -> None:
+        await self.pool.on_heartbeat(Heartbeat(index, self.pool.pid(index), True, 0).encode())
+
+    async def pass_seconds(self, seconds: int, *, beating: tuple[int, ...] = ()) -> list[int]:
+        """Time passes a second at a time, as the watchdog sees it; the workers killed."""
+        killed = []
+        for _ in range(seconds):
+            self.clock.now += 1.0
+            for index in beating:
+                await self.beat(index)
+            killed += self.pool.kill_hung()
+        return killed
+
+    async def restarted(self, index: int, old_pid: int) -> int:
+        async with asyncio.timeout(10):
+            while (pid := self.pool.pid(index)) in (None, old_pid):
+                await asyncio.sleep(0.01)
+        return pid
+
+
+async def test_a_hung_worker_is_killed_its_calls_are_lost_and_it_is_started_again():
+    watched = Watched(2, hung_after=20.0)
+    await watched.pool.start()
+    try:
+        first, second = watched.pool.pid(1), watched.pool.pid(2)
+        await watched.beat(1)
+        await watched.beat(2)
+        # Both heartbeat for a minute, then worker 2 falls silent: only it is killed, once its bound is past.
+        assert await watched.pass_seconds(60, beating=(1, 2)) == []
+        assert await watched.pass_seconds(20, beating=(1,)) == []
+        assert await watched.pass_seconds(1, beating=(1,)) == [2]
+        restarted = await watched.restarted(2, second)
+        assert watched.lost == [(2, f"worker 2 (pid {second}) hung, no heartbeat for 21 s: killed")]
+        assert watched.pool.pid(1) == first
+        assert watched.pool.describe()[1]["restarts"] == 1 and restarted != second
+        assert await watched.pass_seconds(1, beating=(1,)) == []  # the new process has its start allowance
+    finally:
+        await watched.pool.stop()
+
+
+async def test_a_worker_still_starting_is_given_its_start_allowance():
+    watched = Watched(1, hung_after=20.0, start_allowance=60.0)
+    await watched.pool.start()
+    try:
+        pid = watched.pool.pid(1)
+        assert await watched.pass_seconds(60) == []  # silent, but it may still be loading
+        assert watched.pool.pid(1) == pid and watched.lost == []
+        assert await watched.pass_seconds(1) == [1]
+        await watched.restarted(1, pid)
+        assert watched.lost == [(1, f"worker 1 (pid {pid}) hung, no heartbeat 61 s after its start: killed")]
+    finally:
+        await watched.pool.stop()
+
+
+async def test_silence_the_front_could_not_hear_is_not_held_against_a_worker():
+    hearing = [True]
+    watched = Watched(1, hung_after=20.0, hearing=lambda: hearing[0])
+    await watched.pool.start()
+    try:
+        await watched.beat(1)
+        hearing[0] = False  # the front's listener lost the database
+        assert await watched.pass_seconds(40) == []
+        hearing[0] = True
+        assert await watched.pass_seconds(10) == []
+        watched.clock.now += 40.0  # the front's own loop stalled: the heartbeats wait unread
+        assert watched.pool.kill_hung() == []
+        await watched.beat(1)
+        assert await watched.pass_seconds(20) == []
+        assert await watched.pass_seconds(1) == [1]  # heard, then silent past its bound
+    finally:
+        await watched.pool.stop()
+
+
+async def test_no_worker_is_taken_for_hung_while_the_pool_stops():
+    watched = Watched(1, hung_after=20.0)
+    await watched.pool.start()
+    pid = watched.pool.pid(1)
+    await watched.beat(1)
+    stopping = asyncio.create_task(watched.pool.stop())
+    await asyncio.sleep(0)  # stop() has begun: SIGTERM sent, waiting for the exit
+    watched.clock.now += 3600.0
+    assert watched.pool.kill_hung() == []
+    await stopping
+    assert watched.lost == [] and watched.pool.pid(1) is None
+    assert watched.pool.describe()[0]["restarts"] == 0 and pid is not None
+
+
+def test_hung_is_silence_past_the_bound_since_the_last_heartbeat_or_the_start():
+    bounds = {"hung_after": 20.0, "start_allowance": 60.0}
+    assert hung_reason(100.0, 0.0, 80.0, 0.0, **bounds) is None
+    assert hung_reason(100.5, 0.0, 80.0, 0.0, **bounds) == "hung, no heartbeat for 20 s"
+    assert hung_reason(100.5, 0.0, 80.0, 90.0, **bounds) is None  # the front has heard only since 90
+    assert hung_reason(60.0, 0.0, None, 0.0, **bounds) is None
+    assert hung_reason(61.0, 0.0, None, 0.0, **bounds) == "hung, no heartbeat 61 s after its start"
+    # A bound longer than the start allowance holds for the start too.
+    assert hung_reason(61.0, 0.0, None, 0.0, hung_after=90.0, start_allowance=60.0) is None
+    assert exit_description(-signal.SIGKILL) == "killed by SIGKILL"
+
+
+def test_the_hung_bound_is_a_setting_well_above_the_heartbeat_staleness():
+    assert Settings().worker_hung_seconds == WORKER_HUNG_SECONDS == 30.0
+    assert load_settings(worker_hung_seconds=8).worker_hung_seconds == 8.0
+    with pytest.raises(SettingsError, match="HOLDSLAYER_WORKER_HUNG_SECONDS"):
+        load_settings(worker_hung_seconds=1)
+    assert WORKER_START_SECONDS >= 2 * WORKER_HUNG_SECONDS
