@@ -36,7 +36,15 @@ from app.ivr.navigator import OfflineNavigator
 from app.monitoring import CallTally, LoopLagProbe
 from app.speech import tts_from_settings
 from app.store.repository import Store
-from app.store.live import EVENTS_CHANNEL, REPLIES_CHANNEL, WORKERS_CHANNEL, EventFeed, PgChannels, commands_channel
+from app.store.live import (
+    EVENTS_CHANNEL,
+    MAX_PAYLOAD_BYTES,
+    REPLIES_CHANNEL,
+    WORKERS_CHANNEL,
+    EventFeed,
+    PgChannels,
+    commands_channel,
+)
 from app.store.writer import StoreWriter
 from app.workers import HEARTBEAT_SECONDS, Heartbeat, WorkerPool
 
@@ -288,16 +296,19 @@ class HoldSlayer:
         task.add_done_callback(self._command_tasks.discard)
 
     async def _beat(self) -> None:
-        """A worker: say it is alive (and whether it can place calls) every HEARTBEAT_SECONDS."""
+        """A worker: say it is alive (whether it can place calls, its calls' media counters)
+        every HEARTBEAT_SECONDS."""
         assert self.live is not None and self.worker is not None
         while True:
             beat = Heartbeat(
                 self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls),
                 node=self.settings.node, at=time.time(), media=self.manager.media_totals().as_dict(),
                 backlog_frames=self.manager.backlog_frames(), loop_lag_seconds=round(self.loop_lag.lag.latest, 4),
+                calls=self.manager.live_media(),
             )  # fmt: skip
             try:
-                await self.live.notify(WORKERS_CHANNEL, beat.encode())
+                for payload in beat.payloads(MAX_PAYLOAD_BYTES):  # one, unless it holds over a hundred calls
+                    await self.live.notify(WORKERS_CHANNEL, payload)
             except Exception as error:  # the database is away: the front stops giving us calls
                 log.warning("heartbeat not sent: %s", error)
             await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -3,12 +3,13 @@
 Each worker is ``holdslayer worker --index i`` (i = 1..N), a process of its own (its own core):
 its own ARI application (``<ari_app>-w<i>``), RTP ports and store writer (``app.runtime``). The
 front starts them, hears their heartbeats (``WORKERS_CHANNEL``: alive, ARI connected, live
-calls), and when one exits unasked it calls ``on_lost`` (the front ends that worker's calls,
-``failed / worker_lost``) and starts it again, waiting longer after each quick failure. A worker
-that stops heartbeating without exiting (deadlocked, stuck in C, SIGSTOPped) is hung: past
-``hung_after`` seconds of silence (``WORKER_START_SECONDS`` before its first heartbeat) it is
-killed, and its exit takes that same path. On ``stop`` every worker gets SIGTERM, ends its calls
-(``cancelled / shutdown``) and exits; one that does not within the grace time is killed.
+calls and each one's media counters), and when one exits unasked it calls ``on_lost`` (the
+front ends that worker's calls, ``failed / worker_lost``) and starts it again, waiting longer
+after each quick failure. A worker that stops heartbeating without exiting (deadlocked, stuck
+in C, SIGSTOPped) is hung: past ``hung_after`` seconds of silence (``WORKER_START_SECONDS``
+before its first heartbeat) it is killed, and its exit takes that same path. On ``stop`` every
+worker gets SIGTERM, ends its calls (``cancelled / shutdown``) and exits; one that does not
+within the grace time is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
+
+from app.media.health import COUNTERS, MediaHealth
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ FRONT_STALLED_SECONDS = HEARTBEAT_STALE_SECONDS
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """What a worker says of itself every HEARTBEAT_SECONDS."""
+    """What a worker says of itself every HEARTBEAT_SECONDS. ``calls``: each live call's media
+    counters; when they do not fit in one notification, the heartbeat is sent as ``parts``
+    notifications (``payloads``), each whole but for its share of the calls."""
 
     worker: int
     pid: int
@@ -54,21 +59,98 @@ class Heartbeat:
     media: dict[str, int] = field(default_factory=dict)  # MediaHealth of every call since the worker started
     backlog_frames: int = 0  # the most frames waiting to be heard in a live call (x 20 ms)
     loop_lag_seconds: float = 0.0
+    calls: dict[str, MediaHealth] = field(default_factory=dict)  # call id -> its counters (this part's calls)
+    part: int = 0
+    parts: int = 1
 
     def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw["calls"] = {call_id: _compact(health) for call_id, health in self.calls.items()}
+        return json.dumps(raw, separators=(",", ":"))
+
+    def payloads(self, limit: int) -> list[str]:
+        """This heartbeat as notifications of at most ``limit`` bytes: as many as its calls need
+        (140 calls with two hours' counters fit in one of 7900 bytes), each with every field but
+        ``calls``, which are shared out among them. A call whose entry alone does not fit is left
+        out, with a warning."""
+        room = limit - _size(replace(self, calls={}, part=_MAX_PARTS, parts=_MAX_PARTS).encode())
+        shares: list[dict[str, MediaHealth]] = [{}]
+        used = 0
+        for call_id, health in self.calls.items():
+            # Its entry without the braces of its own object, with its comma.
+            size = _size(json.dumps({call_id: _compact(health)}, separators=(",", ":"))) - 1
+            if size > room:
+                log.warning("the media counters of call %s do not fit in a heartbeat", call_id)
+                continue
+            if used + size > room:
+                shares.append({})
+                used = 0
+            shares[-1][call_id] = health
+            used += size
+        return [replace(self, calls=share, part=i, parts=len(shares)).encode() for i, share in enumerate(shares)]
 
     @classmethod
     def decode(cls, text: str) -> Heartbeat:
         try:
             raw = json.loads(text)
-            return cls(
+            beat = cls(
                 int(raw["worker"]), int(raw["pid"]), bool(raw["ari_connected"]), int(raw["active_calls"]),
                 str(raw.get("node", "")), float(raw.get("at", 0.0)), {str(k): int(v) for k, v in (raw.get("media") or {}).items()},
                 int(raw.get("backlog_frames", 0)), float(raw.get("loop_lag_seconds", 0.0)),
+                {str(k): _expand(v) for k, v in (raw.get("calls") or {}).items()},
+                int(raw.get("part", 0)), int(raw.get("parts", 1)),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a heartbeat: {exc}") from None
+        if not 0 <= beat.part < beat.parts:
+            raise ValueError(f"not a heartbeat: part {beat.part} of {beat.parts}")
+        return beat
+
+
+_MAX_PARTS = 99_999  # as wide as any part number written: the room left for calls is never overstated
+
+
+def _size(text: str) -> int:
+    return len(text.encode())
+
+
+def _compact(health: MediaHealth) -> list[int]:
+    """Its counters in ``COUNTERS`` order, trailing zeros left out: most calls count only packets
+    received, some lost and concealed too; a few hundred calls fit in one notification."""
+    counts = [getattr(health, name) for name in COUNTERS]
+    while counts and counts[-1] == 0:
+        counts.pop()
+    return counts
+
+
+def _expand(counts: object) -> MediaHealth:
+    if not isinstance(counts, list) or len(counts) > len(COUNTERS):
+        raise ValueError(f"not media counters: {counts!r}")
+    return MediaHealth(*(int(n) for n in counts))
+
+
+class CallMedia:
+    """Each live call's media counters in one worker, as its heartbeats tell them: the parts of
+    one heartbeat (same pid and time) gathered in order. A whole set replaces the last; a set
+    missing a part is dropped (the next comes a second later)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, MediaHealth] = {}
+        self.pid: int | None = None  # of the process that sent ``calls``
+        self._gathering: dict[str, MediaHealth] = {}
+        self._of: tuple[int, float] | None = None  # the heartbeat being gathered: pid, time
+        self._next = 0
+
+    def hear(self, beat: Heartbeat) -> None:
+        if beat.part == 0:
+            self._gathering, self._of, self._next = {}, (beat.pid, beat.at), 0
+        if self._of != (beat.pid, beat.at) or beat.part != self._next:
+            self._of = None
+            return
+        self._gathering.update(beat.calls)
+        self._next += 1
+        if self._next == beat.parts:
+            self.calls, self.pid, self._of = self._gathering, beat.pid, None
 
 
 def restart_delay(quick_failures: int) -> float:
@@ -111,6 +193,7 @@ class _Worker:
     heartbeat: Heartbeat | None = None
     heard_at: float = 0.0
     hung: str | None = None  # why it was killed as hung
+    media: CallMedia = field(default_factory=CallMedia)
 
     @property
     def alive(self) -> bool:
@@ -191,6 +274,8 @@ class WorkerPool:
         worker = self._workers.get(beat.worker) if beat.node == self.node else None
         if worker is not None:
             worker.heartbeat, worker.heard_at = beat, self._clock()
+            if worker.alive and beat.pid == worker.process.pid:  # type: ignore[union-attr]
+                worker.media.hear(beat)
 
     def describe(self) -> list[dict]:
         """Each worker as /api/health shows it."""
@@ -216,6 +301,14 @@ class WorkerPool:
             for w in self._workers.values()
             if w.alive and w.heartbeat is not None and w.heartbeat.pid == w.process.pid  # type: ignore[union-attr]
         ]
+
+    def call_media(self) -> dict[str, MediaHealth]:
+        """Each live call's media counters in the running workers, as their last heartbeats said."""
+        found: dict[str, MediaHealth] = {}
+        for w in self._workers.values():
+            if w.alive and w.media.pid == w.process.pid:  # type: ignore[union-attr]
+                found.update(w.media.calls)
+        return found
 
     def pid(self, index: int) -> int | None:
         worker = self._workers[index]
@@ -273,7 +366,7 @@ class WorkerPool:
         self._tasks.clear()
 
     async def _spawn(self, worker: _Worker) -> None:
-        worker.heartbeat, worker.hung = None, None
+        worker.heartbeat, worker.hung, worker.media = None, None, CallMedia()
         worker.started_at = self._clock()
         worker.process = await asyncio.create_subprocess_exec(*self._argv(worker.index), env=self._env)
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)

@@ -5,7 +5,9 @@ the call's worker, a worker killed mid-hold loses only its
 own call (``failed / worker_lost``) and is started again, a call dialled in from the user's phone
 (the front's application) runs on a worker, and SIGTERM ends what still runs
 (``cancelled / shutdown``) and exits 0. A worker that hangs (SIGSTOP) is killed once its heartbeat
-is older than the bound, with the same outcome. Needs HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
+is older than the bound, with the same outcome; before that, RTP loss on a call in a worker shows
+in that call's media counters on the front's /metrics and /api/health. Needs
+HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,11 @@ from collections import defaultdict
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.parser import text_string_to_metric_families
 
+from app.calls.legs import CallIds
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from app.sim.media import RtpImpairment
 from app.sim.phone import UserPhoneConfig
 from app.sim.scenario import Scenario
 from bench.capacity.company import NUMBER as ENDLESS_NUMBER
@@ -40,6 +45,7 @@ OTHER_PHONE = "PJSIP/otherphone"
 
 EXIT_BOUND = 25.0  # SIGTERM to exit: the workers end their calls first
 HUNG_BOUND = 8.0  # HOLDSLAYER_WORKER_HUNG_SECONDS here (30 by default): a test of seconds
+BURST_SECONDS = 3.0
 
 
 async def _poll(check, timeout: float, what: str, every: float = 0.2):
@@ -255,7 +261,7 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         assert any(e["type"] == "AUDIO_CLASSIFIED" for e in live[call_id]), call_id
 
 
-async def test_a_hung_worker_is_killed_its_call_ends_worker_lost_and_it_is_started_again(
+async def test_a_calls_media_counters_come_from_its_worker_and_a_hung_worker_is_killed(
     tmp_path, corpus, http, database_url
 ):
     if not database_url.startswith("postgresql"):
@@ -288,6 +294,34 @@ async def test_a_hung_worker_is_killed_its_call_ends_worker_lost_and_it_is_start
         for call_id in (kept, held):
             await _poll(front.reaches(call_id, "on_hold"), 60, f"{call_id} never on hold")
 
+        # Loss on worker 1's call: its counters reach the front in the worker's heartbeats.
+        (sending,) = pbx.impair_rtp(
+            RtpImpairment(loss=0.2, seconds=BURST_SECONDS, seed=11), channel_id=CallIds(kept).hold_media
+        )
+        await asyncio.sleep(BURST_SECONDS + 0.5)
+        assert sending.over and sending.lost > 10  # ~20% of 150 packets
+
+        def lost_packets(metrics: dict, call_id: str) -> float | None:
+            return metrics.get(("holdslayer_call_media_lost_packets_total", (("call_id", call_id),)))
+
+        async def counted():
+            metrics = await front.scrape()
+            return metrics if lost_packets(metrics, kept) == sending.lost else None
+
+        metrics = await _poll(counted, 10, f"/metrics did not count the {sending.lost} packets withheld")
+        per_call = {
+            (name.removeprefix("holdslayer_call_media_").removesuffix("_total"), dict(labels)["call_id"]): value
+            for (name, labels), value in metrics.items()
+            if name.startswith("holdslayer_call_media_")
+        }
+        assert per_call[("concealed_frames", kept)] >= sending.lost
+        assert per_call[("received_packets", kept)] > 100 and per_call[("received_packets", held)] > 100
+        assert per_call[("lost_packets", held)] == 0  # worker 2's call heard no loss
+        assert {call_id for _, call_id in per_call} == {kept, held}
+        assert metrics[("holdslayer_media_lost_packets_total", ())] == sending.lost  # the totals agree
+        listed = {c["call_id"]: c["media"] for c in (await front.health())["calls"]}
+        assert listed[kept]["lost"] == sending.lost and listed[held]["received"] > 100
+
         # Worker 2 hangs: alive, silent. Its call ends once its last heartbeat is older than the bound.
         hung = (await front.health())["workers"][1]["pid"]
         os.kill(hung, signal.SIGSTOP)
@@ -300,6 +334,8 @@ async def test_a_hung_worker_is_killed_its_call_ends_worker_lost_and_it_is_start
         said = re.fullmatch(rf"worker 2 \(pid {hung}\) hung, no heartbeat for (\d+) s: killed", detail)
         assert said is not None and int(said[1]) >= HUNG_BOUND, detail
         assert (await front.status_of(kept))[0] == "on_hold"  # worker 1's call goes on
+        metrics = await front.scrape()
+        assert lost_packets(metrics, kept) == sending.lost and lost_packets(metrics, held) is None  # ended: no series
 
         restarted = await _poll(front.workers_ready(restarts=1), 60, "worker 2 was not started again")
         assert restarted["workers"][1]["pid"] != hung
@@ -359,6 +395,17 @@ class Front:
     async def status_of(self, call_id: str) -> tuple[str, str | None]:
         call = await self.get(f"/api/calls/{call_id}")
         return call["status"], call["reason"]
+
+    async def scrape(self) -> dict[tuple[str, tuple], float]:
+        """/metrics: (series, sorted labels) -> value."""
+        async with self.http.get(self.base + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def reaches(self, call_id: str, *statuses: str):
         async def check():

@@ -29,10 +29,12 @@ from app.calls.events import CallEvent, HoldProgress
 from app.calls.manager import CallRequestError
 from app.calls.models import CallRequest
 from app.config import Settings, SettingsError, for_worker, front_settings, load_settings, media_slice
+from app.media.health import MediaHealth
 from app.store.live import MAX_PAYLOAD_BYTES, commands_channel, pack_events, unpack_events
 from app.workers import (
     WORKER_HUNG_SECONDS,
     WORKER_START_SECONDS,
+    CallMedia,
     Heartbeat,
     WorkerPool,
     exit_description,
@@ -303,8 +305,13 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly():
 
 
 def test_a_heartbeat_survives_its_text_form_and_a_death_is_told_in_words():
-    beat = Heartbeat(2, 1234, True, 7, at=1.5, media={"received": 10, "lost": 1}, backlog_frames=3, loop_lag_seconds=0.01)
+    calls = {"a1b2c3d4e5f6": MediaHealth(received=500, lost=3, concealed=4), "0f0f0f0f0f0f": MediaHealth(stray=2)}
+    beat = Heartbeat(
+        2, 1234, True, 7, at=1.5, media={"received": 10, "lost": 1}, backlog_frames=3, loop_lag_seconds=0.01, calls=calls
+    )
     assert Heartbeat.decode(beat.encode()) == beat
+    # Each call's counters go as a list in COUNTERS order, without their trailing zeros.
+    assert json.loads(beat.encode())["calls"] == {"a1b2c3d4e5f6": [500, 3, 0, 0, 4], "0f0f0f0f0f0f": [0, 0, 0, 0, 0, 0, 2]}
     with pytest.raises(ValueError):
         Heartbeat.decode('{"worker": 1}')
     assert exit_description(-9) == "killed by SIGKILL"
@@ -339,8 +346,10 @@ class Watched:
     async def _on_lost(self, index: int, detail: str) -> None:
         self.lost.append((index, detail))
 
-    async def beat(self, index: int) -> None:
-        await self.pool.on_heartbeat(Heartbeat(index, self.pool.pid(index), True, 0).encode())
+    async def beat(self, index: int, calls: dict[str, MediaHealth] | None = None) -> None:
+        beat = Heartbeat(index, self.pool.pid(index), True, len(calls or {}), at=self.clock.now, calls=calls or {})
+        for payload in beat.payloads(MAX_PAYLOAD_BYTES):
+            await self.pool.on_heartbeat(payload)
 
     async def pass_seconds(self, seconds: int, *, beating: tuple[int, ...] = ()) -> list[int]:
         """Time passes a second at a time, as the watchdog sees it; the workers killed."""
@@ -444,3 +453,113 @@ def test_the_hung_bound_is_a_setting_well_above_the_heartbeat_staleness():
     with pytest.raises(SettingsError, match="HOLDSLAYER_WORKER_HUNG_SECONDS"):
         load_settings(worker_hung_seconds=1)
     assert WORKER_START_SECONDS >= 2 * WORKER_HUNG_SECONDS
+
+
+# ---------------------------------------------------------------------------- each call's media counters
+
+
+def _call_id(i: int) -> str:
+    return f"{i:012x}"
+
+
+# A call held two hours, through loss: its counters at their widest.
+TWO_HOURS = MediaHealth(received=719_000, lost=9_100, late=310, duplicated=12, concealed=9_500, malformed=1, stray=40, dropped=2_000)
+
+
+def _busy_beat(calls: int) -> Heartbeat:
+    media = {name: 10**9 for name in TWO_HOURS.as_dict()}  # the worker's totals, as wide as they get
+    return Heartbeat(
+        12, 4_194_304, True, calls, node="x" * 32, at=1_800_000_000.123456, media=media, backlog_frames=1500,
+        loop_lag_seconds=0.1234, calls={_call_id(i): TWO_HOURS for i in range(calls)},
+    )  # fmt: skip
+
+
+def test_a_heartbeat_written_before_calls_were_counted_is_still_read():
+    old = json.dumps({"worker": 1, "pid": 10, "ari_connected": True, "active_calls": 2, "at": 5.0, "media": {"received": 9}})
+    beat = Heartbeat.decode(old)
+    assert (beat.calls, beat.part, beat.parts, beat.media) == ({}, 0, 1, {"received": 9})
+
+
+@pytest.mark.parametrize(
+    "calls", [{"c": [1] * 9}, {"c": {"received": 1}}, {"c": ["x"]}], ids=["too many counters", "not a list", "not a number"]
+)
+def test_a_heartbeat_with_malformed_call_counters_is_refused(calls):
+    with pytest.raises(ValueError, match="not a heartbeat"):
+        Heartbeat.decode(json.dumps({"worker": 1, "pid": 10, "ari_connected": True, "active_calls": 1, "calls": calls}))
+
+
+def test_a_heartbeat_is_refused_for_a_part_beyond_its_parts():
+    with pytest.raises(ValueError, match="part 2 of 2"):
+        Heartbeat.decode(Heartbeat(1, 10, True, 0, part=2, parts=2).encode())
+
+
+def test_a_hundred_and_forty_busy_calls_fit_in_one_notification():
+    (payload,) = _busy_beat(140).payloads(MAX_PAYLOAD_BYTES)
+    assert len(payload.encode()) <= MAX_PAYLOAD_BYTES
+    assert Heartbeat.decode(payload) == _busy_beat(140)
+    (idle,) = Heartbeat(1, 10, True, 0).payloads(MAX_PAYLOAD_BYTES)  # no calls: one part all the same
+    assert Heartbeat.decode(idle) == Heartbeat(1, 10, True, 0)
+
+
+def test_more_calls_than_fit_are_shared_out_among_whole_heartbeats_within_the_limit():
+    beat = _busy_beat(1000)
+    payloads = beat.payloads(MAX_PAYLOAD_BYTES)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    parts = [Heartbeat.decode(p) for p in payloads]
+    assert [(p.part, p.parts) for p in parts] == [(i, len(payloads)) for i in range(len(payloads))]
+    # Every part says all the rest; together they carry every call once.
+    assert all(p.active_calls == 1000 and p.media == beat.media and p.at == beat.at for p in parts)
+    gathered = [call_id for p in parts for call_id in p.calls]
+    assert sorted(gathered) == sorted(beat.calls) and len(gathered) == len(set(gathered))
+
+
+def test_a_call_too_large_for_any_notification_is_left_out_not_sent_broken():
+    beat = Heartbeat(1, 10, True, 2, calls={"x" * MAX_PAYLOAD_BYTES: MediaHealth(received=1), "ok": MediaHealth(received=2)})
+    (payload,) = beat.payloads(MAX_PAYLOAD_BYTES)
+    assert Heartbeat.decode(payload).calls == {"ok": MediaHealth(received=2)}
+
+
+def _parts(beat: Heartbeat) -> list[Heartbeat]:
+    return [Heartbeat.decode(p) for p in beat.payloads(MAX_PAYLOAD_BYTES)]
+
+
+def test_the_parts_of_a_heartbeat_are_gathered_and_a_whole_set_replaces_the_last():
+    media = CallMedia()
+    first = _parts(replace_calls(_busy_beat(500), at=1.0))
+    assert len(first) > 2
+    for part in first[:-1]:
+        media.hear(part)
+        assert media.calls == {}  # not whole yet
+    media.hear(first[-1])
+    assert len(media.calls) == 500 and media.pid == 4_194_304
+
+    second = _parts(replace_calls(_busy_beat(400), at=2.0))
+    media.hear(second[0])
+    media.hear(second[2])  # the middle part went missing: this set is dropped
+    assert len(media.calls) == 500
+    third = _parts(replace_calls(_busy_beat(2), at=3.0))
+    media.hear(third[0])
+    assert sorted(media.calls) == [_call_id(0), _call_id(1)]
+
+
+def replace_calls(beat: Heartbeat, *, at: float) -> Heartbeat:
+    return Heartbeat(beat.worker, beat.pid, True, len(beat.calls), at=at, calls=beat.calls)
+
+
+async def test_the_front_knows_each_call_of_its_running_workers_from_their_heartbeats():
+    watched = Watched(2)
+    await watched.pool.start()
+    try:
+        second = watched.pool.pid(2)
+        await watched.beat(1, {"aaa": MediaHealth(received=5)})
+        await watched.beat(2, {"bbb": MediaHealth(lost=1)})
+        assert watched.pool.call_media() == {"aaa": MediaHealth(received=5), "bbb": MediaHealth(lost=1)}
+        watched.clock.now += 1.0
+        assert await watched.pass_seconds(40, beating=(1,)) == [2]
+        await watched.restarted(2, second)
+        await watched.pool.on_heartbeat(Heartbeat(2, second, True, 1, calls={"bbb": MediaHealth(lost=2)}).encode())  # late
+        await watched.beat(1, {"aaa": MediaHealth(received=9)})
+        assert watched.pool.call_media() == {"aaa": MediaHealth(received=9)}  # the dead worker's calls are gone
+    finally:
+        await watched.pool.stop()
