@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="Worker processes that run the calls (1: one process runs everything); more than 1 needs PostgreSQL"
     )
+    worker_hung_seconds: float = Field(
+        30.0,  # app.workers.WORKER_HUNG_SECONDS
+        ge=3,
+        le=3600,
+        description="A worker process silent this long is hung: the front kills it (its calls end, worker_lost) and restarts it",
+    )
     node: str = Field(
         "",
         pattern=r"^[a-z0-9_]{0,32}$",

@@ -36,7 +36,15 @@ from app.ivr.navigator import OfflineNavigator
 from app.monitoring import CallTally, LoopLagProbe
 from app.speech import tts_from_settings
 from app.store.repository import Store
-from app.store.live import EVENTS_CHANNEL, REPLIES_CHANNEL, WORKERS_CHANNEL, EventFeed, PgChannels, commands_channel
+from app.store.live import (
+    EVENTS_CHANNEL,
+    MAX_PAYLOAD_BYTES,
+    REPLIES_CHANNEL,
+    WORKERS_CHANNEL,
+    EventFeed,
+    PgChannels,
+    commands_channel,
+)
 from app.store.writer import StoreWriter
 from app.workers import HEARTBEAT_SECONDS, Heartbeat, WorkerPool
 
@@ -105,7 +113,13 @@ class HoldSlayer:
         self._command_tasks: set[asyncio.Task] = set()
         self._heartbeat: asyncio.Task | None = None
         if is_front:
-            self.workers = WorkerPool(settings.workers, on_lost=self._worker_lost, node=settings.node)
+            self.workers = WorkerPool(
+                settings.workers,
+                on_lost=self._worker_lost,
+                node=settings.node,
+                hung_after=settings.worker_hung_seconds,
+                hearing=self._hearing_workers,
+            )
             remote = RemoteCallControl(
                 self._send_command,
                 ready=self._ready_workers,
@@ -177,8 +191,9 @@ class HoldSlayer:
         self.tally.start(self.bus)
         self.loop_lag.start()
         await self.live.start()
-        await self.stream.start()
+        # Beat before ARI is up (it says so): a worker waiting for Asterisk is not hung.
         self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+        await self.stream.start()
 
     async def stop(self) -> None:
         if self.workers is not None:
@@ -247,6 +262,9 @@ class HoldSlayer:
         assert self.live is not None
         await self.live.notify(commands_channel(worker.index, worker.node), text)
 
+    def _hearing_workers(self) -> bool:
+        return self.live is not None and self.live.connected.is_set()
+
     def _ready_workers(self) -> list[WorkerAddress]:
         assert self.workers is not None
         return [WorkerAddress(self.settings.node, i) for i in self.workers.ready()]
@@ -278,16 +296,19 @@ class HoldSlayer:
         task.add_done_callback(self._command_tasks.discard)
 
     async def _beat(self) -> None:
-        """A worker: say it is alive (and whether it can place calls) every HEARTBEAT_SECONDS."""
+        """A worker: say it is alive (whether it can place calls, its calls' media counters)
+        every HEARTBEAT_SECONDS."""
         assert self.live is not None and self.worker is not None
         while True:
             beat = Heartbeat(
                 self.worker, os.getpid(), self.stream.connected.is_set(), len(self.manager.active_calls),
                 node=self.settings.node, at=time.time(), media=self.manager.media_totals().as_dict(),
                 backlog_frames=self.manager.backlog_frames(), loop_lag_seconds=round(self.loop_lag.lag.latest, 4),
+                calls=self.manager.live_media(),
             )  # fmt: skip
             try:
-                await self.live.notify(WORKERS_CHANNEL, beat.encode())
+                for payload in beat.payloads(MAX_PAYLOAD_BYTES):  # one, unless it holds over a hundred calls
+                    await self.live.notify(WORKERS_CHANNEL, payload)
             except Exception as error:  # the database is away: the front stops giving us calls
                 log.warning("heartbeat not sent: %s", error)
             await asyncio.sleep(HEARTBEAT_SECONDS)

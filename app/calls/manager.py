@@ -175,6 +175,10 @@ class CallManager:
         """The media counters of every call this process ran, live ones included; they only grow."""
         return MediaHealth.total([self._ended_media, *(s.media.health() for s in self._sessions.values())])
 
+    def live_media(self) -> dict[str, MediaHealth]:
+        """The media counters of each live call."""
+        return {call_id: session.media.health() for call_id, session in self._sessions.items()}
+
     def backlog_frames(self) -> int:
         """The most received frames waiting to be heard in any live call's endpoint."""
         return max((e.unread for s in self._sessions.values() for e in s.media.endpoints.values()), default=0)

@@ -4,13 +4,18 @@ order, an MCP client waits for the person on a call in a worker, a hang-up throu
 the call's worker, a worker killed mid-hold loses only its
 own call (``failed / worker_lost``) and is started again, a call dialled in from the user's phone
 (the front's application) runs on a worker, and SIGTERM ends what still runs
-(``cancelled / shutdown``) and exits 0. Needs HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
+(``cancelled / shutdown``) and exits 0. A worker that hangs (SIGSTOP) is killed once its heartbeat
+is older than the bound, with the same outcome; before that, RTP loss on a call in a worker shows
+in that call's media counters on the front's /metrics and /api/health. Needs
+HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,8 +24,11 @@ from collections import defaultdict
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.parser import text_string_to_metric_families
 
+from app.calls.legs import CallIds
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
+from app.sim.media import RtpImpairment
 from app.sim.phone import UserPhoneConfig
 from app.sim.scenario import Scenario
 from bench.capacity.company import NUMBER as ENDLESS_NUMBER
@@ -36,6 +44,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 OTHER_PHONE = "PJSIP/otherphone"
 
 EXIT_BOUND = 25.0  # SIGTERM to exit: the workers end their calls first
+HUNG_BOUND = 8.0  # HOLDSLAYER_WORKER_HUNG_SECONDS here (30 by default): a test of seconds
+BURST_SECONDS = 3.0
 
 
 async def _poll(check, timeout: float, what: str, every: float = 0.2):
@@ -249,3 +259,165 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         assert types[0] == "CALL_CREATED"
     for call_id in (menu, held_b):  # they heard a menu, music and a person
         assert any(e["type"] == "AUDIO_CLASSIFIED" for e in live[call_id]), call_id
+
+
+async def test_a_calls_media_counters_come_from_its_worker_and_a_hung_worker_is_killed(
+    tmp_path, corpus, http, database_url
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
+    endless = Scenario.model_validate(ENDLESS_HOLD)
+    pbx = SimulatedPBX(SimConfig(scenarios={**load_scenarios(), endless.number: endless}, corpus=corpus))
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "flows", flows)
+    write_flow(flows)
+    await pbx.start()
+    sock = free_tcp_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(
+        tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port),
+        HOLDSLAYER_NAVIGATOR="offline", HOLDSLAYER_WORKER_HUNG_SECONDS=str(HUNG_BOUND),
+    )  # fmt: skip
+    env["HOLDSLAYER_FLOWS_DIR"] = str(flows)
+    log = open(tmp_path / "serve.log", "wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    front = Front(http, f"http://127.0.0.1:{port}")
+    loop = asyncio.get_running_loop()
+    stopped: int | None = None
+    try:
+        await _poll(front.workers_ready(), 90, "serve --workers 2 did not come up with both workers ready")
+        kept, held = await front.place(ENDLESS_NUMBER), await front.place(ENDLESS_NUMBER)
+        assert {c["call_id"]: c["worker"] for c in (await front.health())["calls"]} == {kept: 1, held: 2}
+        for call_id in (kept, held):
+            await _poll(front.reaches(call_id, "on_hold"), 60, f"{call_id} never on hold")
+
+        # Loss on worker 1's call: its counters reach the front in the worker's heartbeats.
+        (sending,) = pbx.impair_rtp(
+            RtpImpairment(loss=0.2, seconds=BURST_SECONDS, seed=11), channel_id=CallIds(kept).hold_media
+        )
+        await asyncio.sleep(BURST_SECONDS + 0.5)
+        assert sending.over and sending.lost > 10  # ~20% of 150 packets
+
+        def lost_packets(metrics: dict, call_id: str) -> float | None:
+            return metrics.get(("holdslayer_call_media_lost_packets_total", (("call_id", call_id),)))
+
+        async def counted():
+            metrics = await front.scrape()
+            return metrics if lost_packets(metrics, kept) == sending.lost else None
+
+        metrics = await _poll(counted, 10, f"/metrics did not count the {sending.lost} packets withheld")
+        per_call = {
+            (name.removeprefix("holdslayer_call_media_").removesuffix("_total"), dict(labels)["call_id"]): value
+            for (name, labels), value in metrics.items()
+            if name.startswith("holdslayer_call_media_")
+        }
+        assert per_call[("concealed_frames", kept)] >= sending.lost
+        assert per_call[("received_packets", kept)] > 100 and per_call[("received_packets", held)] > 100
+        assert per_call[("lost_packets", held)] == 0  # worker 2's call heard no loss
+        assert {call_id for _, call_id in per_call} == {kept, held}
+        assert metrics[("holdslayer_media_lost_packets_total", ())] == sending.lost  # the totals agree
+        listed = {c["call_id"]: c["media"] for c in (await front.health())["calls"]}
+        assert listed[kept]["lost"] == sending.lost and listed[held]["received"] > 100
+
+        # Worker 2 hangs: alive, silent. Its call ends once its last heartbeat is older than the bound.
+        hung = (await front.health())["workers"][1]["pid"]
+        os.kill(hung, signal.SIGSTOP)
+        stopped, since = hung, loop.time()
+        lost = await _poll(front.reaches(held, *FINAL), HUNG_BOUND + 15, "the hung worker's call did not end")
+        took = loop.time() - since
+        assert lost == ("failed", "worker_lost")
+        assert took >= HUNG_BOUND - 2.0  # its last heartbeat came at most a second or so before it stopped
+        detail = (await front.get(f"/api/calls/{held}"))["detail"]
+        said = re.fullmatch(rf"worker 2 \(pid {hung}\) hung, no heartbeat for (\d+) s: killed", detail)
+        assert said is not None and int(said[1]) >= HUNG_BOUND, detail
+        assert (await front.status_of(kept))[0] == "on_hold"  # worker 1's call goes on
+        metrics = await front.scrape()
+        assert lost_packets(metrics, kept) == sending.lost and lost_packets(metrics, held) is None  # ended: no series
+
+        restarted = await _poll(front.workers_ready(restarts=1), 60, "worker 2 was not started again")
+        assert restarted["workers"][1]["pid"] != hung
+        with pytest.raises(ProcessLookupError):
+            os.kill(hung, 0)  # gone, not left stopped
+        stopped = None
+        after = await front.place(ENDLESS_NUMBER)  # to the new worker 2: it has fewer calls
+        assert {c["call_id"]: c["worker"] for c in (await front.health())["calls"]} == {kept: 1, after: 2}
+        await _poll(front.reaches(after, "on_hold"), 60, "the call on the restarted worker never on hold")
+
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), EXIT_BOUND)
+    finally:
+        if stopped is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stopped, signal.SIGCONT)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
+        idle = await pbx.wait_idle(3.0)
+        snapshot = pbx.snapshot()
+        await pbx.stop()
+    text = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert f"worker 2 (pid {hung}) hung, no heartbeat for" in text
+    assert idle, f"left in the PBX: {snapshot}"
+
+
+FINAL = ("failed", "completed", "cancelled")
+
+
+class Front:
+    """The REST API of a running ``serve --workers N``."""
+
+    def __init__(self, http, base: str) -> None:
+        self.http = http
+        self.base = base
+
+    async def get(self, path: str) -> dict:
+        async with self.http.get(self.base + path) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            return await resp.json()
+
+    async def health(self) -> dict | None:
+        try:
+            return await self.get("/api/health")
+        except OSError:
+            return None
+
+    async def place(self, number: str) -> str:
+        async with self.http.post(f"{self.base}/api/calls", json={"number": number}) as resp:
+            assert resp.status == 201, await resp.text()
+            return (await resp.json())["call_id"]
+
+    async def status_of(self, call_id: str) -> tuple[str, str | None]:
+        call = await self.get(f"/api/calls/{call_id}")
+        return call["status"], call["reason"]
+
+    async def scrape(self) -> dict[tuple[str, tuple], float]:
+        """/metrics: (series, sorted labels) -> value."""
+        async with self.http.get(self.base + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def reaches(self, call_id: str, *statuses: str):
+        async def check():
+            status = await self.status_of(call_id)
+            return status if status[0] in statuses else None
+
+        return check
+
+    def workers_ready(self, restarts: int = 0):
+        async def check():
+            body = await self.health()
+            ready = body is not None and body["ari_connected"] and [w["ready"] for w in body["workers"]] == [True, True]
+            return body if ready and body["workers"][1]["restarts"] == restarts else None
+
+        return check

@@ -4,7 +4,8 @@ healthy each live call's audio is (the media counters of ``app.media.health``).
 It answers without the token (container health checks); the list of live calls, which names
 them, only to a request that may see calls (see ``app.api.auth``). With worker processes
 (``serve --workers N``) it also lists the workers (alive, ready, ARI connected, live calls,
-restarts), and each live call names its worker.
+restarts), and each live call names its worker and has its media counters as its worker's last
+heartbeat said (null until one has, and for a call of another host's worker).
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
     if bears_token(request.scope, required_token(runtime.settings)):
         if runtime.workers is not None:
             live = await asyncio.to_thread(runtime.store.live_calls)
-            body["calls"] = [{"call_id": c.id, "status": c.status.value, "worker": c.worker, "node": c.node} for c in live]
+            media = runtime.workers.call_media()
+            body["calls"] = [
+                {
+                    "call_id": c.id, "status": c.status.value, "worker": c.worker, "node": c.node,
+                    "media": media[c.id].as_dict() if c.id in media else None,
+                }  # fmt: skip
+                for c in live
+            ]
             return body
         sessions = [s for s in (manager.session(call_id) for call_id in manager.active_calls) if s is not None]
         body["calls"] = [

@@ -44,8 +44,9 @@ def _media_metric(name: str) -> str:
 class HoldSlayerCollector(Collector):
     def __init__(self, holdslayer: Callable[[], HoldSlayer]) -> None:
         self._holdslayer = holdslayer
-        # With worker processes: the live calls' states, read from the store before each scrape.
+        # With worker processes: the live calls and their states, read from the store before each scrape.
         self.worker_call_states: list[str] = []
+        self.worker_calls: set[str] = set()
 
     def collect(self) -> Iterator[Metric]:
         hs = self._holdslayer()
@@ -65,7 +66,9 @@ class HoldSlayerCollector(Collector):
 
         per_call = {session.call_id: session.media.health() for session in sessions}
         totals = manager.media_totals()
-        if hs.workers is not None:  # the workers' totals, as their last heartbeats said
+        if hs.workers is not None:  # the workers' calls and totals, as their last heartbeats said
+            # Only the calls still live: a heartbeat may be a second older than a call's end.
+            per_call.update((c, health) for c, health in hs.workers.call_media().items() if c in self.worker_calls)
             totals = MediaHealth.total([totals, *(MediaHealth(**beat.media) for beat in hs.workers.heartbeats())])
         for name in COUNTERS:
             metric = _media_metric(name)
@@ -136,5 +139,7 @@ async def metrics(request: Request) -> Response:
     registry, collector = found
     runtime: HoldSlayer = request.app.state.holdslayer
     if runtime.workers is not None:  # the calls are in the workers: their states are in the store
-        collector.worker_call_states = [c.status.value for c in await asyncio.to_thread(runtime.store.live_calls)]
+        live = await asyncio.to_thread(runtime.store.live_calls)
+        collector.worker_call_states = [c.status.value for c in live]
+        collector.worker_calls = {c.id for c in live}
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
