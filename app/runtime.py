@@ -127,7 +127,7 @@ class HoldSlayer:
                 worker_of=self._worker_of,
             )
             self.calls = remote
-            self.feed = EventFeed(self.bus, self.store.event_by_row)
+            self.feed = EventFeed(self.bus, self.store.event_by_row, self.store.missed_events)
 
             async def on_reply(payload: str) -> None:
                 remote.on_reply(payload)
@@ -135,6 +135,7 @@ class HoldSlayer:
             self.live = PgChannels(
                 settings.database_url,
                 {EVENTS_CHANNEL: self.feed.on_payload, REPLIES_CHANNEL: on_reply, WORKERS_CHANNEL: self.workers.on_heartbeat},
+                on_listening=self.feed.on_listening,  # after a reconnection: the events stored meanwhile
             )
         elif worker is not None:
             self.live = PgChannels(settings.database_url, {commands_channel(worker, settings.node): self._on_command})
@@ -322,7 +323,7 @@ class HoldSlayer:
             # count is another one): stored and streamed, it comes last.
             seq = max(self.feed.last_seq(call_id), await asyncio.to_thread(self.store.last_event_seq, call_id)) + 1
             ended = CallEnded(status=CallStatus.FAILED.value, reason=EndReason.WORKER_LOST.value, detail=detail)
-            self.bus.republish(CallEvent(call_id, ended, seq=seq))
+            self.feed.publish_own(CallEvent(call_id, ended, seq=seq))
         if lost:
             log.error("%s: %d live calls ended (worker_lost): %s", detail, len(lost), ", ".join(lost))
             await self._hang_up_calls(set(lost))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -306,9 +306,7 @@ class Store:
             )
             return _call_record(
                 row,
-                events=[
-                    {"type": e.type, "call_id": e.call_id, "data": e.data, "at": _iso(e.at), "seq": e.seq} for e in events
-                ],
+                events=[_event_json(e) for e in events],
                 classifications=[
                     {
                         "t_start": c.t_start,
@@ -488,9 +486,45 @@ class Store:
         """One journaled event in its JSON form (a live event too large for a notification)."""
         with self._transaction(write=False) as session:
             e = session.get(CallEventRow, row_id)
-            if e is None:
-                return None
-            return {"type": e.type, "call_id": e.call_id, "data": e.data, "at": _iso(e.at), "seq": e.seq}
+            return None if e is None else _event_json(e)
+
+    def missed_events(
+        self, following: Mapping[str, int], since: datetime, ended: Collection[str] = (), limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """The journaled events of the workers' calls that a follower of their live events
+        (``app.store.live.EventFeed``) may have missed while it was not listening, from ``since``
+        on, in their JSON form: of each call in ``following`` (id -> the seq of the last event it
+        has of it), those numbered after that; of every other worker call that is live, or ended
+        at or after ``since``, and not in ``ended`` (calls it saw end), those at or after
+        ``since`` (all of them for a call that began meanwhile). Each call's in seq order, the
+        oldest row first; at most ``limit`` (ask again from where they end for more)."""
+        since = _as_utc(since)
+        known = set(following) | set(ended)
+        # The live calls and those ended meanwhile only: as many as the outage saw, whatever the
+        # history (both columns are indexed).
+        others_query = (
+            select(CallRow.id)
+            .where(
+                CallRow.worker.is_not(None),
+                or_(CallRow.status.not_in(_FINAL_STATUS_VALUES), CallRow.ended_at >= since),
+            )
+            .order_by(CallRow.created_at, CallRow.id)
+        )
+        rows: list[CallEventRow] = []
+        with self._transaction(write=False) as session:
+            others = [call_id for call_id in session.scalars(others_query) if call_id not in known]
+            wanted = [and_(CallEventRow.call_id == c, CallEventRow.seq > seq) for c, seq in following.items()]
+            wanted += [and_(CallEventRow.call_id == c, CallEventRow.at >= since) for c in others]
+            # A query per call, through the call_id index: no statement grows with the calls.
+            for condition in wanted:
+                if len(rows) >= limit:
+                    break
+                query = select(CallEventRow).where(condition).order_by(CallEventRow.seq, CallEventRow.id)
+                rows.extend(session.scalars(query.limit(limit - len(rows))))
+        # Row order is commit order across calls and seq order within one (a call's events are
+        # written by the one writer of its process, in order).
+        rows.sort(key=lambda e: e.id)
+        return [_event_json(e) for e in rows]
 
     # ------------------------------------------------------------------ recordings of a company's line
 
@@ -736,6 +770,11 @@ class Store:
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
+
+
+def _event_json(e: CallEventRow) -> dict[str, Any]:
+    """A journaled event in the JSON form of ``CallEvent.to_dict``."""
+    return {"type": e.type, "call_id": e.call_id, "data": e.data, "at": _iso(e.at), "seq": e.seq}
 
 
 def _as_utc(value: datetime | str) -> datetime:
