@@ -58,6 +58,25 @@ async def _poll(check, timeout: float, what: str, every: float = 0.2):
     raise AssertionError(what)  # pragma: no cover - the timeout raises first
 
 
+async def _serve_two_workers(tmp_path, database_url, pbx: SimulatedPBX, **settings: str):
+    """Start ``pbx`` and ``holdslayer serve --workers 2`` against it, with the capacity company's
+    flow and ``settings`` on top: (process, API port, its log file)."""
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "flows", flows)
+    write_flow(flows)
+    await pbx.start()
+    sock = free_tcp_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port), **settings)
+    env["HOLDSLAYER_FLOWS_DIR"] = str(flows)
+    log = open(tmp_path / "serve.log", "wb")  # a file, not a pipe: nothing blocks on a full buffer
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    return proc, port, log
+
+
 async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_path, corpus, http, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
@@ -68,23 +87,11 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
     endless = Scenario.model_validate(ENDLESS_HOLD)
     scenarios = {**load_scenarios(), endless.number: endless}
     pbx = SimulatedPBX(SimConfig(scenarios=scenarios, corpus=corpus, user_phones=phones))
-    flows = tmp_path / "flows"
-    shutil.copytree(REPO / "flows", flows)
-    write_flow(flows)
-    await pbx.start()
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(
-        tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port),
+    proc, port, log = await _serve_two_workers(
+        tmp_path, database_url, pbx,
         HOLDSLAYER_USER_DEVICES=json.dumps({"sip_phone": USER_PHONE, "other": OTHER_PHONE}), HOLDSLAYER_NAVIGATOR="offline",
         HOLDSLAYER_DIAL_IN_ASKS_INTENT="false",
     )  # fmt: skip
-    env["HOLDSLAYER_FLOWS_DIR"] = str(flows)
-    log = open(tmp_path / "serve.log", "wb")  # a file, not a pipe: nothing blocks on a full buffer
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
-    )
     base = f"http://127.0.0.1:{port}"
     messages: list[dict] = []
 
@@ -268,21 +275,8 @@ async def test_a_calls_media_counters_come_from_its_worker_and_a_hung_worker_is_
         pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     endless = Scenario.model_validate(ENDLESS_HOLD)
     pbx = SimulatedPBX(SimConfig(scenarios={**load_scenarios(), endless.number: endless}, corpus=corpus))
-    flows = tmp_path / "flows"
-    shutil.copytree(REPO / "flows", flows)
-    write_flow(flows)
-    await pbx.start()
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(
-        tmp_path, database_url, HOLDSLAYER_ARI_URL=pbx.ari_url, HOLDSLAYER_API_PORT=str(port),
-        HOLDSLAYER_NAVIGATOR="offline", HOLDSLAYER_WORKER_HUNG_SECONDS=str(HUNG_BOUND),
-    )  # fmt: skip
-    env["HOLDSLAYER_FLOWS_DIR"] = str(flows)
-    log = open(tmp_path / "serve.log", "wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", "--workers", "2", cwd=REPO, env=env, stdout=log, stderr=log
+    proc, port, log = await _serve_two_workers(
+        tmp_path, database_url, pbx, HOLDSLAYER_NAVIGATOR="offline", HOLDSLAYER_WORKER_HUNG_SECONDS=str(HUNG_BOUND)
     )
     front = Front(http, f"http://127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
