@@ -66,7 +66,10 @@ class AudioPipeline:
         hop_seconds: float = 0.5,
         *,
         hold_music_seconds: float = 3.0,
-        max_history: int = 2000,
+        # The newest classifications kept for inspection (a minute): each goes out as an output
+        # anyway, and a long hold must not hoard them (~1.3 kB each, and objects the garbage
+        # collector walks: 2000 of them were 2.6 MB per held call, grown over 17 minutes).
+        max_history: int = 120,
         human: HumanSettings = HumanSettings(),
         classifier: ClassifierSettings = ClassifierSettings(),
         vad: Vad | None = None,

@@ -154,3 +154,20 @@ def test_packets_lost_inside_a_word_are_no_gate_closing_and_no_new_line(corpus):
     assert unmarked.concealed_frames == 0
     run_ = unmarked.human.run
     assert run_ is not None and (run_.silences or run_.split_from_run)
+
+
+@pytest.mark.corpus
+def test_a_long_hold_keeps_only_the_newest_classifications(pickup):
+    """Every classification goes out as an output; the pipeline keeps only the newest (a two-hour
+    hold must not hoard them), and the outputs do not depend on how many it keeps."""
+    pcm = pickup.pcm[: 20 * RATE]
+    kept = AudioPipeline(max_history=10)
+    outputs = run(kept, pcm, 160)
+    windows = [o for o in outputs if isinstance(o, Classification)]
+    assert len(windows) > 30 and len(kept.history) <= 11
+    assert kept.history == windows[-len(kept.history) :]
+    everything = AudioPipeline(max_history=10_000)
+    assert [(o.t_end, o.audio_class) for o in run(everything, pcm, 160) if isinstance(o, Classification)] == [
+        (o.t_end, o.audio_class) for o in windows
+    ]
+    assert len(everything.history) == len(windows)
