@@ -77,6 +77,28 @@ async def _serve_two_workers(tmp_path, database_url, pbx: SimulatedPBX, **settin
     return proc, port, log
 
 
+async def _kill(proc) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+async def _stop_pbx(pbx: SimulatedPBX) -> tuple[bool, object]:
+    """Whether ``pbx`` was left with no channel or bridge (and what it held), then stop it."""
+    idle = await pbx.wait_idle(3.0)
+    snapshot = pbx.snapshot()
+    await pbx.stop()
+    return idle, snapshot
+
+
+def _clean_exit(proc, tmp_path) -> str:
+    """``serve`` exited 0 with no traceback in its log; the log's text."""
+    text = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    return text
+
+
 async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_path, corpus, http, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
@@ -222,19 +244,13 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         await asyncio.wait_for(proc.wait(), EXIT_BOUND)
         await asyncio.wait_for(follower, 5)  # the server closed the WebSocket on its way out
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _kill(proc)
         for task in (follower, assistant):
             if task is not None:
                 task.cancel()
         log.close()
-        idle = await pbx.wait_idle(3.0)
-        snapshot = pbx.snapshot()
-        await pbx.stop()
-    text = (tmp_path / "serve.log").read_text()
-    assert proc.returncode == 0, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
+        idle, snapshot = await _stop_pbx(pbx)
+    _clean_exit(proc, tmp_path)
     assert idle, f"left in the PBX: {snapshot}"
 
     store = Store(database_url)
@@ -346,16 +362,10 @@ async def test_a_calls_media_counters_come_from_its_worker_and_a_hung_worker_is_
         if stopped is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stopped, signal.SIGCONT)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _kill(proc)
         log.close()
-        idle = await pbx.wait_idle(3.0)
-        snapshot = pbx.snapshot()
-        await pbx.stop()
-    text = (tmp_path / "serve.log").read_text()
-    assert proc.returncode == 0, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
+        idle, snapshot = await _stop_pbx(pbx)
+    text = _clean_exit(proc, tmp_path)
     assert f"worker 2 (pid {hung}) hung, no heartbeat for" in text
     assert idle, f"left in the PBX: {snapshot}"
 
