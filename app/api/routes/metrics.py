@@ -64,7 +64,7 @@ class HoldSlayerCollector(Collector):
             calls.add_metric([state], count)
         yield calls
 
-        per_call = {session.call_id: session.media.health() for session in sessions}
+        per_call = manager.live_media()
         totals = manager.media_totals()
         if hs.workers is not None:  # the workers' calls and totals, as their last heartbeats said
             # Only the calls still live: a heartbeat may be a second older than a call's end.
