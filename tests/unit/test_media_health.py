@@ -131,7 +131,10 @@ def _scrape_runtime(lost: int) -> SimpleNamespace:
     return SimpleNamespace(
         stream=SimpleNamespace(connected=connected, reconnects=3),
         manager=SimpleNamespace(
-            active_calls=["a"], session={"a": session}.get, media_totals=lambda: holding + MediaHealth(received=9000, lost=4)
+            active_calls=["a"],
+            session={"a": session}.get,
+            live_media=lambda: {"a": holding},
+            media_totals=lambda: holding + MediaHealth(received=9000, lost=4),
         ),
         tally=tally,
         loop_lag=SimpleNamespace(lag=LagWindow()),
