@@ -258,6 +258,7 @@ class Handoff:
         self._now = now  # the stream time of the newest far-end frame
         self._emit = emit
         self._task: asyncio.Task[None] | None = None
+        self._winding_down = False
         self.said: list[tuple[Line, float, float, bool]] = []  # (line, start, end, whole)
 
     @property
@@ -286,6 +287,11 @@ class Handoff:
         """A far-end frame was heard (our echo removed)."""
         self._act(self.policy.tick(t, far_end_speaking))
 
+    def wind_down(self) -> None:
+        """Begin no new line: the user is about to be put through. What is being said goes on
+        (the person should hear its end); a line begun now would be cut off by the bridge."""
+        self._winding_down = True
+
     async def finish_speaking(self, timeout: float) -> None:
         """Let the words under way end (a greeting the person should hear before the user comes)."""
         if self._task is not None:
@@ -300,7 +306,7 @@ class Handoff:
         for action in actions:
             if isinstance(action, Stop):
                 self._speaker.stop()
-            elif not self.speaking:
+            elif not self.speaking and not self._winding_down:
                 self._task = asyncio.create_task(self._say(action), name=f"handoff-{action.line.value}")
 
     async def _say(self, say: Say) -> None:

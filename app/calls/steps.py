@@ -417,6 +417,7 @@ class FlowSteps:
         # Let the person hear the end of what we are telling them before the user is on (not when
         # the user asked to be put through: they are waiting on the line for whatever is there).
         asked = self.hearing.human is not None and self.hearing.human.evidence.get("rule") == USER_ASKED
+        self.handoff.wind_down()
         if not asked:
             await ctx.wait_for(lambda: not self.handoff.speaking or user.gone, GREETING_WAIT_SECONDS)
         if user.gone:

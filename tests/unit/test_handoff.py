@@ -227,3 +227,29 @@ async def test_the_room_cuts_its_words_short_when_talked_over():
     assert handoff.said[0][0] is Line.GREETING and handoff.said[0][3] is False
     assert hearing.calls[-1][0] == "ended"
     assert handoff.policy.speaking is None
+
+
+async def test_winding_down_lets_the_line_under_way_end_and_begins_no_other():
+    """Seen in a bridged call: the user answered between two of our lines, the introduction began
+    just after, and the bridge cut it off at its first word. Once the user is about to be put
+    through, the line under way ends whole and no new one begins."""
+    clock = [0.0]
+    speaker, hearing, events = FakeSpeaker(clock), FakeHearing(), []
+    handoff = Handoff(
+        HandoffPolicy(), speaker, hearing, now=lambda: clock[0], emit=lambda line, **data: events.append((line, data))
+    )
+    handoff.heard(0.0, True)
+    handoff.suspected(suspicion(0.5))
+    for i in range(1, 40):
+        handoff.heard(i * FRAME, False)
+    await asyncio.sleep(0)  # the greeting starts
+    assert handoff.speaking
+    handoff.wind_down()
+    await handoff.finish_speaking(timeout=2.0)
+    assert [line for line, _ in events] == [Line.GREETING] and handoff.said[0][3] is True
+    handoff.detected(HumanDetected(t=clock[0], confidence=0.9, evidence={"rule": "reply"}))
+    handoff.connecting()
+    for i in range(200):  # the person waits in silence: the policy would speak again
+        handoff.heard(clock[0] + i * FRAME, False)
+    await asyncio.sleep(0)
+    assert not handoff.speaking and [line for line, _ in events] == [Line.GREETING]
