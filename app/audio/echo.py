@@ -114,25 +114,12 @@ class EchoMonitor:
         return float(np.max(window)) if len(window) else SILENT_DBOV
 
     def _measure(self) -> None:
-        """Find the lag whose shifted copy of our levels best explains what came back."""
+        """Find the lag whose shifted copy of our levels best explains what came back: the
+        correlation over our loud frames at every lag at once (one matrix, not a loop of
+        ``corrcoef``: this runs every 5 frames while we speak, in every call)."""
         s = self.settings
         heard = np.array(self._heard)
-        best: EchoPath | None = None
-        for lag in range(0, s.max_lag_frames + 1):
-            count = min(len(heard) - lag, len(self._ours))
-            if count <= 0:
-                break
-            ours = self._ours[:count]
-            back = heard[lag : lag + count]
-            loud = ours >= s.active_dbov
-            if np.count_nonzero(loud) < s.min_frames_for_lag:
-                continue
-            a, b = ours[loud], back[loud]
-            if np.std(a) < 1.0 or np.std(b) < 1.0:
-                continue
-            correlation = float(np.corrcoef(a, b)[0, 1])
-            if best is None or correlation > best.correlation:
-                best = EchoPath(lag, float(np.median(a - b)), correlation)
+        best = _best_lag(self._ours, heard, s)
         if best is not None and best.correlation >= s.min_correlation and best.loss_db >= s.min_loss_db:
             self.path = best
             self._learning = False
@@ -143,6 +130,37 @@ class EchoMonitor:
         s = self.settings
         loud = np.flatnonzero(self._ours >= s.active_dbov)
         return len(loud) >= s.min_frames_for_lag and len(heard) > loud[s.min_frames_for_lag - 1] + s.max_lag_frames
+
+
+def _best_lag(ours: np.ndarray, heard: np.ndarray, s: EchoSettings) -> EchoPath | None:
+    """The lag (0..max_lag_frames) at which ``heard`` correlates best with ``ours`` over our loud
+    frames (at least ``min_frames_for_lag`` of them, both sides varying by 1 dB or more), the
+    first one on a tie; None if no lag qualifies."""
+    lags = np.arange(s.max_lag_frames + 1)
+    counts = np.minimum(len(heard) - lags, len(ours))
+    lags, counts = lags[counts > 0], counts[counts > 0]
+    if not len(lags):
+        return None
+    width = int(counts[0])
+    columns = np.arange(width)
+    loud = (ours[:width] >= s.active_dbov)[None, :] & (columns[None, :] < counts[:, None])
+    back = heard[np.minimum(lags[:, None] + columns[None, :], len(heard) - 1)]
+    n = loud.sum(axis=1)
+    usable = n >= s.min_frames_for_lag
+    if not usable.any():
+        return None
+    ours_rows = np.broadcast_to(ours[:width], back.shape)
+    safe_n = np.maximum(n, 1)
+    a = np.where(loud, ours_rows - (np.where(loud, ours_rows, 0.0).sum(axis=1) / safe_n)[:, None], 0.0)
+    b = np.where(loud, back - (np.where(loud, back, 0.0).sum(axis=1) / safe_n)[:, None], 0.0)
+    saa, sbb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    usable &= (np.sqrt(saa / safe_n) >= 1.0) & (np.sqrt(sbb / safe_n) >= 1.0)  # np.std of each side
+    if not usable.any():
+        return None
+    correlation = np.where(usable, (a * b).sum(axis=1) / np.sqrt(np.where(usable, saa * sbb, 1.0)), -np.inf)
+    row = int(np.argmax(correlation))
+    rows = loud[row]
+    return EchoPath(int(lags[row]), float(np.median(ours[:width][rows] - back[row][rows])), float(correlation[row]))
 
 
 def frame_levels_dbov(pcm: np.ndarray) -> np.ndarray:

@@ -113,7 +113,9 @@ class Hearing:
                 self._person_decision(output)
         if self.handoff is not None and (self.waiting_for_person or self.ctx.status is CallStatus.TRANSFERRING):
             self.handoff.heard(t, self.detector.far_end_speaking)
-        if changed or self.activity.active:
+        # Waits on the far end's sound (a prompt heard long enough) are woken by every loud frame;
+        # on hold the only wait is for the person, an output: music must not wake it 50 times a second.
+        if changed or (self.activity.active and not self.waiting_for_person):
             self.ctx.notify()
 
     def _person_decision(self, output: HumanSuspected | HumanRetracted | HumanDetected) -> None:

@@ -98,16 +98,27 @@ class SpeechTrack:
     ``max_ahead_seconds`` past the present (a far end that stopped sending) is dropped and counted.
     """
 
-    def __init__(self, sample_rate: int = 8000, *, latency_seconds: float = 0.2, max_ahead_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        *,
+        latency_seconds: float = 0.2,
+        max_ahead_seconds: float = 60.0,
+        block_seconds: float = 0.0,
+    ) -> None:
         self.sample_rate = sample_rate
         self.latency = round(latency_seconds * sample_rate)
         self.max_ahead = round(max_ahead_seconds * sample_rate)
+        # Samples become final this many at a time (0: as each frame is heard): a frame's worth of
+        # numpy calls per 20 ms frame costs more than the rest of a held call's recording.
+        self.block = round(block_seconds * sample_rate)
         self.now = 0  # samples of the far end heard: the present
         self.final = 0  # samples returned by heard() and flush()
         self.said_samples = 0  # samples of our audio placed (silence fills the rest)
         self.dropped_samples = 0
         self._ours = np.zeros(0, np.int32)  # our audio from ``final`` on
-        self._far = np.zeros(0, np.int16)  # the far end's samples from ``final`` to ``now``
+        self._far = np.zeros(0, np.int16)  # the far end's samples from ``final`` on ...
+        self._far_chunks: list[np.ndarray] = []  # ... and the frames after those, up to ``now``
         self._next: int | None = None  # where the talkspurt's next frame goes
 
     def sent(self, pcm: np.ndarray, *, talkspurt_start: bool) -> None:
@@ -119,11 +130,14 @@ class SpeechTrack:
         self._mix(self.now, pcm)
 
     def heard(self, far: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The far end's next samples (int16); returns (ours, mixed) for the samples now final."""
-        far = np.asarray(far, np.int16)
-        self._far = np.concatenate([self._far, far]) if len(self._far) else far
+        """The far end's next samples (int16); returns (ours, mixed) for the samples now final
+        (none until a block of them is)."""
+        self._far_chunks.append(np.asarray(far, np.int16))
         self.now += len(far)
-        return self._take(max(self.final, self.now - self.latency))
+        upto = self.now - self.latency
+        if upto - self.final < max(self.block, 1):
+            return _NOTHING, _NOTHING
+        return self._take(upto)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """The end of the call: the rest of the timeline up to the present."""
@@ -149,6 +163,9 @@ class SpeechTrack:
         return at
 
     def _take(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._far_chunks:
+            self._far = np.concatenate([self._far, *self._far_chunks])
+            self._far_chunks.clear()
         count = upto - self.final
         far = self._far[:count]
         self._far = self._far[count:]
@@ -163,6 +180,10 @@ class SpeechTrack:
         mixed = ours + far
         self._ours = self._ours[count:]
         return _clip16(ours), _clip16(mixed)
+
+
+_NOTHING = np.zeros(0, np.int16)
+_NOTHING.flags.writeable = False
 
 
 def _clip16(samples: np.ndarray) -> np.ndarray:

@@ -50,12 +50,14 @@ class Call:
         return np.concatenate([*self.ours, ours]), np.concatenate([*self.mixed, mixed])
 
 
-def run_on_a_clock(utterances: list[tuple[float, np.ndarray]], seconds: float, *, jitter: float, seed: int = 1) -> Call:
+def run_on_a_clock(
+    utterances: list[tuple[float, np.ndarray]], seconds: float, *, jitter: float, seed: int = 1, block_seconds: float = 0.0
+) -> Call:
     """Far-end frames every 20 ms and our utterances sent paced from their start time, each event
     late by up to ``jitter`` seconds, applied in the order a manual clock reaches them."""
     rng = np.random.default_rng(seed)
     clock = ManualClock()
-    call = Call(SpeechTrack(RATE, latency_seconds=0.2))
+    call = Call(SpeechTrack(RATE, latency_seconds=0.2, block_seconds=block_seconds))
     events: list[tuple[float, int, object]] = []
     late = 0.0
     for k in range(round(seconds / 0.02)):
@@ -187,3 +189,15 @@ def test_audio_far_ahead_of_a_silent_far_end_is_dropped_not_kept_in_memory():
     track.sent(voice(0.5), talkspurt_start=True)
     track.sent(voice(0.8), talkspurt_start=False)
     assert (track.said_samples, track.dropped_samples) == (4000, 6400)
+
+
+def test_samples_made_final_a_block_at_a_time_are_the_same_samples():
+    """The recordings take the final samples half a second at a time (fewer, larger writes):
+    the files are the same, sample for sample, and between blocks nothing is returned."""
+    utterances = [(1.0, voice(1.3, 1000)), (2.9, voice(0.7, 3000))]
+    by_frame = run_on_a_clock(utterances, seconds=5.0, jitter=0.03)
+    by_block = run_on_a_clock(utterances, seconds=5.0, jitter=0.03, block_seconds=0.5)
+    for a, b in zip(by_frame.end(), by_block.end(), strict=True):
+        assert np.array_equal(a, b)
+    sizes = [len(ours) for ours in by_block.ours if len(ours)]
+    assert sizes and all(size >= 0.5 * RATE for size in sizes), sizes
