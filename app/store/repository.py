@@ -884,8 +884,10 @@ SEGMENT_GAP_SECONDS = 0.05  # windows closer than this (they abut: 0.0) continue
 
 class _Segments:
     """Classification windows folded into segments as they are written: a window of the class of
-    the call's last segment, starting where it ends, lengthens it (its confidence the mean over
-    its windows, their count in ``features["windows"]``); any other starts a new segment."""
+    the call's last segment that starts inside it or where it ends lengthens it to the window's
+    end (its confidence the mean over its windows, their count in ``features["windows"]``); any
+    other starts a new segment, from where the last one ends if the window overlaps it. The
+    detector's windows overlap (3 s every 0.5 s): segments tile the call's timeline all the same."""
 
     def __init__(self) -> None:
         self._last: dict[str, ClassificationRow | None] = {}
@@ -899,15 +901,16 @@ class _Segments:
                 .limit(1)
             ).first()
         last = self._last[call_id]
-        if last is not None and last.audio_class == window.audio_class and 0 <= window.t_start - last.t_end <= SEGMENT_GAP_SECONDS:
+        follows = last is not None and window.t_start <= last.t_end + SEGMENT_GAP_SECONDS and window.t_end >= last.t_end
+        if follows and last.audio_class == window.audio_class:
             windows = int((last.features or {}).get("windows", 1))
             last.confidence = round((last.confidence * windows + window.confidence) / (windows + 1), 4)
-            last.t_end = window.t_end
+            last.t_end = max(last.t_end, window.t_end)
             last.features = {"windows": windows + 1}
             return
         row = ClassificationRow(
             call_id=call_id,
-            t_start=window.t_start,
+            t_start=min(max(window.t_start, last.t_end), window.t_end) if follows else window.t_start,
             t_end=window.t_end,
             audio_class=window.audio_class,
             confidence=window.confidence,

@@ -194,6 +194,24 @@ def test_classification_windows_become_segments_of_one_class_each(store):
     assert record.classifications[1]["confidence"] == pytest.approx(0.8)
 
 
+def test_the_detectors_overlapping_windows_become_segments_that_tile_the_call(store):
+    """The detector classifies 3 s windows every 0.5 s: each overlaps the one before by 2.5 s.
+    Seen in a held call's database: one segment row per window (the windows never abutted), so
+    the store grew by two rows a second per call and finding a call's last segment, on every
+    write, slowed down as the hold went on."""
+    new_call(store)
+    classes = ["MUSIC"] * 240 + ["IVR_PROMPT"] * 10 + ["MUSIC"] * 20
+    windows = [window(0.5 * i, audio_class, seconds=3.0) for i, audio_class in enumerate(classes)]
+    for start in range(0, len(windows), 7):
+        store.add_events([event(w, seq=start + i) for i, w in enumerate(windows[start : start + 7])])
+    record = store.get_call("c1")
+    assert [(c["audio_class"], c["t_start"], c["t_end"], c["features"]["windows"]) for c in record.classifications] == [
+        ("MUSIC", 0.0, 122.5, 240),
+        ("IVR_PROMPT", 122.5, 127.5, 10),
+        ("MUSIC", 127.5, 137.5, 20),
+    ]
+
+
 def test_raw_windows_are_kept_as_events_on_request(db_url):
     store = Store(db_url, keep_classification_windows=True)
     new_call(store)
