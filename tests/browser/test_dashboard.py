@@ -163,7 +163,10 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     detail_timeline = await detail.locator(".timeline li").evaluate_all("items => items.map((li) => li.dataset.status)")
     assert in_order(detail_timeline, ["navigating", "on_hold", "human_detected", "connected", "completed"]), detail_timeline
     await expect(detail.locator(".steps")).to_contain_text("pressed 2")
-    assert await detail.locator(".segments .cell").count() > 10, "the classification history is drawn"
+    # The classification history: a segment per change of class (the menus' prompts, the music, the person).
+    cells = await detail.locator(".segments .cell").evaluate_all("cells => cells.map((c) => c.className)")
+    assert len(cells) >= 3 and any("music" in c for c in cells), f"the classification history is drawn: {cells}"
+    assert any("speech" in c or "human" in c for c in cells), cells
     # Its recordings: one player per channel the API lists, each with its label and length.
     status, body, _ = await secured.get(f"/api/calls/{call_id}/recordings")
     assert status == 200
