@@ -905,12 +905,12 @@ class _Segments:
         if follows and last.audio_class == window.audio_class:
             windows = int((last.features or {}).get("windows", 1))
             last.confidence = round((last.confidence * windows + window.confidence) / (windows + 1), 4)
-            last.t_end = max(last.t_end, window.t_end)
+            last.t_end = window.t_end
             last.features = {"windows": windows + 1}
             return
         row = ClassificationRow(
             call_id=call_id,
-            t_start=min(max(window.t_start, last.t_end), window.t_end) if follows else window.t_start,
+            t_start=max(window.t_start, last.t_end) if follows else window.t_start,
             t_end=window.t_end,
             audio_class=window.audio_class,
             confidence=window.confidence,
