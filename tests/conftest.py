@@ -91,7 +91,8 @@ async def api_without_calls(
     tmp_path: Path, http, corpus, database_url: str, **settings: Any
 ) -> AsyncIterator[tuple[ApiCall, Any]]:
     """The app and its REST API on a real socket and the test's database, its PBX with no
-    company to call: ``(call(method, path, json=None) -> (status, body), holdslayer)``."""
+    company to call: ``(call(method, path, json=None) -> (status, body), holdslayer)``;
+    ``call.base_url`` is the server's, for a test that reads more of a response."""
     from app.api.app import create_api
     from app.config import Settings
     from app.runtime import HoldSlayer
@@ -116,6 +117,7 @@ async def api_without_calls(
             body = await resp.json() if resp.content_type == "application/json" else None
             return resp.status, body
 
+    call.base_url = server.base_url  # type: ignore[attr-defined]
     try:
         yield call, holdslayer
     finally:

@@ -414,13 +414,38 @@ class Store:
         with self._transaction(write=True) as session:
             return session.execute(statement).rowcount
 
-    def list_calls(self, limit: int = 100, offset: int = 0, status: CallStatus | str | None = None) -> list[CallRecord]:
-        """Newest first, without events or classifications."""
+    def list_calls(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        status: CallStatus | str | None = None,
+        *,
+        company: str | None = None,
+        number: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[CallRecord]:
+        """Newest first, without events or classifications. The filters (all of them must hold):
+        ``status``; ``company``: its name contains this, whatever the case; ``number``: the number
+        dialled (any spelling of it); created at or after ``since`` and before ``until``."""
         query = select(CallRow).order_by(CallRow.created_at.desc(), CallRow.id).limit(limit).offset(offset)
-        if status is not None:
-            query = query.where(CallRow.status == CallStatus(status).value)
         with self._transaction(write=False) as session:
-            return [_call_record(row) for row in session.scalars(query)]
+            conditions = _call_conditions(session, status, company, number, since, until)
+            return [_call_record(row) for row in session.scalars(query.where(*conditions))]
+
+    def count_calls(
+        self,
+        status: CallStatus | str | None = None,
+        *,
+        company: str | None = None,
+        number: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many calls ``list_calls`` with the same filters pages through."""
+        with self._transaction(write=False) as session:
+            conditions = _call_conditions(session, status, company, number, since, until)
+            return session.scalar(select(func.count()).select_from(CallRow).where(*conditions)) or 0
 
     def mark_unfinished_calls_failed(
         self, reason: EndReason | str = EndReason.ERROR, detail: str = "process restarted", node: str = ""
@@ -804,6 +829,33 @@ def _ended_before(moment: datetime) -> Any:
     """The call ended before ``moment`` (one that never got an end: began before it). Two
     conditions, not coalesce(), so that both can use their column's index."""
     return or_(CallRow.ended_at < moment, and_(CallRow.ended_at.is_(None), CallRow.created_at < moment))
+
+
+def _call_conditions(
+    session: Session,
+    status: CallStatus | str | None,
+    company: str | None,
+    number: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    """The WHERE of ``list_calls``/``count_calls``. The company's name is matched here, not in
+    SQL: lower() and ILIKE fold only ASCII on SQLite, all of Unicode on PostgreSQL; the distinct
+    names are few (one per company called), and the calls are then picked by the exact names."""
+    conditions: list[Any] = []
+    if status is not None:
+        conditions.append(CallRow.status == CallStatus(status).value)
+    if number is not None:
+        conditions.append(CallRow.number == normalize_phone_number(number))
+    if since is not None:
+        conditions.append(CallRow.created_at >= _as_utc(since))
+    if until is not None:
+        conditions.append(CallRow.created_at < _as_utc(until))
+    if company is not None:
+        wanted = company.casefold()
+        names = session.scalars(select(CallRow.company).where(CallRow.company.is_not(None)).distinct())
+        conditions.append(CallRow.company.in_([name for name in names if wanted in name.casefold()]))
+    return conditions
 
 
 def _call_row(session: Session, call_id: str) -> CallRow:

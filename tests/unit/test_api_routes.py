@@ -34,8 +34,11 @@ class FakeStore(FakeFlowStore):
     def recordings_removed_at(self, call_id):
         return None
 
-    def list_calls(self, limit=100, offset=0, status=None):
+    def list_calls(self, limit=100, offset=0, status=None, **filters):
         return self.calls[offset : offset + limit]
+
+    def count_calls(self, status=None, **filters):
+        return len(self.calls)
 
     def delete_flow(self, flow_id):
         return self.flows.pop(flow_id, None) is not None

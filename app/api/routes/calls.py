@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.analytics import analytics
@@ -24,8 +24,10 @@ from app.api.schemas import (
     UserDataAnswer,
     call_detail,
     call_summary,
+    field_error,
 )
 from app.calls.models import CallRequest, CallStatus, RecordingChannel
+from app.phone import normalize_phone_number
 
 router = APIRouter()
 
@@ -40,15 +42,73 @@ async def create_call(body: CallRequest, runtime: Runtime) -> CallCreated:
     return CallCreated(call_id=call_id, status=CallStatus.PENDING.value, url=f"/api/calls/{call_id}")
 
 
-@router.get("/api/calls", response_model=list[CallSummary])
+_LIST_HEADERS = {
+    "X-Total-Count": {
+        "description": "How many calls match the filters, over all pages",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Link": {
+        "description": 'The next page, when there is one: `</api/calls?...&offset=N>; rel="next"` (the same filters)',
+        "schema": {"type": "string"},
+        "required": False,
+    },
+}
+
+
+@router.get(
+    "/api/calls",
+    response_model=list[CallSummary],
+    responses={200: {"description": "The calls, newest first", "headers": _LIST_HEADERS}},
+)
 async def list_calls(
     store: StoreDep,
+    request: Request,
+    response: Response,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=1_000_000_000),
-    status: CallStatus | None = None,
+    status: CallStatus | None = Query(None, description="Only calls in this status (the outcome, once ended)"),
+    company: str | None = Query(
+        None, min_length=1, max_length=200, description="Only calls whose company's name contains this (any case)"
+    ),
+    number: str | None = Query(
+        None, min_length=1, max_length=64, description="Only calls to this number (spaces, dashes, brackets ignored)"
+    ),
+    since: datetime | None = Query(
+        None, description="Only calls placed at or after this time (ISO 8601; without an offset: UTC)"
+    ),
+    until: datetime | None = Query(None, description="Only calls placed before this time (ISO 8601; without an offset: UTC)"),
 ) -> list[dict[str, Any]]:
-    records = await asyncio.to_thread(store.list_calls, limit=limit, offset=offset, status=status.value if status else None)
+    """Stored calls, newest first, a page at a time: every filter given must hold. The header
+    ``X-Total-Count`` says how many match, ``Link`` (rel="next") where the next page is."""
+    if number is not None:
+        try:
+            number = normalize_phone_number(number)
+        except ValueError as exc:
+            raise HTTPException(422, field_error("number", str(exc), "query")) from None
+    since, until = _utc("since", since), _utc("until", until)
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(422, field_error("until", f"must be after since ({since.isoformat()})", "query"))
+    filters = {"status": status.value if status else None, "company": company, "number": number, "since": since, "until": until}
+
+    def page() -> tuple[list[Any], int]:
+        return store.list_calls(limit=limit, offset=offset, **filters), store.count_calls(**filters)
+
+    records, total = await asyncio.to_thread(page)
+    response.headers["X-Total-Count"] = str(total)
+    if offset + limit < total:
+        following = request.url.include_query_params(offset=offset + limit, limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return [call_summary(r) for r in records]
+
+
+def _utc(name: str, moment: datetime | None) -> datetime | None:
+    """The time in UTC (one without an offset is UTC already); 422 for one UTC cannot hold."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise HTTPException(422, field_error(name, f"{moment.isoformat()} is out of range in UTC", "query")) from None
 
 
 @router.get("/api/calls/{call_id}", response_model=CallDetail)
