@@ -85,6 +85,38 @@ class LearnFlowRequest(BaseModel):
     intent: str | None = Field(None, description="Default: the call's intent")
 
 
+class CallFigures(BaseModel):
+    """What a set of finished calls (completed, failed, cancelled) adds up to; null where there is
+    nothing to measure (no call, no hold, no person)."""
+
+    calls: int = Field(..., ge=0, description="Finished calls")
+    succeeded: int = Field(..., ge=0, description="Calls that got the user through to a person (completed)")
+    success_rate: float | None = Field(..., ge=0, le=1, description="succeeded / calls, 3 decimals")
+    hold_median_seconds: float | None = Field(..., ge=0, description="Median time on hold, of the calls that held")
+    hold_p90_seconds: float | None = Field(..., ge=0, description="90th percentile of the time on hold")
+    time_to_person_median_seconds: float | None = Field(
+        ...,
+        ge=0,
+        description="Median time from the call's start (the request) to the person found: ringing, menus and hold",
+    )
+    time_to_person_p90_seconds: float | None = Field(..., ge=0, description="90th percentile of that time")
+
+
+class CompanyFigures(CallFigures):
+    company: str = Field(..., description="The company's name; the number dialled for a call to no known company")
+
+
+class HourFigures(CallFigures):
+    hour: int = Field(..., ge=0, le=23, description="Hour of the day the calls were placed, in hour_timezone")
+
+
+class Analytics(BaseModel):
+    hour_timezone: Literal["UTC"] = Field(..., description="The timezone of by_hour_utc's hours")
+    overall: CallFigures
+    by_company: list[CompanyFigures] = Field(..., description="Per company, the most called first")
+    by_hour_utc: list[HourFigures] = Field(..., description="Per hour of the day with calls, in order")
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 

@@ -164,22 +164,39 @@ def test_the_store_is_a_dependency_a_test_can_replace(store):
 
 
 def test_analytics_sum_up_the_stored_calls(client, store):
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
 
-    def call(company, status, hold, person, hour):
+    def call(company, status, hold, person_after, hour):
+        created = datetime(2026, 12, 1, hour, 0, tzinfo=timezone.utc)
         return SimpleNamespace(
-            number="8005550100", company=company, status=status, hold_seconds=hold,
-            human_detected_at=datetime(2026, 12, 1, hour, 5, tzinfo=timezone.utc) if person else None,
-            created_at=datetime(2026, 12, 1, hour, 0, tzinfo=timezone.utc),
+            number="8005550100", company=company, status=status, hold_seconds=hold, created_at=created,
+            human_detected_at=None if person_after is None else created + timedelta(seconds=person_after),
         )  # fmt: skip
 
-    store.calls = [call("Acme", "completed", 600.0, True, 9), call("Acme", "failed", 1200.0, False, 9),
-                   call("Acme", "completed", 300.0, True, 14), call("Globex", "completed", 60.0, True, 14),
-                   call("Globex", "on_hold", 30.0, False, 15)]  # fmt: skip
+    # The person came 100 s (menus) and 40 s after the hold started: the time to them counts those.
+    store.calls = [call("Acme", "completed", 600.0, 700.0, 9), call("Acme", "failed", 1200.0, None, 9),
+                   call("Acme", "completed", 300.0, 340.0, 14), call("Globex", "completed", 60.0, 90.0, 14),
+                   call("Globex", "on_hold", 30.0, None, 15)]  # fmt: skip
     body = client.get("/api/analytics").json()
     assert body["overall"]["calls"] == 4, "a call still running is not counted"
+    assert body["hour_timezone"] == "UTC"
     acme = next(c for c in body["by_company"] if c["company"] == "Acme")
     assert (acme["calls"], acme["succeeded"], acme["success_rate"]) == (3, 2, 0.667)
-    assert acme["hold_median_seconds"] == 600.0 and acme["time_to_person_median_seconds"] == 450.0
+    assert acme["hold_median_seconds"] == 600.0 and acme["hold_p90_seconds"] == 1080.0
+    assert acme["time_to_person_median_seconds"] == 520.0 and acme["time_to_person_p90_seconds"] == 664.0
     assert [(h["hour"], h["calls"]) for h in body["by_hour_utc"]] == [(9, 2), (14, 2)]
     assert client.get("/api/analytics?limit=0").status_code == 422
+
+
+def test_the_analytics_and_the_call_list_pages_are_declared_in_the_openapi_document(client):
+    doc = client.get("/openapi.json").json()
+    analytics_200 = doc["paths"]["/api/analytics"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert analytics_200 == {"$ref": "#/components/schemas/Analytics"}, "not a free-form object"
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["Analytics"]["required"]) == {"hour_timezone", "overall", "by_company", "by_hour_utc"}
+    figures = schemas["CallFigures"]["properties"]
+    assert {"hold_median_seconds", "hold_p90_seconds", "time_to_person_median_seconds", "time_to_person_p90_seconds"} <= set(figures)
+    assert schemas["HourFigures"]["properties"]["hour"]["maximum"] == 23
+    listing = doc["paths"]["/api/calls"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "offset", "status", "company", "number", "since", "until"}
+    assert set(listing["responses"]["200"]["headers"]) == {"X-Total-Count", "Link"}

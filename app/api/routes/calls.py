@@ -14,6 +14,7 @@ from app.analytics import analytics
 from app.api import actions
 from app.api.deps import Runtime, StoreDep
 from app.api.schemas import (
+    Analytics,
     CallCreated,
     CallDetail,
     CallRecordings,
@@ -236,9 +237,10 @@ async def provide_user_data(call_id: str, body: UserDataAnswer, runtime: Runtime
     return {"call_id": call_id, "field": body.field, "accepted": True}
 
 
-@router.get("/api/analytics")
+@router.get("/api/analytics", response_model=Analytics)
 async def get_analytics(store: StoreDep, limit: int = Query(10_000, ge=1, le=100_000)) -> dict[str, Any]:
-    """Calls per company, success rate, hold time (median, p90) and time to a person, by company
-    and by hour of the day (the newest ``limit`` finished calls)."""
+    """Calls per company, success rate, hold time (median, p90) and time to a person (from the
+    call's start to the person found; median, p90), overall, by company and by hour of the day
+    in UTC (the finished calls among the newest ``limit``)."""
     records = await asyncio.to_thread(store.list_calls, limit=limit)
     return analytics(records)
