@@ -37,6 +37,12 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
+    def tally(self) -> list[tuple[str, int, int]]:
+        """(channel, sent, failed) for every configured channel, zeros included, by name: what
+        ``/metrics`` and ``/api/health`` show of the channels' health."""
+        names = sorted({channel.name for channel in self.channels} | set(self.sent) | set(self.failed))
+        return [(name, self.sent[name], self.failed[name]) for name in names]
+
     def start(self) -> None:
         if not self.channels:
             return

@@ -66,6 +66,7 @@ def _runtime(store) -> SimpleNamespace:
         store=store,
         settings=Settings(),
         loop_lag=SimpleNamespace(lag=SimpleNamespace(latest=0.01234)),
+        notifier=SimpleNamespace(tally=lambda: [("apprise", 3, 0), ("webhook", 2, 1)]),
         workers=None,  # one process: the calls are this runtime's own
     )
 
@@ -92,6 +93,7 @@ def test_health_reads_the_runtime_on_app_state(client):
         "recording_failures": {"bridge_fetch": 1},
         "media_totals": {"received": 1250, "lost": 51, "late": 3, "duplicated": 0, "concealed": 55, "malformed": 0, "stray": 0, "dropped": 0},
         "event_loop_lag_seconds": 0.0123,
+        "notifications": [{"channel": "apprise", "sent": 3, "failed": 0}, {"channel": "webhook", "sent": 2, "failed": 1}],
         "calls": [
             {"call_id": "a", "status": "on_hold", "media": HOLDING.as_dict()},
             {"call_id": "b", "status": "dialing", "media": MediaHealth().as_dict()},

@@ -1,5 +1,6 @@
-"""GET /api/health: is the PBX connection up, how many calls run, did flow files load, and how
-healthy each live call's audio is (the media counters of ``app.media.health``).
+"""GET /api/health: is the PBX connection up, how many calls run, did flow files load, how
+healthy each live call's audio is (the media counters of ``app.media.health``), and how many
+notifications each channel sent and failed.
 
 It answers without the token (container health checks); the list of live calls, which names
 them, only to a request that may see calls (see ``app.api.auth``). With worker processes
@@ -38,6 +39,9 @@ async def health(runtime: Runtime, request: Request) -> dict[str, Any]:
             for (provider, service), count in sorted(provider_errors.snapshot().items())
         ],
         "event_loop_lag_seconds": round(runtime.loop_lag.lag.latest, 4),
+        "notifications": [
+            {"channel": channel, "sent": sent, "failed": failed} for channel, sent, failed in runtime.notifier.tally()
+        ],
     }
     if runtime.workers is not None:
         # The calls run in the worker processes: each as its heartbeat last said (media counters

@@ -1,8 +1,8 @@
 """GET /metrics: the process's health in the Prometheus text format (``prometheus_client``).
 
 One collector reads the running Hold Slayer at scrape time (calls by state, their media
-counters, the ARI connection, the tallies of ``app.monitoring``, provider failures), so nothing
-on the call path updates a metric. Each API app has a registry of its own, not the library's
+counters, the ARI connection, the tallies of ``app.monitoring``, provider failures, notifications
+sent and failed per channel), so nothing on the call path updates a metric. Each API app has a registry of its own, not the library's
 global one: several apps in one process (tests) never see each other's series.
 """
 
@@ -113,6 +113,16 @@ class HoldSlayerCollector(Collector):
         for (provider, service), count in sorted(provider_errors.snapshot().items()):
             failures.add_metric([provider, service], count)
         yield failures
+
+        notifications = CounterMetricFamily(
+            "holdslayer_notifications",
+            "Notifications by channel (apprise, webhook): sent, or failed after the channel's retries or time limit",
+            labels=["channel", "result"],
+        )
+        for channel, sent, failed in hs.notifier.tally():
+            notifications.add_metric([channel, "sent"], sent)
+            notifications.add_metric([channel, "failed"], failed)
+        yield notifications
 
         lag = GaugeMetricFamily("holdslayer_event_loop_lag_seconds", "How late the event loop woke the latest probe")
         lag.add_metric([], hs.loop_lag.lag.latest)
