@@ -5,6 +5,7 @@ import pytest
 from app.calls.models import CallRequest
 from app.ivr.flow import CallFlow
 from app.phone import digits_only, emergency_code, normalize_phone_number
+from tests.emergency_numbers import BLOCKED_SETTINGS, EMERGENCY_NUMBERS, REFUSED_NUMBERS, keyed
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,13 @@ def test_numbers_the_user_blocks_are_refused_too():
     assert emergency_code("(555) 867-5309", ["5558675309"]) == "5558675309"
     assert emergency_code("9 5558675309", ["555-867-5309"]) == "5558675309"
     assert emergency_code("5558675300", ["5558675309"]) is None
+
+
+@pytest.mark.parametrize(("dialled", "code"), REFUSED_NUMBERS.items())
+def test_every_number_the_triggers_are_tried_with_is_refused_as_typed_and_as_keyed(dialled, code):
+    # The list REST, MCP, dial-in and the dashboard are tested with (tests/emergency_numbers.py).
+    blocked = BLOCKED_SETTINGS["blocked_numbers"]
+    for form in (dialled, keyed(dialled), CallRequest(number=dialled).number):
+        assert emergency_code(form, blocked) == code, form
+    if dialled in EMERGENCY_NUMBERS:
+        assert emergency_code(dialled) == code, "refused whatever the settings"
