@@ -4,7 +4,8 @@ tests/e2e/test_e2e_mcp.py, the dashboard in tests/browser/test_dashboard.py), so
 try the same numbers. Each maps to the code the app must say it reaches in its refusal.
 
 The forms are those a person or an assistant types: the codes themselves, behind an outside-line
-digit or the long-distance 1, with a digit too many, with separators. A dial-in gets each as the
+digit or the long-distance 1, with a digit too many, in international form, behind a vertical
+service code, with separators. A dial-in gets each as the
 phone's keys send it (``keyed``).
 """
 
@@ -26,6 +27,10 @@ EMERGENCY_NUMBERS: dict[str, str] = {
     "0 112": "112",
     "00 112": "112",
     "9 999": "999",
+    "+44 999": "999",
+    "+49 112": "112",
+    "+61 000": "000",
+    "*67 911": "911",
 }
 
 # A number the user blocked (``Settings.blocked_numbers``, HOLDSLAYER_BLOCKED_NUMBERS): refused

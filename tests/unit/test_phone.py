@@ -41,14 +41,23 @@ EMERGENCY = ["911", "112", "999", "000", "110", "119"]
         *[(code, code) for code in EMERGENCY],
         ("9-1-1", "911"), ("+1 911", "911"), ("9 911", "911"), ("9 1 911", "911"), ("9111", "911"), ("1 9111", "911"),
         ("0 112", "112"), ("00 112", "112"), ("9 999", "999"), ("9999", "999"), ("0 000", "000"), ("0 110", "110"),
-        ("0 119", "119"),
+        ("0 119", "119"), ("9 112", "112"),
+        # International form: the code of the country dialled ("+44 999" is the UK's 999).
+        ("+44 999", "999"), ("+49 112", "112"), ("+61 000", "000"), ("0044 999", "999"), ("011 61 000", "000"),
+        ("+33 0 112", "112"), ("+81 110", "110"), ("+44 9999", "999"),
+        # Vertical service codes change how a call is placed, not where it goes.
+        ("*67 911", "911"), ("*67 *82 911", "911"), ("#31# 112", "112"),
     ],
 )  # fmt: skip
 def test_emergency_numbers_are_found_behind_prefixes_and_separators(dialled, code):
     assert emergency_code(dialled) == code
 
 
-@pytest.mark.parametrize("dialled", ["5550112", "8005550911", "18005550100", "1000", "1007", "100", "4110", "+44 20 7946 0999"])
+@pytest.mark.parametrize(
+    "dialled",
+    ["5550112", "8005550911", "18005550100", "1000", "1007", "100", "4110", "+44 20 7946 0999", "+1 212 555 0100",
+     "+49 30 1120 0000", "*67 5550100", "+61 2 9999 0000"],
+)  # fmt: skip
 def test_ordinary_numbers_and_extensions_stay_callable(dialled):
     assert emergency_code(dialled) is None
 
