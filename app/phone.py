@@ -44,6 +44,13 @@ _PREFIXES: dict[str, tuple[str, ...]] = {
 }
 _EXTRA_DIGIT_CODES = frozenset({"911", "999"})
 _USER_PREFIXES = ("", "9", "8", "0", "1")
+# Dialled in international form, a code still reaches the emergency service of that country
+# ("+44 999", "00 49 112", "011 61 000"): an international prefix, a country code of 1-3 digits,
+# perhaps the national trunk 0, then the code. Every real subscriber number is longer.
+_INTERNATIONAL = re.compile(r"^(?:\+|00|011)(\d{1,3}?)0?(\d{3,4})$")
+# Vertical service codes before the number change how it is placed, not where it goes:
+# "*67 911" (caller ID withheld) still reaches 911, as does "#31# 112".
+_SERVICE_CODE = re.compile(r"^(?:\*\d{2}|#\d{2}#)")
 
 
 def emergency_code(number: str, extra: tuple[str, ...] | list[str] = ()) -> str | None:
@@ -51,13 +58,49 @@ def emergency_code(number: str, extra: tuple[str, ...] | list[str] = ()) -> str 
 
     ``extra``: numbers the user has blocked too (reached exactly or behind an outside-line digit).
     """
-    digits = digits_only(number)
-    for code in EMERGENCY_NUMBERS:
-        for prefix in _PREFIXES[code]:
-            rest = digits[len(prefix) :] if digits.startswith(prefix) else None
-            if rest == code or (code in _EXTRA_DIGIT_CODES and rest is not None and len(rest) == 4 and rest.startswith(code)):
+    dialled = _SEPARATORS.sub("", number)
+    while (service := _SERVICE_CODE.match(dialled)) and len(dialled) > service.end():
+        dialled = dialled[service.end() :]
+    digits = digits_only(dialled)
+    candidates = [digits, *_international_splits(dialled)]
+    # The code itself behind a prefix before a code with a digit too many: "9 112" is 112.
+    for extra_digit in (False, True):
+        for candidate in candidates:
+            if (code := _emergency_code_of_digits(candidate, extra_digit)) is not None:
                 return code
     for blocked in filter(None, (digits_only(b) for b in extra)):
         if any(digits == prefix + blocked for prefix in _USER_PREFIXES):
             return blocked
+    return None
+
+
+def _international_splits(dialled: str) -> list[str]:
+    """What may follow the country code of a short number in international form (every split
+    of a 1-3 digit country code, the trunk 0 dropped)."""
+    if not _INTERNATIONAL.match(dialled):
+        return []
+    national = dialled[1:] if dialled.startswith("+") else dialled[3:] if dialled.startswith("011") else dialled[2:]
+    rests = []
+    for country_digits in (1, 2, 3):
+        rest = national[country_digits:]
+        rests.append(rest)
+        if rest.startswith("0") and len(rest) > 3:
+            rests.append(rest[1:])
+    return rests
+
+
+def _emergency_code_of_digits(digits: str, extra_digit: bool) -> str | None:
+    """The code ``digits`` reach behind one of its prefixes: exactly, or (``extra_digit``) with
+    one digit more where exchanges route that to the emergency service too."""
+    for code in EMERGENCY_NUMBERS:
+        for prefix in _PREFIXES[code]:
+            if not digits.startswith(prefix):
+                continue
+            rest = digits[len(prefix) :]
+            if extra_digit:
+                reached = code in _EXTRA_DIGIT_CODES and len(rest) == 4 and rest.startswith(code)
+            else:
+                reached = rest == code
+            if reached:
+                return code
     return None

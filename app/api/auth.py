@@ -8,7 +8,9 @@ dashboard's static files and the API's description
 (``/docs``, ``/openapi.json``) are open too: they hold no data, and the pages ask for the token
 once and send it with every request. Everything else answers 401 without
 it, and recordings and transcripts are behind it like the rest; so is ``/metrics`` (it names the
-live calls): Prometheus sends the token with ``authorization: {credentials: ...}``.
+live calls): Prometheus sends the token with ``authorization: {credentials: ...}``. A WebSocket
+handshake without it gets the same 401 (the ASGI extension ``websocket.http.response``, which
+uvicorn serves with every WebSocket implementation it has).
 """
 
 from __future__ import annotations
@@ -82,8 +84,18 @@ def bears_token(scope: Scope, token: str | None) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
 
 
+UNAUTHORIZED_BODY = b'{"detail": "a valid bearer token is required (Authorization: Bearer <token>)"}'
+UNAUTHORIZED_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"www-authenticate", b'Bearer realm="holdslayer"'),
+    (b"content-length", str(len(UNAUTHORIZED_BODY)).encode()),
+]
+DENIAL_EXTENSION = "websocket.http.response"
+
+
 class BearerTokenMiddleware:
-    """Answers 401 (HTTP) or closes with 1008 (WebSocket) when the token is missing or wrong."""
+    """Answers 401 with the reason as JSON when the token is missing or wrong: to a request, and
+    to a WebSocket handshake (before it is accepted, so the client sees the status)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -97,18 +109,16 @@ class BearerTokenMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "a valid token is required"})
-            return
-        body = b'{"detail": "a valid bearer token is required (Authorization: Bearer <token>)"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b'Bearer realm="holdslayer"'),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            if DENIAL_EXTENSION not in (scope.get("extensions") or {}):
+                # A server that cannot answer a handshake with a status of its own: refuse it
+                # (the server then answers 403).
+                await send({"type": "websocket.close", "code": 1008, "reason": "a valid token is required"})
+                return
+            # uvicorn's websockets-sansio implementation logs "ASGI callable returned without
+            # completing handshake." after each such refusal: harmless, the client got its 401
+            # (uvicorn pull request 3138).
+            start, body = "websocket.http.response.start", "websocket.http.response.body"
+        else:
+            start, body = "http.response.start", "http.response.body"
+        await send({"type": start, "status": 401, "headers": UNAUTHORIZED_HEADERS})
+        await send({"type": body, "body": UNAUTHORIZED_BODY})

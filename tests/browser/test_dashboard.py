@@ -20,6 +20,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 from app.calls import events as ev
 from tests.browser.chromium import chromium, open_page
 from tests.e2e.test_e2e_calls import BUSY, MENU, Stack, running_stack, stack  # noqa: F401 - the fixture
+from tests.emergency_numbers import BLOCKED_SETTINGS, REFUSED_NUMBERS
 
 pytestmark = pytest.mark.e2e  # whole calls through the page, the app and the simulated PBX
 
@@ -42,9 +43,10 @@ async def page(browser: Browser):
 
 @pytest.fixture
 async def secured(tmp_path: Path, corpus, database_url):
-    """The stack with a token: the API, the WebSocket and so the dashboard want it."""
+    """The stack with a token: the API, the WebSocket and so the dashboard want it. The user has
+    blocked a number (tests/emergency_numbers.py)."""
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        async with running_stack(tmp_path, http, corpus, database_url, api_token=TOKEN) as running:
+        async with running_stack(tmp_path, http, corpus, database_url, api_token=TOKEN, **BLOCKED_SETTINGS) as running:
             yield running
 
 
@@ -277,14 +279,19 @@ async def test_an_open_api_needs_no_login(stack: Stack, page: Page):
 # ------------------------------------------------------------------ the form
 
 
-async def test_an_emergency_number_is_refused_at_its_field_and_nothing_is_dialled(secured: Stack, page: Page):
+async def test_emergency_and_blocked_numbers_are_refused_at_their_field_and_nothing_is_dialled(secured: Stack, page: Page):
     status, _ = await secured.post("/api/devices", {"name": "fax", "dial_string": "PJSIP/fax"})
     assert status == 201
     await log_in(page, secured)
     await expect(page.locator("#call-device option[value='fax']")).to_have_count(1)  # the server's devices
-    await place_call(page, "911")
     error = page.locator("#place-call .field-error[data-for='number']")
-    await expect(error).to_contain_text("emergency")
+    # Every number of the shared list from the one page; the reason is emptied before each, so
+    # each refusal is seen anew.
+    for number, code in REFUSED_NUMBERS.items():
+        await error.evaluate("(slot) => { slot.textContent = ''; }")
+        await place_call(page, number)
+        await expect(error).to_contain_text(f"reaches {code}, an emergency or blocked number")
+        await expect(error).to_contain_text("never dials")
     await expect(page.locator("#place-call .field-error[data-for='device']")).to_be_hidden()
     await expect(page.locator("#live-calls .call")).to_have_count(0)
     status, body, _ = await secured.get("/api/calls")

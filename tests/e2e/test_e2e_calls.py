@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.runtime import HoldSlayer
 from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 from tests.audio_fixtures import best_match
 from tests.conftest import REPO, ApiServer
+from tests.emergency_numbers import BLOCKED_SETTINGS, REFUSED_NUMBERS, keyed, refusal_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -369,13 +371,22 @@ async def test_invalid_call_requests_name_the_field(stack: Stack, payload, field
     assert not stack.pbx.company_calls, "nothing was dialled"
 
 
-@pytest.mark.parametrize("number", ["911", "112", "999", "000", "110", "119", "9-911", "+1 911", "9111", "0 112"])
-async def test_emergency_numbers_are_refused_and_never_dialled(stack: Stack, number):
-    status, body = await stack.post("/api/calls", {"number": number, "intent": "help"})
-    assert status == 422, body
-    error = next(err for err in body["detail"] if "number" in err["loc"])
-    assert "emergency" in error["msg"] and "never dials" in error["msg"]
+@pytest.mark.parametrize("stack", [BLOCKED_SETTINGS], indirect=True)
+async def test_emergency_and_blocked_numbers_are_refused_and_never_dialled(stack: Stack):
+    # Every number of the shared list, on one stack: each is a 422 naming what it reaches.
+    problems = []
+    for number, code in REFUSED_NUMBERS.items():
+        status, body = await stack.post("/api/calls", {"number": number, "intent": "help"})
+        reasons = [err["msg"] for err in body["detail"] if "number" in err["loc"]] if status == 422 else []
+        if not reasons:
+            problems.append(f"{number!r}: {status} {body}")
+        elif (problem := refusal_problem(number, code, reasons[0])) is not None:
+            problems.append(problem)
+    assert problems == []
+    async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
+        assert await resp.json() == [], "no call was created"
     assert not stack.pbx.company_calls, "nothing was dialled"
+    assert not stack.pbx.snapshot()["channels"]
 
 
 async def test_transfer_now_puts_the_user_through_from_hold(stack: Stack):
@@ -499,14 +510,30 @@ async def test_dial_in_from_the_users_phone_starts_a_call(stack: Stack):
     assert inbound.answered and inbound.heard_seconds > 0.3, "the user heard the acknowledgement"
 
 
-async def test_dial_in_to_an_emergency_number_is_refused_and_never_dialled(stack: Stack):
-    channel_id = await stack.pbx.place_inbound_call("911", endpoint=USER_PHONE)
-    inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
-    await stack.assert_pbx_clean()
-    assert inbound.answered and inbound.heard_seconds > 0.3, "the user heard the refusal"
+@pytest.mark.parametrize("stack", [BLOCKED_SETTINGS], indirect=True)
+async def test_dial_in_to_an_emergency_or_blocked_number_is_refused_and_never_dialled(stack: Stack, caplog):
+    # The whole shared list at once, as the phone's keys send each: every dial-in is answered,
+    # hears the refusal and is hung up; nothing else is dialled (no company, no call back).
+    caplog.set_level(logging.WARNING, logger="app.calls.dial_in")
+    dialled = {keyed(number): code for number, code in REFUSED_NUMBERS.items()}
+    inbound_ids = {await stack.pbx.place_inbound_call(exten, endpoint=USER_PHONE): exten for exten in dialled}
+    assert await stack.pbx.wait_idle(timeout=20.0), f"left behind in the PBX: {stack.pbx.snapshot()}"
+    for channel_id, exten in inbound_ids.items():
+        inbound = next(u for u in stack.pbx.user_calls if u.channel_id == channel_id)
+        assert inbound.answered and inbound.heard_seconds > 0.3, f"{exten}: the user heard no refusal"
     assert not stack.pbx.company_calls, "nothing was dialled"
+    assert {u.channel_id for u in stack.pbx.user_calls} == set(inbound_ids), "no phone was rung"
     async with stack.http.get(stack.api.base_url + "/api/calls") as resp:
         assert await resp.json() == []
+    rejections = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    problems = []
+    for exten, code in dialled.items():
+        said = [m for m in rejections if f" to {exten!r} rejected" in m]
+        if not said:
+            problems.append(f"{exten!r}: no refusal logged")
+        elif (problem := refusal_problem(exten, code, said[0])) is not None:
+            problems.append(problem)
+    assert problems == []
 
 
 async def test_dial_in_asks_what_the_call_is_about_then_calls_and_rings_back(tmp_path: Path, http, corpus, database_url):
