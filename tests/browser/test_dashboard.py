@@ -165,6 +165,10 @@ async def test_a_call_placed_from_the_dashboard_is_followed_to_the_person_and_it
     detail_timeline = await detail.locator(".timeline li").evaluate_all("items => items.map((li) => li.dataset.status)")
     assert in_order(detail_timeline, ["navigating", "on_hold", "human_detected", "connected", "completed"]), detail_timeline
     await expect(detail.locator(".steps")).to_contain_text("pressed 2")
+    # Its transcript, from the stored record: what we said to the person, with who said it.
+    ours = detail.locator(".transcript li.speaker-us")
+    await expect(ours.filter(has_text="Hi, thanks for picking up!")).to_have_count(1)
+    await expect(detail.locator(".transcript li.empty")).to_have_count(0)
     # The classification history: a segment per change of class (the menus' prompts, the music, the person).
     cells = await detail.locator(".segments .cell").evaluate_all("cells => cells.map((c) => c.className)")
     assert len(cells) >= 3 and any("music" in c for c in cells), f"the classification history is drawn: {cells}"
