@@ -35,6 +35,7 @@ from app.calls.events import CallEvent, EventType
 from app.calls.manager import CallRequestError
 from app.calls.models import FINAL_STATUSES, CallRequest, CallStatus
 from app.calls.transcript import render_transcript, transcript_lines
+from app.phone import normalize_phone_number
 from app.runtime import HoldSlayer
 
 MCP_PATH = "/mcp"
@@ -121,10 +122,21 @@ def build_mcp_server(runtime: RuntimeGetter) -> MCPServer:
     @server.tool()
     async def list_calls(
         status: Annotated[CallStatus | None, Field(description="Only calls in this status")] = None,
+        company: Annotated[
+            str | None, Field(min_length=1, max_length=200, description="Only calls whose company's name contains this")
+        ] = None,
+        number: Annotated[str | None, Field(min_length=1, max_length=64, description="Only calls to this number")] = None,
         limit: Annotated[int, Field(ge=1, le=1000)] = 20,
     ) -> dict[str, Any]:
-        """Recent calls, newest first."""
-        records = await asyncio.to_thread(runtime().store.list_calls, limit=limit, status=status.value if status else None)
+        """Recent calls, newest first; every filter given must hold (as GET /api/calls)."""
+        if number is not None:
+            try:
+                number = normalize_phone_number(number)
+            except ValueError as exc:
+                raise ToolError(f"number {exc}") from None
+        records = await asyncio.to_thread(
+            runtime().store.list_calls, limit=limit, status=status.value if status else None, company=company, number=number
+        )
         return {"calls": [call_summary(r) for r in records]}
 
     @server.tool()

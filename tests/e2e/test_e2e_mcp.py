@@ -103,6 +103,9 @@ async def test_a_call_is_followed_on_hold_to_a_person_then_hung_up(stack: Stack,
         call_id = placed["call_id"]
         listed = structured(await client.call_tool("list_calls", {}))["calls"]
         assert [c["call_id"] for c in listed] == [call_id]
+        by_number = structured(await client.call_tool("list_calls", {"number": f"{number[:3]}-{number[3:]}"}))["calls"]
+        assert [c["call_id"] for c in by_number] == [call_id]
+        assert structured(await client.call_tool("list_calls", {"company": "No Such Company"}))["calls"] == []
 
         waited = structured(
             await client.call_tool(
