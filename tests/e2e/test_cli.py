@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 
@@ -16,13 +17,34 @@ from tests.e2e.serve import start_serve, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
+# The demo's default run, as a first-time caller: no stored flow, the menu heard and chosen from.
+# Bluebird Wireless (app/sim/scenarios/nav-label-first.yaml) has one spoken menu, 8 s of hold and a
+# person: a short call. Technical support is its key 2, a hold with no announcement in it.
+SPEECH_COMPANY = "5551002"
+SPEECH_INTENT = "my phone cannot connect to the network"
+
+
+def speech_demo_env(tmp_path) -> dict[str, str]:
+    """The demo keeps the database and flows of a no-flow run in a directory of its own under
+    TMPDIR (here ``tmp_path``); the offline navigator and local speech to text, whatever keys the
+    machine has."""
+    return _env(
+        tmp_path, f"sqlite:///{tmp_path / 'unused.db'}",
+        TMPDIR=str(tmp_path), HOLDSLAYER_NAVIGATOR="offline", HOLDSLAYER_STT_PROVIDER="local",
+    )  # fmt: skip
+
 
 async def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", *args, cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:  # timed out: not left running after the test
+            proc.kill()
+            await proc.wait()
     return proc.returncode, out.decode()
 
 
@@ -33,6 +55,20 @@ async def test_demo_bridges_the_user_and_exits_0(tmp_path, database_url):
     assert "pressed 2" in out and "pressed 1" in out
     assert "LIVE PERSON" in out
     assert out.strip().splitlines()[-1].startswith("OUTCOME: SUCCESS")
+
+
+async def test_demo_by_default_finds_the_way_by_speech_and_bridges_the_user(tmp_path):
+    code, out = await _run(["demo", "--number", SPEECH_COMPANY, "--intent", SPEECH_INTENT], speech_demo_env(tmp_path))
+    assert code == 0, out
+    assert "Traceback" not in out
+    assert "no stored flow: finding the way by what the menu says" in out
+    assert "following the stored call flow" not in out
+    assert "step explore [LISTEN]" in out, out  # the flow of a caller with none, not a stored one's steps
+    heard = re.search(r"menu heard \([\d.]+ s\): '(.*)'", out)
+    assert heard and "technical support" in heard[1].lower(), out  # what speech to text made of the menu
+    assert re.search(r"pressed 2 \(offline: .*technical support", out), out  # the key, and why
+    assert "LIVE PERSON" in out
+    assert out.strip().splitlines()[-1].startswith("OUTCOME: SUCCESS"), out
 
 
 async def test_demo_lists_the_simulated_companies(tmp_path):
