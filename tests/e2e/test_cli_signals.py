@@ -1,17 +1,22 @@
 """SIGTERM and Ctrl-C (SIGINT) of ``holdslayer serve``, a real process, with a call on hold on the
 simulated PBX and a dashboard-like WebSocket client following it: the process ends every live
-call (``cancelled / shutdown``), hangs its channels up and exits 0 within a bound, with no traceback."""
+call (``cancelled / shutdown``), hangs its channels up and exits 0 within a bound, with no traceback.
+And Ctrl-C of ``holdslayer demo`` on hold: the call ends the same way, the demo exits 130."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+import sys
 
 import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.store import Store
+from tests.conftest import REPO
 from tests.e2e.serve import start_serve, wait_until_serving
+from tests.e2e.test_cli import SPEECH_COMPANY, SPEECH_INTENT, speech_demo_env
 from tests.e2e.test_e2e_calls import LONG_HOLD
 
 pytestmark = pytest.mark.e2e
@@ -61,5 +66,57 @@ async def test_serve_stopped_by_a_signal_ends_the_live_call_and_exits_0(signum, 
     try:
         stored = store.get_call(call_id)
         assert (stored.status.value, stored.reason.value) == ("cancelled", "shutdown"), stored.detail
+    finally:
+        store.close()
+
+
+# The demo stops its call, its app and its PBX in process; what the call was doing finishes first
+# (the lines to say to a person are rendered in threads as the hold begins: seconds on a busy machine).
+DEMO_EXIT_BOUND = 30.0
+
+
+def _sigint_raises_keyboardinterrupt() -> None:
+    """In the child: Python turns SIGINT into KeyboardInterrupt only if it was not ignored when
+    it started (it is for a background job of a shell), as a user's terminal has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def test_demo_interrupted_on_hold_hangs_up_stores_the_call_and_exits_130(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "demo", "--number", SPEECH_COMPANY, "--intent", SPEECH_INTENT,
+        cwd=REPO, env=speech_demo_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_sigint_raises_keyboardinterrupt,
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    before: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while "  status: on_hold\n" not in before:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "the demo ended before the hold:\n" + "".join(before)
+                before.append(line)
+        signalled_at = loop.time()
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), DEMO_EXIT_BOUND)
+        took = loop.time() - signalled_at
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "".join(before) + out.decode()
+    assert proc.returncode == 130, text
+    assert took < DEMO_EXIT_BOUND
+    assert "Traceback" not in text, text
+    assert text.strip().splitlines()[-1] == "interrupted: the call was hung up", text
+    assert "OUTCOME" not in text  # it did not go on to a result
+
+    # A run with no stored flow has a database of its own, in a new directory under TMPDIR.
+    call_id = re.search(r", call (\w+)$", before[0], re.M)[1]
+    (database,) = tmp_path.glob("holdslayer-demo-*/demo.db")
+    store = Store(f"sqlite:///{database}")
+    try:
+        stored = store.get_call(call_id)
+        assert (stored.status.value, stored.reason.value) == ("cancelled", "shutdown"), stored.detail
+        assert stored.ended_at is not None
     finally:
         store.close()
