@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--api", action="store_true", help="also serve the REST API and dashboard during the demo")
     demo.add_argument("--follow-flow", action="store_true", help="follow the stored call flow instead of finding the way by speech")
     demo.add_argument("--list", action="store_true", help="list the simulated companies and exit")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory of a run without a stored flow (its database and recordings) "
+        "and print where it is; by default it is deleted at exit",
+    )
 
     sim = sub.add_parser("sim", help="run the simulated PBX on its own")
     sim.add_argument("--host", default="127.0.0.1")
@@ -83,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return list_companies()
         demo_run = run_demo(
-            settings, number=args.number, intent=args.intent, with_api=args.api, follow_flow=args.follow_flow
-        )
+            settings, number=args.number, intent=args.intent,
+            with_api=args.api, follow_flow=args.follow_flow, keep=args.keep,
+        )  # fmt: skip
         try:
             return asyncio.run(_until_sigterm(demo_run))
         except KeyboardInterrupt:  # Ctrl-C: the call was cancelled and cleaned up on the way out

@@ -33,9 +33,9 @@ SPEECH_INTENT = "my phone cannot connect to the network"
 
 
 def speech_demo_env(tmp_path) -> dict[str, str]:
-    """The demo keeps the database and flows of a no-flow run in a directory of its own under
-    TMPDIR (here ``tmp_path``); the offline navigator and local speech to text, whatever keys the
-    machine has."""
+    """The demo keeps the database, flows and recordings of a no-flow run in a directory of its
+    own under TMPDIR (here ``tmp_path``), deleted at exit unless ``--keep``; the offline navigator
+    and local speech to text, whatever keys the machine has."""
     return _env(
         tmp_path, f"sqlite:///{tmp_path / 'unused.db'}",
         TMPDIR=str(tmp_path), HOLDSLAYER_NAVIGATOR="offline", HOLDSLAYER_STT_PROVIDER="local",
@@ -77,6 +77,8 @@ async def test_demo_by_default_finds_the_way_by_speech_and_bridges_the_user(tmp_
     assert re.search(r"pressed 2 \(offline: .*technical support", out), out  # the key, and why
     assert "LIVE PERSON" in out
     assert out.strip().splitlines()[-1].startswith("OUTCOME: SUCCESS"), out
+    # Its own database and recordings were in a temporary directory, deleted at exit (no --keep).
+    assert list(tmp_path.glob("holdslayer-demo-*")) == [] and "kept in" not in out, out
 
 
 # What the demo draws on a terminal: a pseudo-terminal of a fixed size, rendered by a terminal

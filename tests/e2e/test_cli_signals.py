@@ -2,7 +2,7 @@
 simulated PBX and a dashboard-like WebSocket client following it: the process ends every live
 call (``cancelled / shutdown``), hangs its channels up and exits 0 within a bound, with no traceback.
 And Ctrl-C or SIGTERM of ``holdslayer demo`` on hold: the call ends the same way, the demo exits
-130 or 143 (128 + the signal)."""
+130 or 143 (128 + the signal) and deletes its temporary directory unless told to keep it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import re
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,10 +86,15 @@ def _sigint_raises_keyboardinterrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-async def test_demo_stopped_on_hold_hangs_up_stores_the_call_and_exits_128_plus_the_signal(signum, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "keep"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGINT, False)],
+    ids=["SIGINT-keep", "SIGTERM-keep", "SIGINT"],
+)
+async def test_demo_stopped_on_hold_hangs_up_stores_the_call_and_exits_128_plus_the_signal(signum, keep, tmp_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "demo", "--number", SPEECH_COMPANY, "--intent", SPEECH_INTENT,
+        *(["--keep"] if keep else []),
         cwd=REPO, env=speech_demo_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         preexec_fn=_sigint_raises_keyboardinterrupt,
     )  # fmt: skip
@@ -116,10 +122,17 @@ async def test_demo_stopped_on_hold_hangs_up_stores_the_call_and_exits_128_plus_
     assert "OUTCOME" not in text  # it did not go on to a result
     assert took < DEMO_EXIT_BOUND, f"exited {took:.1f} s after the signal"
 
-    # A run with no stored flow has a database of its own, in a new directory under TMPDIR.
+    # A run with no stored flow has a database of its own, in a new directory under TMPDIR:
+    # deleted at exit, or kept (--keep) and shown.
+    left = list(tmp_path.glob("holdslayer-demo-*"))
+    if not keep:
+        assert left == [] and "kept in" not in text, text
+        return
+    kept = re.search(r"^call record and recordings kept in (\S+) \(demo.db, recordings/\)$", text, re.M)
+    assert kept and left == [Path(kept[1])], text
+    assert list((left[0] / "recordings").glob("*.wav")), "the call's recordings are with its record"
     call_id = re.search(r", call (\w+)$", before[0], re.M)[1]
-    (database,) = tmp_path.glob("holdslayer-demo-*/demo.db")
-    store = Store(f"sqlite:///{database}")
+    store = Store(f"sqlite:///{left[0] / 'demo.db'}")
     try:
         stored = store.get_call(call_id)
         assert (stored.status.value, stored.reason.value) == ("cancelled", "shutdown"), stored.detail
