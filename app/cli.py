@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--api", action="store_true", help="also serve the REST API and dashboard during the demo")
     demo.add_argument("--follow-flow", action="store_true", help="follow the stored call flow instead of finding the way by speech")
     demo.add_argument("--list", action="store_true", help="list the simulated companies and exit")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory of a run without a stored flow (its database and recordings) "
+        "and print where it is; by default it is deleted at exit",
+    )
 
     sim = sub.add_parser("sim", help="run the simulated PBX on its own")
     sim.add_argument("--host", default="127.0.0.1")
@@ -82,13 +88,18 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.list:
             return list_companies()
+        demo_run = run_demo(
+            settings, number=args.number, intent=args.intent,
+            with_api=args.api, follow_flow=args.follow_flow, keep=args.keep,
+        )  # fmt: skip
         try:
-            return asyncio.run(
-                run_demo(settings, number=args.number, intent=args.intent, with_api=args.api, follow_flow=args.follow_flow)
-            )
-        except KeyboardInterrupt:  # the call was cancelled and cleaned up on the way out
+            return asyncio.run(_until_sigterm(demo_run))
+        except KeyboardInterrupt:  # Ctrl-C: the call was cancelled and cleaned up on the way out
             print("\ninterrupted: the call was hung up", file=sys.stderr)
-            return 130
+            return 128 + signal.SIGINT
+        except _Terminated:  # the same for SIGTERM
+            print("\nterminated: the call was hung up", file=sys.stderr)
+            return 128 + signal.SIGTERM
     if args.command == "prune":
         return _prune(settings, dry_run=args.dry_run)
     if args.command == "sim":
@@ -174,6 +185,37 @@ def _worker(settings, index: int) -> int:
 
 def _exit_after_shutdown(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+class _Terminated(Exception):
+    """The demo was stopped by SIGTERM (after its clean-up)."""
+
+
+async def _until_sigterm(main):
+    """Run ``main`` as asyncio.run runs it on Ctrl-C: SIGTERM cancels it, so its clean-up runs
+    (the demo's call is hung up and stored as ended), then ``_Terminated`` is raised. A SIGTERM
+    that comes during the clean-up, or after a Ctrl-C, does not cut it short."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        if not terminated and not task.cancelling():
+            terminated = True
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        task.uncancel()
+        raise _Terminated from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 if __name__ == "__main__":

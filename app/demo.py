@@ -4,12 +4,18 @@ By default the company is called as a first-time caller would: no stored call fl
 finds its way through the menu by what the menu says (speech to text, the offline navigator);
 ``--follow-flow`` follows the shipped flow instead. ``--list`` names the simulated companies.
 On a terminal the state is one live line (rich's live display) under the log of what happened.
+
+A run with no stored flow keeps its call record and recordings in a new temporary directory
+(``holdslayer-demo-*`` under TMPDIR), deleted at exit, even on Ctrl-C or SIGTERM; ``--keep``
+keeps it and prints where it is. ``--follow-flow`` runs use ``demo.db`` beside the configured
+database and the configured recordings directory, which stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,9 +50,16 @@ def list_companies(console: Console | None = None) -> int:
 
 
 async def run_demo(
-    settings: Settings, *, number: str, intent: str, with_api: bool = False, follow_flow: bool = False
+    settings: Settings,
+    *,
+    number: str,
+    intent: str,
+    with_api: bool = False,
+    follow_flow: bool = False,
+    keep: bool = False,
 ) -> int:
-    """Place one call on the simulator; exit code 0 only if the user's phone was bridged to the agent."""
+    """Place one call on the simulator; exit code 0 only if the user's phone was bridged to the agent.
+    ``keep``: leave the temporary directory of a run without a stored flow, and say where it is."""
     from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 
     console = Console(highlight=False, soft_wrap=True)
@@ -80,15 +93,20 @@ async def run_demo(
         # Demo calls go to their own database, not the one `holdslayer serve` uses.
         "database_url": settings.database_url.replace("holdslayer.db", "demo.db"),
     }
+    scratch = None
     if not follow_flow:
         # A first-time caller: no flow for the number (none shipped, none learned by an earlier demo).
         scratch = Path(tempfile.mkdtemp(prefix="holdslayer-demo-"))
         (scratch / "flows").mkdir()
-        update.update(flows_dir=scratch / "flows", database_url=f"sqlite:///{scratch / 'demo.db'}")
+        update.update(
+            flows_dir=scratch / "flows",
+            database_url=f"sqlite:///{scratch / 'demo.db'}",
+            recordings_dir=scratch / "recordings",  # with the record that names them
+        )
     settings = settings.model_copy(update=update)
-    holdslayer = HoldSlayer(settings)
-    server_task = None
+    holdslayer = server_task = None
     try:
+        holdslayer = HoldSlayer(settings)
         await holdslayer.start()
         if with_api:
             server_task = await _start_api(holdslayer, settings, console)
@@ -108,8 +126,22 @@ async def run_demo(
             server, task = server_task
             server.should_exit = True  # a clean stop, not a cancellation (no traceback)
             await asyncio.gather(task, return_exceptions=True)
-        await holdslayer.stop()
-        await pbx.stop()
+        try:
+            if holdslayer is not None:
+                await holdslayer.stop()
+            await pbx.stop()
+        finally:
+            _leave(scratch, keep, console)
+
+
+def _leave(scratch: Path | None, keep: bool, console: Console) -> None:
+    """The temporary directory of a run without a stored flow: deleted, or kept and shown."""
+    if scratch is None:
+        return
+    if keep:
+        console.print(f"call record and recordings kept in {scratch} (demo.db, recordings/)")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _follow(progress: CallProgress, subscription, console: Console) -> None:

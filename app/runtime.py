@@ -88,6 +88,7 @@ class HoldSlayer:
         self.tts = tts_from_settings(
             settings.tts_provider, openai_api_key=_secret(settings.openai_api_key), openai_base_url=settings.openai_base_url
         )
+        self._voice_loading: asyncio.Task | None = None
         self.manager = CallManager(
             SessionDeps(
                 ari=self.ari,
@@ -156,6 +157,9 @@ class HoldSlayer:
         self.loop_lag = LoopLagProbe()
 
     async def start(self) -> None:
+        # The voice loads now, in a thread, not as the first hold begins (the handoff renders its
+        # lines then): the lines are ready sooner, and a stop then need not wait for the load.
+        self._voice_loading = asyncio.create_task(self._load_voice(), name="tts-preload")
         if self.worker is not None:
             await self._start_worker()
             return
@@ -210,6 +214,9 @@ class HoldSlayer:
         await self.notifier.stop()
         await self.tally.stop()
         await self.loop_lag.stop()
+        if self._voice_loading is not None:
+            self._voice_loading.cancel()
+            await asyncio.gather(self._voice_loading, return_exceptions=True)
         await asyncio.gather(*self._command_tasks, return_exceptions=True)
         if self.live is not None:
             await self.live.stop()
@@ -236,6 +243,12 @@ class HoldSlayer:
                 "(change them with /api/devices)",
                 changes.kept,
             )
+
+    async def _load_voice(self) -> None:
+        try:
+            await asyncio.to_thread(self.tts.warm_up)
+        except Exception as error:  # noqa: BLE001 - it fails again, in its call, when a line is asked for
+            log.warning("the text-to-speech voice did not load: %s", error)
 
     def _flow_is_stale(self, flow_id: str) -> None:
         """A learned flow no longer matches its company's menu: stop trusting it until re-learned."""

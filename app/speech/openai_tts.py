@@ -10,6 +10,7 @@ audio it cannot read) raises ``TtsError``.
 from __future__ import annotations
 
 import struct
+import threading
 from typing import Any, Literal
 
 import numpy as np
@@ -48,7 +49,7 @@ class OpenAiTts(CachedTts):
         }
         self._client: Any = None
 
-    def render(self, text: str) -> np.ndarray:
+    def render(self, text: str, cancel: threading.Event | None = None) -> np.ndarray:
         import openai
 
         if self._client is None:

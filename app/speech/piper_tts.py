@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from app.speech.tts import CachedTts
+from app.speech.tts import CachedTts, stop_if_cancelled
 from app.speech.types import TELEPHONE_RATE, TtsError, resample
 
 PROVIDER = "piper"
@@ -96,13 +96,22 @@ class PiperTts(CachedTts):
                 cls._shared[settings] = cls(settings)
             return cls._shared[settings]
 
-    def render(self, text: str) -> np.ndarray:
+    def warm_up(self) -> None:
+        with self._lock:
+            self._load()
+
+    def render(self, text: str, cancel: threading.Event | None = None) -> np.ndarray:
         from piper.config import SynthesisConfig
 
         config = SynthesisConfig(volume=self.settings.volume, length_scale=self.settings.length_scale)
+        chunks = []
         with self._lock:
+            stop_if_cancelled(cancel)  # given up while another render held the voice
             voice = self._load()
-            chunks = list(voice.synthesize(text, config))
+            stop_if_cancelled(cancel)  # given up while the voice loaded
+            for chunk in voice.synthesize(text, config):  # one sentence at a time
+                stop_if_cancelled(cancel)
+                chunks.append(chunk)
         if not chunks:
             raise TtsError(PROVIDER, f"the voice produced no audio for {text!r}")
         pause = np.zeros(round(self.settings.sentence_pause * TELEPHONE_RATE), dtype=np.int16)

@@ -11,6 +11,13 @@ in a worker thread so the event loop never waits on it. Results are cached per t
 same phrases come back call after call; pass ``cache=False`` for one-off text such as an
 account number (it then stays out of the cache). Cached arrays are read-only.
 
+A render nobody waits for any more stops: when the coroutine awaiting ``synthesize_async`` is
+cancelled (its call ended, the process is stopping), a render that has not begun (queued, or
+waiting for the voice another render holds) never begins, and one under way stops at its next
+sentence (``RenderCancelled``, raised in the thread, seen by no one). The thread is free again
+at once, so a process that stops does not wait for lines rendered ahead of time (the handoff's,
+as a hold begins) before it can exit.
+
 Providers: ``piper`` (offline, the default; see ``app.speech.piper_tts`` for the voice's
 licence) and ``openai``. Without an OpenAI key, or without the ``openai`` package, the factory
 returns Piper; an OpenAI voice that fails during a call (``TtsError``) hands over to Piper
@@ -36,14 +43,39 @@ log = logging.getLogger(__name__)
 TtsProvider = Literal["piper", "openai"]
 
 
+class RenderCancelled(Exception):
+    """The speech was no longer wanted: its render stopped (not a ``TtsError``: no fallback)."""
+
+
+def stop_if_cancelled(cancel: threading.Event | None) -> None:
+    """In a render, between its parts: give up if the caller stopped waiting."""
+    if cancel is not None and cancel.is_set():
+        raise RenderCancelled
+
+
+async def in_thread(synthesize: Callable[..., np.ndarray], text: str, *, cache: bool) -> np.ndarray:
+    """``synthesize(text, cache=cache, cancel=event)`` in a worker thread; ``event`` is set when
+    this coroutine is cancelled, and the render stops at its next check (module docstring)."""
+    cancel = threading.Event()
+    try:
+        return await asyncio.to_thread(synthesize, text, cache=cache, cancel=cancel)
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
+
+
 class TextToSpeech(Protocol):
     provider: str
 
-    def synthesize(self, text: str, *, cache: bool = True) -> np.ndarray:
-        """int16 8 kHz mono speech of ``text``; raises ``TtsError``."""
+    def synthesize(self, text: str, *, cache: bool = True, cancel: threading.Event | None = None) -> np.ndarray:
+        """int16 8 kHz mono speech of ``text``; raises ``TtsError``, or ``RenderCancelled``
+        once ``cancel`` is set."""
 
     async def synthesize_async(self, text: str, *, cache: bool = True) -> np.ndarray:
         """``synthesize`` in a worker thread."""
+
+    def warm_up(self) -> None:
+        """Load what the voice needs (blocking), so its first line is not kept waiting for it."""
 
 
 class CachedTts(ABC):
@@ -57,11 +89,15 @@ class CachedTts(ABC):
         self._cache_lock = threading.Lock()
         self.cache_hits = 0
 
-    @abstractmethod
-    def render(self, text: str) -> np.ndarray:
-        """Synthesise without the cache: int16 8 kHz mono; raises ``TtsError``."""
+    def warm_up(self) -> None:
+        """Nothing to load by default (a cloud voice)."""
 
-    def synthesize(self, text: str, *, cache: bool = True) -> np.ndarray:
+    @abstractmethod
+    def render(self, text: str, cancel: threading.Event | None = None) -> np.ndarray:
+        """Synthesise without the cache: int16 8 kHz mono; raises ``TtsError``. A render of
+        several parts checks ``cancel`` between them (``stop_if_cancelled``)."""
+
+    def synthesize(self, text: str, *, cache: bool = True, cancel: threading.Event | None = None) -> np.ndarray:
         text = " ".join(text.split())
         if not text:
             raise ValueError("nothing to say: the text is empty")
@@ -71,7 +107,8 @@ class CachedTts(ABC):
                     self._cache.move_to_end(text)
                     self.cache_hits += 1
                     return self._cache[text]
-        pcm = np.asarray(self.render(text), dtype=np.int16)
+        stop_if_cancelled(cancel)
+        pcm = np.asarray(self.render(text, cancel), dtype=np.int16)
         pcm.flags.writeable = False
         if cache:
             with self._cache_lock:
@@ -81,7 +118,7 @@ class CachedTts(ABC):
         return pcm
 
     async def synthesize_async(self, text: str, *, cache: bool = True) -> np.ndarray:
-        return await asyncio.to_thread(self.synthesize, text, cache=cache)
+        return await in_thread(self.synthesize, text, cache=cache)
 
 
 class FallbackTts:
@@ -97,17 +134,20 @@ class FallbackTts:
     def provider(self) -> str:
         return self._active.provider
 
-    def synthesize(self, text: str, *, cache: bool = True) -> np.ndarray:
+    def warm_up(self) -> None:
+        self._active.warm_up()  # not the fallback: it loads if it is ever needed
+
+    def synthesize(self, text: str, *, cache: bool = True, cancel: threading.Event | None = None) -> np.ndarray:
         active = self._active
         try:
-            return active.synthesize(text, cache=cache)
+            return active.synthesize(text, cache=cache, cancel=cancel)
         except TtsError as error:
             with self._lock:
                 if self._active is active:
                     log.warning("text-to-speech %s failed (%s); going on with the local voice", error.provider, error)
                     self.fallback_reason = str(error)
                     self._active = self._make_fallback()
-            return self._active.synthesize(text, cache=cache)
+            return self._active.synthesize(text, cache=cache, cancel=cancel)
 
     async def synthesize_async(self, text: str, *, cache: bool = True) -> np.ndarray:
-        return await asyncio.to_thread(self.synthesize, text, cache=cache)
+        return await in_thread(self.synthesize, text, cache=cache)

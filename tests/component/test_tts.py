@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from app.media.g711 import ulaw_decode, ulaw_encode
 from app.speech import FallbackTts, TtsError, resample, tts_from_settings
 from app.speech.openai_tts import OpenAiTts, decode_wav
 from app.speech.piper_tts import PiperTts
+from app.speech.tts import RenderCancelled
 from app.speech.whisper_local import LocalWhisperStt
 from bench.navigation.speech_bench import score
 from tests.fakes.openai_audio_server import AudioHttpError, DropConnection, FakeOpenAiAudio, two_tone_signal
@@ -125,6 +127,27 @@ async def test_async_synthesis_runs_in_a_thread(piper):
     beating.cancel()
     assert len(pcm) > RATE
     assert ticks >= 3, "the event loop was blocked during synthesis"
+
+
+def test_a_piper_render_given_up_stops_after_the_sentence_under_way(piper, monkeypatch):
+    piper.synthesize("One moment.", cache=False)  # the voice is loaded
+    cancel = threading.Event()
+    sentences = 0
+    speak = piper._voice.phoneme_ids_to_audio
+
+    def given_up_during(*args, **kwargs):
+        nonlocal sentences
+        sentences += 1
+        cancel.set()  # the caller stopped waiting while this sentence is rendered
+        return speak(*args, **kwargs)
+
+    monkeypatch.setattr(piper._voice, "phoneme_ids_to_audio", given_up_during)
+    with pytest.raises(RenderCancelled):
+        piper.synthesize("Thank you for holding. Your call is important to us. Stay on the line.", cache=False, cancel=cancel)
+    assert sentences == 1
+    with pytest.raises(RenderCancelled):  # one that waited for the voice never begins
+        piper.synthesize("Please stay on the line.", cache=False, cancel=cancel)
+    assert sentences == 1
 
 
 @pytest.mark.parametrize("response_format", ["pcm", "wav"])
