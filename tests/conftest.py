@@ -16,6 +16,7 @@ from app.sim.corpus import ensure_corpus
 from tests import database
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.smtp_server"]  # the ``smtp`` fixture: a real SMTP server
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
 from app.calls import events as ev
 from app.calls.events import EventBus
@@ -18,27 +17,6 @@ from app.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChanne
 from tests.conftest import free_tcp_socket
 
 SECRET = "webhook-secret"
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], str]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode()))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
 
 
 class Receiver:

@@ -9,24 +9,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.calls import events as ev
-from tests.component.test_notify import Mailbox, wait_until
-from tests.conftest import api_without_calls, free_tcp_socket
-
-
-@pytest.fixture
-def smtp():
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+from tests.component.test_notify import wait_until
+from tests.conftest import api_without_calls
 
 
 @pytest.fixture

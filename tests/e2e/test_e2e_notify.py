@@ -11,30 +11,16 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from tests.component.test_notify import Mailbox, wait_until
-from tests.conftest import free_tcp_socket
+from tests.component.test_notify import wait_until
 from tests.e2e.test_e2e_calls import MENU, Stack, event_types, running_stack
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-webhook-secret"
 COMPANY = "Test Company"  # flows/test-menu.yaml, the company at MENU: a person after a 6 s hold
-
-
-@pytest.fixture
-def smtp():
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
 
 
 class Receiver:
