@@ -12,11 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.app import create_api
 from app.calls import events as ev
-from app.calls.events import CallEvent
+from app.calls.events import CallEvent, EventBus
 from app.calls.models import CallStatus
 from app.config import Settings
 from app.media.endpoint import EndpointStats
 from app.media.health import COUNTERS, MediaHealth
+from app.notify.notifier import Notifier
 from app.media.jitter import JitterBuffer
 from app.media.rtp import RtpPacket
 from app.monitoring import CallTally, Histogram, LagWindow
@@ -137,6 +138,7 @@ def _scrape_runtime(lost: int) -> SimpleNamespace:
             media_totals=lambda: holding + MediaHealth(received=9000, lost=4),
         ),
         tally=tally,
+        notifier=Notifier(EventBus(), []),  # no channels configured
         loop_lag=SimpleNamespace(lag=LagWindow()),
         settings=Settings(),
         workers=None,  # one process: the calls are this runtime's own
