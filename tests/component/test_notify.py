@@ -15,6 +15,7 @@ from app.notify.apprise_channel import AppriseChannel
 from app.notify.notifier import Notifier
 from app.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, verify_signature
 from tests.conftest import free_tcp_socket
+from tests.local_receivers import receiving_posts
 
 SECRET = "webhook-secret"
 
@@ -37,16 +38,9 @@ class Receiver:
 
 @pytest.fixture
 async def receiver():
-    app = web.Application()
     hook = Receiver(fail_first=1)
-    app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield hook, f"http://127.0.0.1:{port}/hook"
-    await runner.cleanup()
+    async with receiving_posts(hook.handle) as url:
+        yield hook, url
 
 
 def a_person_answers(bus: EventBus, call_id: str = "c1") -> None:

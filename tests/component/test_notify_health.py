@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.calls import events as ev
 from tests.component.test_notify import wait_until
 from tests.conftest import api_without_calls
+from tests.local_receivers import receiving_posts
 
 
 @pytest.fixture
@@ -25,15 +26,8 @@ async def broken_webhook():
         posts.append(await request.read())
         return web.Response(status=500)
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield posts, f"http://127.0.0.1:{port}/hook"
-    await runner.cleanup()
+    async with receiving_posts(handle) as url:
+        yield posts, url
 
 
 async def notification_counts(http, base_url: str) -> dict[tuple[str, str], float]:

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.component.test_notify import wait_until
 from tests.e2e.test_e2e_calls import MENU, Stack, event_types, running_stack
+from tests.local_receivers import receiving_posts
 
 pytestmark = pytest.mark.e2e
 
@@ -45,15 +46,8 @@ class Receiver:
 @pytest.fixture
 async def receiver():
     hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield hook, f"http://127.0.0.1:{port}/hook"
-    await runner.cleanup()
+    async with receiving_posts(hook.handle) as url:
+        yield hook, url
 
 
 def notify_settings(smtp_port: int, hook_url: str) -> dict:

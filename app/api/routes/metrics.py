@@ -2,8 +2,9 @@
 
 One collector reads the running Hold Slayer at scrape time (calls by state, their media
 counters, the ARI connection, the tallies of ``app.monitoring``, provider failures, notifications
-sent and failed per channel), so nothing on the call path updates a metric. Each API app has a registry of its own, not the library's
-global one: several apps in one process (tests) never see each other's series.
+sent and failed per channel), so nothing on the call path updates a metric. Each API app has a
+registry of its own, not the library's global one: several apps in one process (tests) never
+see each other's series.
 """
 
 from __future__ import annotations
