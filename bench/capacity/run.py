@@ -68,6 +68,7 @@ MAX_BACKLOG_SECONDS = 0.5
 MIN_RECEIVED_SHARE = 0.99
 FRAME_SECONDS = 0.02
 MB = 1024 * 1024
+WARM_UP_SETTLED_PERCENT = 15.0  # per held warm-up call: loading is over (a held call is ~3%)
 
 
 # ----------------------------------------------------------------------------- results
@@ -417,8 +418,12 @@ class CapacityRun:
         # (one per worker process: each loads its own)
         warm_up = await self._place_calls(stack, http, max(1, self.config.workers))
         await self._wait_on_hold(stack, http, warm_up)
+        # The hold loads things in the background (the voice, its lines): held until they are done
+        # (a held call alone costs a few percent), so that the idle sample has them.
+        await self._settle(app_pid, below_percent=WARM_UP_SETTLED_PERCENT * len(warm_up))
         await self._hang_up(stack, http, warm_up)
         await self._wait_ended(stack, http, warm_up)
+        await self._settle(app_pid, below_percent=WARM_UP_SETTLED_PERCENT)
         idle_cpu = await self._cpu_percent(app_pid, 3.0)
         rss_idle = tree_rss_bytes(app_pid)
         watcher = asyncio.create_task(self._watch_events(stack, http))
@@ -502,6 +507,12 @@ class CapacityRun:
         async with http.get(stack.api_url + "/bench/media") as resp:
             resp.raise_for_status()
             return await resp.json()
+
+    async def _settle(self, pid: int, *, below_percent: float, limit_seconds: float = 60.0) -> None:
+        """Wait (at most ``limit_seconds``) until the process uses less than ``below_percent`` of a core."""
+        deadline = time.monotonic() + limit_seconds
+        while await self._cpu_percent(pid, 2.0) >= below_percent and time.monotonic() < deadline:
+            pass
 
     @staticmethod
     async def _cpu_percent(pid: int, seconds: float) -> float:
