@@ -208,7 +208,7 @@ class HumanSettings:
     suspect_quiet_seconds: float = 1.0  # ... or quiet this long after a shorter word: someone may wait for us
     # After our words end, a reply begins within this as we hear it: a person's 0.2-1.0 s (more
     # to a voice they did not expect), and the line's round trip (0.1-0.5 s) on top.
-    reply_window_seconds: float = 1.2
+    reply_window_seconds: float = 1.5
     # A reply begun later than that, up to this, is a person's slow answer or a recording's next
     # sentence; from the second such on one run, it counts (a recording resumes on its own clock,
     # not twice in step with our words).
