@@ -17,7 +17,7 @@ import pytest
 from app.calls.listening import flow_needs_listener
 from app.ivr.flow import CallFlow
 from app.sim import UserPhoneConfig, load_scenarios
-from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, journal, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ async def test_the_navigator_answers_the_menus_from_their_transcripts(stack: Sta
     assert menus["main_menu"]["heard_seconds"] > 5, "the whole main menu was read before choosing"
 
     sent = events_of(call, "IVR_DTMF_SENT")
-    assert [d["step_id"] for d in sent] == ["main_menu", "advocate_menu"]
+    assert [d["step_id"] for d in sent] == ["main_menu", "advocate_menu"], journal(call)
     for pressed in sent:
         assert pressed["navigator"] == "offline" and pressed["reason"]
         assert pressed["action"] == {"action": "press_digits", "digits": pressed["digits"]}
