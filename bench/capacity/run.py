@@ -68,6 +68,7 @@ MAX_BACKLOG_SECONDS = 0.5
 MIN_RECEIVED_SHARE = 0.99
 FRAME_SECONDS = 0.02
 MB = 1024 * 1024
+CLIENT_KEEPALIVE_SECONDS = 2.0
 WARM_UP_SETTLED_PERCENT = 15.0  # per held warm-up call: loading is over (a held call is ~3%)
 
 
@@ -407,7 +408,10 @@ class CapacityRun:
             return await self._run_in(Path(tmp))
 
     async def _run_in(self, workdir: Path) -> CapacityRow:
-        async with Stack(self.config, workdir) as stack, aiohttp.ClientSession() as http:
+        # The app's server (uvicorn) closes a connection idle for 5 s; one reused later than that
+        # may be closed under the request (the warm-up waits longer than that between requests).
+        connector = aiohttp.TCPConnector(keepalive_timeout=CLIENT_KEEPALIVE_SECONDS)
+        async with Stack(self.config, workdir) as stack, aiohttp.ClientSession(connector=connector) as http:
             return await self._measure(stack, http)
 
     async def _measure(self, stack: Stack, http: aiohttp.ClientSession) -> CapacityRow:
