@@ -493,11 +493,14 @@ def test_a_voice_that_matches_one_syllable_of_a_known_prompt_is_no_replay(corpus
     sentence (the simulated company 5550006 lost its person so now and then)."""
     from app.sim.audio import OtherVoice
 
-    memory = HumanDetector().recordings  # the detector's own thresholds
+    settings = HumanSettings()
+    memory = HumanDetector(settings).recordings  # the detector's own thresholds
     prompt = load_audio(corpus.resolve("prompt:queue-thankyou")).astype(np.float64)
     bed = load_audio(corpus.resolve("moh:macroform-the_simplicity")).astype(np.float64)
-    assert memory.remember(landmarks(frame_features(telephone(prompt + at_dbov(bed[: len(prompt)], -40.0))).spectrum))
-    window, step = int(1.5 * RATE / 160), int(0.5 * RATE / 160)  # the detector's checks, in frames
+    if not memory.remember(landmarks(frame_features(telephone(prompt + at_dbov(bed[: len(prompt)], -40.0))).spectrum)):
+        pytest.fail("the prompt was not remembered")  # not the expected failure: the set-up broke
+    # The detector's checks, in frames: its newest stretch, every so many frames.
+    window, step = round(settings.fingerprint_seconds / 0.02), settings.check_every_frames
 
     def matches(pcm: np.ndarray) -> list[int]:
         """When a check of ``pcm`` first finds a replay, on each frame grid (sample shift) where one does."""
