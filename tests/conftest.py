@@ -16,28 +16,45 @@ from app.sim.corpus import ensure_corpus
 from tests import database
 
 REPO = Path(__file__).resolve().parents[1]
-pytest_plugins = ["tests.smtp_server"]  # the ``smtp`` fixture: a real SMTP server
+pytest_plugins = ["tests.smtp_server", "pytester"]  # ``smtp``: a real SMTP server; ``pytester``: pytest on pytest
+
+
+def pytest_generate_tests(metafunc) -> None:
+    # A test that opens a database runs on every backend of the run (tests/database.py), as
+    # items of this one run: its workers take SQLite's and PostgreSQL's alike.
+    if database.FIXTURES & set(metafunc.fixturenames):
+        only_postgresql = metafunc.definition.get_closest_marker("postgresql") is not None
+        backends = (database.POSTGRESQL,) if only_postgresql else database.backends()
+        metafunc.parametrize("database_backend", backends, indirect=True, scope="module")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    # Every test that opens a database is marked, so that `-m database` runs exactly those again
-    # on another backend (.ci/run: PostgreSQL).
+    # Every test that opens a database is marked, so that `-m database` selects exactly those.
     for item in items:
         if database.FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.database)
 
 
+@pytest.fixture(scope="module")
+def database_backend(request) -> str:
+    """The backend this variant of the test runs on (parametrised by ``pytest_generate_tests``)."""
+    backend = request.param
+    if backend == database.POSTGRESQL and database.server_url() is None:
+        pytest.skip(f"needs PostgreSQL: set {database.ENV} (scripts/test sets it)")
+    return backend
+
+
 @pytest.fixture
-def database_url(tmp_path) -> Iterator[str]:
-    """An empty database of this test's own (tests/database.py): SQLite, or PostgreSQL."""
-    with database.fresh_database(tmp_path) as url:
+def database_url(tmp_path, database_backend) -> Iterator[str]:
+    """An empty database of this test's own (tests/database.py), on this variant's backend."""
+    with database.fresh_database(tmp_path, database_backend) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def module_database_url(tmp_path_factory) -> Iterator[str]:
+def module_database_url(tmp_path_factory, database_backend) -> Iterator[str]:
     """The same, shared by a module's tests (an app the whole module talks to)."""
-    with database.fresh_database(tmp_path_factory.mktemp("db")) as url:
+    with database.fresh_database(tmp_path_factory.mktemp("db"), database_backend) as url:
         yield url
 
 

@@ -38,13 +38,11 @@ async def test_two_held_calls_are_measured_and_written(tmp_path, corpus):
     assert "| 2 |" in text and (tmp_path / "capacity-test.md").read_text() == text
 
 
-@pytest.mark.database
-async def test_two_worker_processes_are_measured_as_one_app(tmp_path, corpus):
+@pytest.mark.postgresql
+async def test_two_worker_processes_are_measured_as_one_app(tmp_path, corpus, database_backend):
     """``--workers 2``: serve --workers 2 on PostgreSQL; CPU and memory of every process of the
     app, frames from the workers' heartbeats, events across the processes."""
     server = database.server_url()
-    if server is None:
-        pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     config = RunConfig(app_cpus=None, sim_cpus=None, workers=2, database_server=server)
     row = await CapacityRun(2, 10.0, config).run()
 

@@ -2,7 +2,7 @@
 server: a worker's store sends its events as it journals them and the front's bus gets them in
 order, the half-second windows the store keeps no row of included; a front whose listener lost
 its connection publishes the stored events it missed, once each; commands and replies go
-round; and the store answers which worker runs which call. Needs HOLDSLAYER_TEST_DATABASE."""
+round; and the store answers which worker runs which call. Needs PostgreSQL (marked ``postgresql``: scripts/test provides it)."""
 
 from __future__ import annotations
 
@@ -38,13 +38,11 @@ from app.store.live import (
     libpq_url,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.postgresql]  # LISTEN/NOTIFY
 
 
 @pytest.fixture
 def pg_url(database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY needs PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     return database_url
 
 

@@ -9,6 +9,7 @@ Speech goes through the real local voice (Piper) and the real local Whisper, sha
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -301,7 +302,9 @@ async def test_speech_menu_understands_the_caller_and_says_so_when_it_does_not(p
     await call.peer.send_audio(nonsense, call.rtp_to)  # over the prompt: barge-in
     await eventually(lambda: len(log.heard) == 1, timeout=10, what="the first transcript")
     understood_at = time.monotonic()
-    assert log.heard[0][0] == "main" and "giraffe" in log.heard[0][1].lower()
+    # What the caller said, not a menu word: Whisper may mishear one word of it ("let me draw a
+    # sandwich") when a loaded machine delivers the audio late.
+    assert log.heard[0][0] == "main" and {"giraffe", "sandwich"} & set(re.findall(r"[a-z]+", log.heard[0][1].lower()))
     assert log.path == ["main"]
     await asyncio.sleep(2.0)
     no_match = pbx.audio.clip("tts:Sorry, I didn't get that.")

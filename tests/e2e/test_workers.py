@@ -7,7 +7,7 @@ own call (``failed / worker_lost``) and is started again, a call dialled in from
 (``cancelled / shutdown``) and exits 0. A worker that hangs (SIGSTOP) is killed once its heartbeat
 is older than the bound, with the same outcome; before that, RTP loss on a call in a worker shows
 in that call's media counters on the front's /metrics and /api/health. Needs
-HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)."""
+PostgreSQL (marked ``postgresql``: scripts/test provides it)."""
 
 from __future__ import annotations
 
@@ -99,9 +99,8 @@ def _clean_exit(proc, tmp_path) -> str:
     return text
 
 
+@pytest.mark.postgresql  # worker processes
 async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_path, corpus, http, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     # Two calls reach a person at about the same time: each rings a phone of its own.
     user = UserPhoneConfig(answer_after=0.5, hangup_after=8.0, speech="prompt:hello")
     phones = {USER_PHONE: user, OTHER_PHONE: user}
@@ -284,11 +283,10 @@ async def test_calls_spread_over_two_workers_and_survive_the_loss_of_one(tmp_pat
         assert any(e["type"] == "AUDIO_CLASSIFIED" for e in live[call_id]), call_id
 
 
+@pytest.mark.postgresql  # worker processes
 async def test_a_calls_media_counters_come_from_its_worker_and_a_hung_worker_is_killed(
     tmp_path, corpus, http, database_url
 ):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("worker processes need PostgreSQL: set HOLDSLAYER_TEST_DATABASE (scripts/test-postgres)")
     endless = Scenario.model_validate(ENDLESS_HOLD)
     pbx = SimulatedPBX(SimConfig(scenarios={**load_scenarios(), endless.number: endless}, corpus=corpus))
     proc, port, log = await _serve_two_workers(
