@@ -53,7 +53,8 @@ async def wait_until_serving(
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         if proc.returncode is not None:
-            raise AssertionError(f"holdslayer serve exited with {proc.returncode} before it came up")
+            said = (await proc.stdout.read()).decode(errors="replace")[-3000:] if proc.stdout is not None else ""
+            raise AssertionError(f"holdslayer serve exited with {proc.returncode} before it came up:\n{said}")
         try:
             async with http.get(f"{base}/api/health") as resp:
                 if resp.status == 200 and (await resp.json())["ari_connected"]:
