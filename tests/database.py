@@ -41,7 +41,7 @@ def backends() -> tuple[str, ...]:
 
 
 @contextmanager
-def fresh_database(directory: Path, backend: str = SQLITE) -> Iterator[str]:
+def fresh_database(directory: Path, backend: str) -> Iterator[str]:
     """The URL of an empty database of ``backend``, gone afterwards (SQLite: a file in ``directory``)."""
     if backend == SQLITE:
         yield f"sqlite:///{directory / 'holdslayer.db'}"

@@ -41,7 +41,8 @@ async def test_two_held_calls_are_measured_and_written(tmp_path, corpus):
 @pytest.mark.postgresql
 async def test_two_worker_processes_are_measured_as_one_app(tmp_path, corpus, database_backend):
     """``--workers 2``: serve --workers 2 on PostgreSQL; CPU and memory of every process of the
-    app, frames from the workers' heartbeats, events across the processes."""
+    app, frames from the workers' heartbeats, events across the processes. ``database_backend``
+    makes it the PostgreSQL variant (skipped without a server); the benchmark makes its own database."""
     server = database.server_url()
     config = RunConfig(app_cpus=None, sim_cpus=None, workers=2, database_server=server)
     row = await CapacityRun(2, 10.0, config).run()

@@ -41,24 +41,19 @@ from app.store.live import (
 pytestmark = [pytest.mark.timeout(60), pytest.mark.postgresql]  # LISTEN/NOTIFY
 
 
-@pytest.fixture
-def pg_url(database_url):
-    return database_url
-
-
 async def _until(predicate, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
 
 
-async def test_a_workers_events_reach_the_fronts_bus_in_order(pg_url):
-    worker_store = Store(pg_url, live_events=True)
-    front_store = Store(pg_url)
+async def test_a_workers_events_reach_the_fronts_bus_in_order(database_url):
+    worker_store = Store(database_url, live_events=True)
+    front_store = Store(database_url)
     bus = EventBus()
     seen = bus.subscribe()
     feed = EventFeed(bus, front_store.event_by_row, front_store.missed_events)
-    channels = PgChannels(pg_url, {EVENTS_CHANNEL: feed.on_payload})
+    channels = PgChannels(database_url, {EVENTS_CHANNEL: feed.on_payload})
     await channels.start()
     try:
         worker_store.create_call("call-a", CallRequest(number="5550001"), "sip_phone", worker=2)
@@ -168,9 +163,9 @@ def _seqs(events: list[CallEvent]) -> dict[str, list[int]]:
     return by_call
 
 
-async def test_a_front_publishes_the_stored_events_it_missed_while_its_listener_was_down_once_each(pg_url):
-    worker = Store(pg_url, live_events=True)
-    front = Front(pg_url, worker)
+async def test_a_front_publishes_the_stored_events_it_missed_while_its_listener_was_down_once_each(database_url):
+    worker = Store(database_url, live_events=True)
+    front = Front(database_url, worker)
     await front.channels.start()
     try:
         for call_id in ("call-a", "call-b"):
@@ -201,7 +196,7 @@ async def test_a_front_publishes_the_stored_events_it_missed_while_its_listener_
         await _write(worker, before)
         await _until(lambda: front.feed.published == 4)
 
-        async with _database_refusing_connections(pg_url) as admin:
+        async with _database_refusing_connections(database_url) as admin:
             await _cut_listener(admin, front.channels)
             await _write(worker, during)
             await asyncio.sleep(0.8)  # past the first reconnection attempt (0.5 s), refused
@@ -226,9 +221,9 @@ async def test_a_front_publishes_the_stored_events_it_missed_while_its_listener_
         worker.close()
 
 
-async def test_a_call_that_began_while_the_front_was_not_listening_is_published_from_its_first_event(pg_url):
-    worker = Store(pg_url, live_events=True)
-    front = Front(pg_url, worker)
+async def test_a_call_that_began_while_the_front_was_not_listening_is_published_from_its_first_event(database_url):
+    worker = Store(database_url, live_events=True)
+    front = Front(database_url, worker)
     await front.channels.start()
     try:
         ended = CallEnded(status="completed", reason="bridged")
@@ -244,7 +239,7 @@ async def test_a_call_that_began_while_the_front_was_not_listening_is_published_
         )
         await _until(lambda: front.feed.published == 3)
 
-        async with _database_refusing_connections(pg_url) as admin:
+        async with _database_refusing_connections(database_url) as admin:
             await _cut_listener(admin, front.channels)
             for call_id in ("new", "brief"):
                 worker.create_call(call_id, CallRequest(number="5550002"), "sip_phone", worker=2)
@@ -272,8 +267,8 @@ async def test_a_call_that_began_while_the_front_was_not_listening_is_published_
         worker.close()
 
 
-async def test_a_failing_catch_up_is_logged_and_the_notifications_still_come(pg_url, caplog):
-    Store(pg_url).close()  # the schema
+async def test_a_failing_catch_up_is_logged_and_the_notifications_still_come(database_url, caplog):
+    Store(database_url).close()  # the schema
     got: list[str] = []
 
     async def handler(payload: str) -> None:
@@ -282,8 +277,8 @@ async def test_a_failing_catch_up_is_logged_and_the_notifications_still_come(pg_
     async def failing() -> None:
         raise RuntimeError("no catching up today")
 
-    listener = PgChannels(pg_url, {commands_channel(1): handler}, on_listening=failing)
-    sender = PgChannels(pg_url, {})
+    listener = PgChannels(database_url, {commands_channel(1): handler}, on_listening=failing)
+    sender = PgChannels(database_url, {})
     await listener.start()
     try:
         await sender.notify(commands_channel(1), "still heard")
@@ -331,8 +326,8 @@ def test_the_store_gives_a_follower_the_events_it_missed_and_only_those(database
         store.close()
 
 
-async def test_a_notification_reaches_the_listener_of_its_channel_only(pg_url):
-    Store(pg_url).close()  # the schema
+async def test_a_notification_reaches_the_listener_of_its_channel_only(database_url):
+    Store(database_url).close()  # the schema
     got: dict[str, list[str]] = {"w1": [], "w2": []}
 
     async def to(name):
@@ -341,9 +336,9 @@ async def test_a_notification_reaches_the_listener_of_its_channel_only(pg_url):
 
         return handler
 
-    worker1 = PgChannels(pg_url, {commands_channel(1): await to("w1")})
-    worker2 = PgChannels(pg_url, {commands_channel(2): await to("w2")})
-    front = PgChannels(pg_url, {})
+    worker1 = PgChannels(database_url, {commands_channel(1): await to("w1")})
+    worker2 = PgChannels(database_url, {commands_channel(2): await to("w2")})
+    front = PgChannels(database_url, {})
     await asyncio.gather(worker1.start(), worker2.start())
     try:
         for i in range(5):
