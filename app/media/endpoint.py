@@ -104,6 +104,13 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
 
+async def _one_loop_turn() -> None:
+    """Return after the event loop has run its I/O callbacks once: a task resumed by sleep(0)
+    runs ahead of that turn's I/O, so it takes two."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("%s stopped", task.get_name(), exc_info=task.exception())
@@ -309,7 +316,14 @@ class RtpEndpoint:
         while True:
             due = self._jitter.next_due()
             now = self._clock.now()
-            await self._clock.sleep(FRAME_SECONDS if due is None else max(0.0, due - now))
+            wake = now + (FRAME_SECONDS if due is None else max(0.0, due - now))
+            await self._clock.sleep(wake - now)
+            if self._clock.now() - wake > FRAME_SECONDS:
+                # Woken late (a busy event loop): packets that came meanwhile may wait unread in
+                # the socket, or a sender on this same loop may only now have sent its backlog.
+                # One loop turn reads the next of them, and its arrival moves every deadline, so
+                # frames on their way are not concealed (and then dropped as late).
+                await _one_loop_turn()
             self._deliver(self._jitter.pop_ready(self._clock.now()))
 
     def _deliver(self, frames: list[Frame]) -> None:

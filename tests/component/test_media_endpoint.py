@@ -329,6 +329,29 @@ async def test_frames_received_and_not_read_are_taken_at_once_and_the_end_is_kep
     assert [f async for f in endpoint.frames()] == []  # the end marker is still there for a reader
 
 
+async def test_a_stall_of_the_loop_shared_with_the_sender_conceals_and_drops_nothing(real_time_endpoint, peer):
+    """The simulated PBX sends from the app's own event loop. When that loop stalls (a starved
+    test machine), the PBX's timer and the endpoint's concealment timer come due in the same turn:
+    the PBX catches up first, and its packets wait in the socket while the endpoint decides. It
+    must read them, not conceal their frames and then drop them as late."""
+    loop = asyncio.get_running_loop()
+    packets = 60
+    loop.call_later(0.3, time.sleep, 0.4)  # something else holds the loop for 400 ms
+
+    due = loop.time()
+    for seq in range(packets):  # paced on absolute deadlines, caught up at once when behind
+        due += 0.02
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        peer.send(real_time_endpoint, rtp(seq))
+    await until(lambda: real_time_endpoint.stats.received == packets)
+    frames = await take_frames(real_time_endpoint, packets)
+
+    stats = real_time_endpoint.stats
+    assert (stats.concealed, stats.late, stats.lost) == (0, 0, 0), stats
+    assert seqs(frames) == list(range(packets))
+
+
 async def test_slow_reader_loses_the_oldest_frames_not_the_newest(clock, peer, monkeypatch):
     monkeypatch.setattr(endpoint_module, "_MAX_UNREAD_FRAMES", 5)
     ep = await RtpEndpoint.open("127.0.0.1", 0, 0, clock=clock)

@@ -985,3 +985,31 @@ def test_menu_gives_up_after_its_repeats():
         frames += 1
         assert frames < 1000
     assert cause == 16 and frames == 2 * (10 + 20) + 1
+
+
+class _NoCalls:
+    """A PBX with nothing to mix: the media clock alone."""
+
+    channels: dict = {}
+    bridges: dict = {}
+
+    def check_recording_limits(self) -> None:
+        pass
+
+
+async def test_the_media_clock_catches_up_a_stall_of_its_event_loop_instead_of_skipping_it():
+    """The PBX shares its event loop with the app in the tests: a stall of that loop (a starved
+    machine) must delay the company's audio, not cut a hole in it, or the app hears silence in
+    the middle of a word that no PBX would make."""
+    from app.sim.media import MediaEngine
+
+    engine = MediaEngine(_NoCalls())  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(engine.run())
+    loop.call_later(0.2, time.sleep, 0.5)
+    await asyncio.sleep(1.0)
+    task.cancel()
+    elapsed = loop.time() - started
+    assert engine.skipped_seconds == 0.0
+    assert abs(engine.ticks - elapsed / 0.02) <= 3, (engine.ticks, elapsed)

@@ -18,7 +18,7 @@ from app.audio.human import HumanSettings
 from app.audio.pipeline import AudioPipeline
 from app.sim import UserPhoneConfig
 from app.sim.scenario import Scenario
-from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, running_stack
+from tests.e2e.test_e2e_calls import USER_PHONE, Stack, event_types, events_of, journal, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +137,7 @@ async def test_a_person_on_a_queue_with_no_music_is_greeted_and_rung(stack: Stac
 
     assert (call["status"], call["reason"]) == ("completed", "bridged"), call["detail"]
     types = event_types(call)
-    assert "HOLD_DETECTED" not in types
+    assert "HOLD_DETECTED" not in types, journal(call)
     assert types.index("HUMAN_SUSPECTED") < types.index("AGENT_GREETED") < types.index("HUMAN_DETECTED")
     assert events_of(call, "HUMAN_DETECTED")[0]["evidence"]["rule"] == "reply"
 
