@@ -433,6 +433,40 @@ async def test_a_reader_can_wait_until_an_event_is_in_the_store(store):
     await writer.stop()
 
 
+async def test_held_calls_share_a_transaction_and_anything_else_is_written_at_once(store, monkeypatch):
+    """Periodic events (a classified window every 0.5 s, the hold's progress) wait a moment for
+    more, so that many held calls take one transaction, not one each; a status change does not."""
+    for call_id in ("c1", "c2", "c3"):
+        new_call(store, call_id)
+    transactions: list[list[str]] = []
+    add_events = store.add_events
+    monkeypatch.setattr(store, "add_events", lambda batch: transactions.append([e.type.value for e in batch]) or add_events(batch))
+    bus = EventBus()
+    writer = StoreWriter(store, bus, linger=0.3)
+    writer.start()
+    loop = asyncio.get_running_loop()
+
+    for second in range(2):  # three held calls, 20 ms apart
+        for call_id in ("c1", "c2", "c3"):
+            bus.emit(call_id, ev.HoldProgress(hold_seconds=second))
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.4)
+    assert transactions == [["HOLD_PROGRESS"] * 6]
+
+    sent = loop.time()
+    status = bus.emit("c2", ev.CallStatusChanged(status="human_detected", previous="on_hold"))
+    assert await writer.wait_stored(status.seq, timeout=10)
+    assert loop.time() - sent < 0.2 and transactions[-1] == ["CALL_STATUS"]
+
+    bus.emit("c1", ev.HoldProgress(hold_seconds=2))
+    ended = bus.emit("c1", ev.CallEnded(status="completed", reason="bridged", detail=""))
+    assert await writer.wait_stored(ended.seq, timeout=10)
+    assert loop.time() - sent < 0.2, "a batch with a final event in it does not wait"
+    assert transactions[-1] == ["HOLD_PROGRESS", "CALL_ENDED"]
+    await asyncio.wait_for(writer.stop(), 10)
+    assert writer.journaled == 9 and store.get_call("c1").status is CallStatus.COMPLETED
+
+
 async def test_writer_skips_events_of_unknown_calls_and_keeps_going(store):
     new_call(store)
     bus = EventBus()
