@@ -25,6 +25,7 @@ from app.runtime import HoldSlayer
 from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 from tests.audio_fixtures import best_match
 from tests.conftest import REPO, ApiServer
+from tests.loop_stalls import LoopStalls
 from tests.emergency_numbers import BLOCKED_SETTINGS, REFUSED_NUMBERS, keyed, refusal_problem
 
 pytestmark = pytest.mark.e2e
@@ -145,9 +146,14 @@ async def running_stack(
     api = ApiServer(create_api(holdslayer))
     await holdslayer.start()
     await api.start()
+    stalls = LoopStalls()
+    stalls.start()
     try:
         yield Stack(pbx, holdslayer, api, http)
     finally:
+        await stalls.stop()
+        # Shown with a failing test's output: was the machine too loaded for real time?
+        print(f"{stalls.summary()}; the PBX's audio skipped {pbx.media.skipped_seconds:.2f} s")
         await api.stop()
         await holdslayer.stop()
         await pbx.stop()
