@@ -52,6 +52,10 @@ _BATCH_FRAMES = 4
 _LISTEN_DROP_DB = 12.0
 _LISTEN_RISE_DB = 10.0
 _LISTEN_SECONDS = 3.0
+# A window with this share of made-up frames (our echo, concealed packets) says nothing of music:
+# they repeat one quiet frame of the line, and a stretch of identical frames passes for a steady
+# tone (our greeting over a silent queue once made four windows MUSIC and a false HOLD_DETECTED).
+_MADE_UP_MAX_SHARE = 0.2
 # A frame this quiet is the line's floor, what our echo covers up.
 LINE_FLOOR_MAX_DBOV = -40.0
 
@@ -104,6 +108,7 @@ class AudioPipeline:
         self._zcr = np.zeros(0)
         self._spectra = np.zeros((0, 129))
         self._probs = np.zeros(0)
+        self._made_up = np.zeros(0, dtype=bool)
         self._sit_t = -np.inf
         self._dtmf_t = -np.inf
         self.tone_events: list[ToneEvent] = []
@@ -192,6 +197,7 @@ class AudioPipeline:
         zcrs = features.zcr.tolist()
         concealed_flags = frames_concealed.tolist()
         probs_list = [0.0] * count
+        made_up_list = [False] * count
         for i in range(count):
             frame_t = self._frame_time(self._frames_total + i)
             frame = buffered[i * self._frame : (i + 1) * self._frame]
@@ -210,6 +216,7 @@ class AudioPipeline:
                 self._vad.silero.push(frame, audible=False)  # keeps its 32 ms steps aligned
                 prob = 0.0
             probs_list[i] = prob
+            made_up_list[i] = made_up_frame
             level = levels[i]
             self.far_end_speaking = bool(prob >= SPEECH_PROB and level >= self.human.foreground_min_dbov())
             if not made_up_frame and prob < SPEECH_PROB and level < LINE_FLOOR_MAX_DBOV:
@@ -229,13 +236,15 @@ class AudioPipeline:
                     _tail(self._spectra, features.spectrum, start, i + 1),
                 )
                 window_probs = _tail(self._probs, probs, start, i + 1)
-                outputs.extend(self._on_window(window, window_probs, self._frame_time(done)))
+                made_up = _tail(self._made_up, np.array(made_up_list), start, i + 1)
+                outputs.extend(self._on_window(window, window_probs, self._frame_time(done), float(np.mean(made_up))))
         probs = np.array(probs_list)
         keep = self.window_frames
         self._levels = np.concatenate([self._levels, features.level_db])[-keep:]
         self._zcr = np.concatenate([self._zcr, features.zcr])[-keep:]
         self._spectra = np.concatenate([self._spectra, features.spectrum])[-keep:]
         self._probs = np.concatenate([self._probs, probs])[-keep:]
+        self._made_up = np.concatenate([self._made_up, np.array(made_up_list)])[-keep:]
         self._frames_total += count
         return outputs
 
@@ -266,7 +275,7 @@ class AudioPipeline:
         elif event.kind == "dtmf" and not event.detail.get("echo"):
             self._dtmf_t = decided
 
-    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float) -> list[DetectorOutput]:
+    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float, made_up_share: float = 0.0) -> list[DetectorOutput]:
         t_start = t_end - self.window_seconds
         features, _ = analyse_window(frames, self.sample_rate)
         recent = probs[-round(_SPEECH_SHARE_SECONDS / 0.02) :]
@@ -284,7 +293,7 @@ class AudioPipeline:
         self._music_peak_dbov = features.peak_dbov
         if audio_class == AudioClass.SPEECH:
             audio_class = AudioClass.LIVE_HUMAN if self.human_detected else self.human.source_class()
-        if audio_class == AudioClass.MUSIC:
+        if audio_class == AudioClass.MUSIC and made_up_share < _MADE_UP_MAX_SHARE:
             self._music_windows += 1
             if self._first_music_t is None:
                 self._first_music_t = t_start

@@ -171,3 +171,21 @@ def test_a_long_hold_keeps_only_the_newest_classifications(pickup):
         (o.t_end, o.audio_class) for o in windows
     ]
     assert len(everything.history) == len(windows)
+
+
+def test_windows_mostly_stood_in_for_are_no_evidence_of_hold_music(corpus):
+    """Frames with nothing of the far end in them (our echo, lost packets) are stood in for by one
+    quiet frame of the line, repeated: a stretch of identical frames passes for a steady tone, and
+    our greeting over a silent queue once made a false HOLD_DETECTED. The hold is decided on
+    windows of what the line really carried."""
+    music = load_audio(corpus.resolve("moh:macroform-the_simplicity"))[: 8000 * 12].astype(np.int16)
+    quiet = (np.random.default_rng(1).standard_normal(8000) * 8).astype(np.int16)
+    pcm = np.concatenate([quiet, music])
+    detector = AudioPipeline()
+    holds = []
+    for f in range(len(pcm) // 160):
+        t = f * 0.02
+        stood_in = 1.0 < t < 7.0 and (t % 1.0) < 0.4  # 40% of six seconds
+        holds += [o for o in detector.push(pcm[f * 160 : (f + 1) * 160], t, concealed=stood_in) if isinstance(o, HoldDetected)]
+    (hold,) = holds
+    assert hold.t > 9.0, f"decided at {hold.t} s, on windows that were 40% stood in"
