@@ -473,7 +473,9 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0, what: str =
 
 
 @pytest.fixture
-async def pbx() -> AsyncIterator[SimulatedPBX]:
+async def pbx(request: pytest.FixtureRequest) -> AsyncIterator[SimulatedPBX]:
+    """The simulated PBX; ``@pytest.mark.parametrize("pbx", [{...}], indirect=True)`` changes its
+    ``SimConfig``."""
     sim = SimulatedPBX(
         SimConfig(
             host="127.0.0.1",
@@ -482,6 +484,7 @@ async def pbx() -> AsyncIterator[SimulatedPBX]:
             ari_password=ARI_PASSWORD,
             scenarios=SCENARIOS,
             user_phones=USER_PHONES,
+            **getattr(request, "param", {}),
         )
     )
     await sim.start()
@@ -1104,6 +1107,10 @@ async def test_a_bridge_of_two_is_recorded_mixed_and_without_gaps(
     await assert_faithful_and_clean(pbx, ari)
 
 
+# Asterisk puts a new channel into Stasis a few ms after its REST reply (the simulator: 4 ms), and
+# probe 3 of capture f is the refusal inside that gap. On a loaded machine the next request of
+# this test's own event loop can come later than 4 ms: the gap is widened here, not the rule.
+@pytest.mark.parametrize("pbx", [{"stasis_start_delay": 0.25}], indirect=True)
 async def test_error_probes_of_capture_f_replay_identically(
     pbx: SimulatedPBX, ari: AriHttp, events: EventSocket, rtp_sockets: Callable[[], Any]
 ) -> None:
