@@ -275,7 +275,7 @@ class AudioPipeline:
         elif event.kind == "dtmf" and not event.detail.get("echo"):
             self._dtmf_t = decided
 
-    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float, made_up_share: float = 0.0) -> list[DetectorOutput]:
+    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float, made_up_share: float) -> list[DetectorOutput]:
         t_start = t_end - self.window_seconds
         features, _ = analyse_window(frames, self.sample_rate)
         recent = probs[-round(_SPEECH_SHARE_SECONDS / 0.02) :]
