@@ -130,6 +130,7 @@ def _prune(settings, *, dry_run: bool) -> int:
 
 def _serve(settings) -> int:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from app.api.app import create_api
 
@@ -138,11 +139,23 @@ def _serve(settings) -> int:
     # the signal again for the handler it found: make that a plain exit 0, not a kill or a traceback.
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
     signal.signal(signal.SIGINT, _exit_after_shutdown)
+    api = create_api(settings=settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn looks at its exit flag only once the app has started, and the start waits
+            # for Asterisk: without this, a stop asked for while Asterisk is down is never heard.
+            cancel_start = getattr(api.state, "cancel_start", None)
+            if cancel_start is not None:
+                cancel_start()
+
+    server = Server(uvicorn.Config(api, host=settings.api_host, port=settings.api_port, workers=1))
     try:
-        uvicorn.run(create_api(settings=settings), host=settings.api_host, port=settings.api_port, workers=1)
+        server.run()
     except KeyboardInterrupt:  # a Ctrl-C that came before uvicorn took the signals over
         return 0
-    return 0
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _worker(settings, index: int) -> int:

@@ -7,6 +7,8 @@ and domain rules (learning a flow, a flow's next version) live in the domain pac
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -19,6 +21,8 @@ from app.api.routes import call_flows, calls, devices, events_ws, health, metric
 from app.api.routes.dashboard import mount_dashboard
 from app.config import Settings
 from app.runtime import HoldSlayer
+
+log = logging.getLogger(__name__)
 
 
 def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None = None) -> FastAPI:
@@ -39,7 +43,22 @@ def create_api(holdslayer: HoldSlayer | None = None, settings: Settings | None =
                 yield
             return
         owned = HoldSlayer(settings)
-        await owned.start()
+        # The start waits for Asterisk's ARI (it may not be up yet): a stop asked for meanwhile
+        # (Ctrl-C, SIGTERM: ``app.state.cancel_start``) ends the wait instead of being ignored.
+        loop = asyncio.get_running_loop()
+        starting = asyncio.create_task(owned.start(), name="holdslayer-start")
+        app.state.cancel_start = lambda: loop.call_soon_threadsafe(starting.cancel)
+        try:
+            await starting
+        except asyncio.CancelledError:
+            if not starting.cancelled() or (current := asyncio.current_task()) is None or current.cancelling():
+                raise  # the lifespan itself was cancelled
+            log.info("stopped while waiting for Asterisk's ARI")
+            await owned.stop()
+            yield  # the server, told to exit, shuts down at once
+            return
+        finally:
+            app.state.cancel_start = None
         app.state.holdslayer = owned
         try:
             async with mcp_running():

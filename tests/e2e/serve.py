@@ -1,20 +1,98 @@
 """``holdslayer serve`` as a real subprocess against a simulated PBX: its environment, its start,
-and the wait until it answers with ARI connected."""
+and the wait until it answers with ARI connected.
+
+It listens on a port the kernel chooses (``HOLDSLAYER_API_PORT=0``) and the test reads that port
+from uvicorn's "running on" line: a port picked by the test, closed and handed over, can be taken
+by another test worker's server meanwhile, and the test then talks to that server instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import REPO, free_tcp_socket
+from tests.conftest import REPO
 
 # How long a started ``serve`` may take to answer: it loads its models first, and a loaded test
 # machine runs three other test workers beside it.
 SERVE_UP_SECONDS = 60.0
+_RUNNING_ON = re.compile(rb"Uvicorn running on (http://[0-9.]+:\d+)")
+
+
+class Serve:
+    """A running ``holdslayer serve``: ``proc``, its ``base`` URL, and everything it printed."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.base = ""
+        self._printed = bytearray()
+        self._reading: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    async def until_listening(self, timeout: float = SERVE_UP_SECONDS) -> None:
+        """Until uvicorn says where it listens (the app has started: ARI answered)."""
+        assert self.proc.stdout is not None
+        try:
+            async with asyncio.timeout(timeout):
+                while line := await self.proc.stdout.readline():
+                    self._printed += line
+                    if found := _RUNNING_ON.search(line):
+                        self.base = found[1].decode()
+                        break
+        except TimeoutError:
+            raise AssertionError(f"holdslayer serve did not come up in {timeout:.0f} s:\n{self.printed()}") from None
+        if not self.base:
+            await self.proc.wait()
+            raise AssertionError(f"holdslayer serve exited with {self.proc.returncode} before it came up:\n{self.printed()}")
+        # Read on, so the process never blocks on a full pipe and its last words are kept.
+        self._reading = asyncio.create_task(self._read_on())
+
+    async def _read_on(self) -> None:
+        assert self.proc.stdout is not None
+        while chunk := await self.proc.stdout.read(65536):
+            self._printed += chunk
+
+    def printed(self) -> str:
+        return self._printed.decode(errors="replace")
+
+    async def until_printed(self, text: bytes, timeout: float) -> None:
+        """Until a line holding ``text`` is printed (before the process listens)."""
+        assert self.proc.stdout is not None and self._reading is None
+        async with asyncio.timeout(timeout):
+            while line := await self.proc.stdout.readline():
+                self._printed += line
+                if text in line:
+                    return
+        raise AssertionError(f"holdslayer serve exited without printing {text!r}:\n{self.printed()}")
+
+    async def exited(self, timeout: float) -> str:
+        """Wait (at most ``timeout`` s) for the process to exit; returns all it printed."""
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read_on())
+        async with asyncio.timeout(timeout):
+            await self.proc.wait()
+            if self._reading is not None:
+                await self._reading
+        return self.printed()
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reading is not None:
+            await self._reading
 
 
 def serve_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
@@ -30,36 +108,27 @@ def serve_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]
     return env
 
 
-async def start_serve(
-    tmp_path: Path, database_url: str, ari_url: str, *, output: int = asyncio.subprocess.PIPE, **extra: str
-) -> tuple[asyncio.subprocess.Process, str]:
-    """``holdslayer serve`` on a free port, talking to ``ari_url``; returns it and its base URL.
-    Its stdout and stderr go to ``output`` together."""
-    sock = free_tcp_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = serve_env(tmp_path, database_url, HOLDSLAYER_ARI_URL=ari_url, HOLDSLAYER_API_PORT=str(port), **extra)
+async def launch_serve(tmp_path: Path, database_url: str, ari_url: str, **extra: str) -> Serve:
+    """``holdslayer serve`` on a port of its own, talking to ``ari_url``; not yet waited for."""
+    env = serve_env(tmp_path, database_url, HOLDSLAYER_ARI_URL=ari_url, HOLDSLAYER_API_PORT="0", **extra)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env, stdout=output, stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "app.cli", "serve", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    return proc, f"http://127.0.0.1:{port}"
+    return Serve(proc)
 
 
-async def wait_until_serving(
-    http: aiohttp.ClientSession, base: str, proc: asyncio.subprocess.Process, timeout: float = SERVE_UP_SECONDS
-) -> None:
-    """Until ``/api/health`` says ARI is connected; fails at once if the process has exited."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if proc.returncode is not None:
-            said = (await proc.stdout.read()).decode(errors="replace")[-3000:] if proc.stdout is not None else ""
-            raise AssertionError(f"holdslayer serve exited with {proc.returncode} before it came up:\n{said}")
-        try:
-            async with http.get(f"{base}/api/health") as resp:
-                if resp.status == 200 and (await resp.json())["ari_connected"]:
-                    return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"holdslayer serve did not come up in {timeout:.0f} s")
+async def start_serve(
+    http: aiohttp.ClientSession, tmp_path: Path, database_url: str, ari_url: str, **extra: str
+) -> Serve:
+    """``holdslayer serve`` started and answering, its ``/api/health`` saying ARI is connected."""
+    serve = await launch_serve(tmp_path, database_url, ari_url, **extra)
+    try:
+        await serve.until_listening()
+        async with http.get(f"{serve.base}/api/health") as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["ari_connected"], (resp.status, body)
+    except BaseException:
+        await serve.kill()
+        raise
+    return serve

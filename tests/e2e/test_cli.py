@@ -21,7 +21,7 @@ from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.store import Store
 from tests.conftest import REPO
 from tests.e2e.serve import serve_env as _env
-from tests.e2e.serve import start_serve, wait_until_serving
+from tests.e2e.serve import start_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -178,25 +178,27 @@ async def test_demo_exits_nonzero_when_the_call_fails(tmp_path, database_url):
 async def test_serve_places_calls_through_the_api_and_stops_cleanly(tmp_path, corpus, http, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    proc, base = await start_serve(tmp_path, database_url, pbx.ari_url)
+    serve = None
     try:
-        await wait_until_serving(http, base, proc)
-        async with http.post(f"{base}/api/calls", json={"number": "5550002"}) as resp:
+        serve = await start_serve(http, tmp_path, database_url, pbx.ari_url)
+        async with http.post(f"{serve.base}/api/calls", json={"number": "5550002"}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]
         for _ in range(200):
-            async with http.get(f"{base}/api/calls/{call_id}") as resp:
+            async with http.get(f"{serve.base}/api/calls/{call_id}") as resp:
                 call = await resp.json()
             if call["status"] == "failed":
                 break
             await asyncio.sleep(0.1)
         assert call["reason"] == "busy"
         assert await pbx.wait_idle(5.0)
+        serve.proc.send_signal(signal.SIGINT)
+        out = await serve.exited(30)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        if serve is not None:
+            await serve.kill()
         await pbx.stop()
-    assert proc.returncode == 0, out.decode()
+    assert serve.returncode == 0, out
     store = Store(database_url)  # what the process left in its database
     try:
         stored = store.get_call(call_id)

@@ -16,8 +16,8 @@ import pytest
 
 from app.sim import SimConfig, SimulatedPBX, load_scenarios
 from app.store import Store
-from tests.conftest import REPO
-from tests.e2e.serve import start_serve, wait_until_serving
+from tests.conftest import REPO, free_tcp_socket
+from tests.e2e.serve import SERVE_UP_SECONDS, launch_serve, start_serve
 from tests.e2e.test_cli import SPEECH_COMPANY, SPEECH_INTENT, speech_demo_env
 from tests.e2e.test_e2e_calls import LONG_HOLD
 
@@ -30,10 +30,11 @@ EXIT_BOUND = 10.0  # seconds from the signal to the process's exit
 async def test_serve_stopped_by_a_signal_ends_the_live_call_and_exits_0(signum, tmp_path, corpus, http, database_url):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    proc, base = await start_serve(tmp_path, database_url, pbx.ari_url)
     loop = asyncio.get_running_loop()
+    serve = None
     try:
-        await wait_until_serving(http, base, proc)
+        serve = await start_serve(http, tmp_path, database_url, pbx.ari_url)
+        base = serve.base
         async with http.post(f"{base}/api/calls", json={"number": LONG_HOLD}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]
@@ -48,19 +49,17 @@ async def test_serve_stopped_by_a_signal_ends_the_live_call_and_exits_0(signum, 
         events = await http.ws_connect(f"{base}/ws/events")  # a follower still connected at the signal
 
         signalled_at = loop.time()
-        proc.send_signal(signum)
-        out, _ = await asyncio.wait_for(proc.communicate(), EXIT_BOUND)
+        serve.proc.send_signal(signum)
+        text = await serve.exited(EXIT_BOUND)
         took = loop.time() - signalled_at
         await events.close()
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        if serve is not None:
+            await serve.kill()
         idle = await pbx.wait_idle(2.0)
         snapshot = pbx.snapshot()
         await pbx.stop()
-    text = out.decode()
-    assert proc.returncode == 0, text
+    assert serve.returncode == 0, text
     assert took < EXIT_BOUND
     assert "Traceback" not in text, text
     assert "Task was destroyed" not in text, text
@@ -71,6 +70,28 @@ async def test_serve_stopped_by_a_signal_ends_the_live_call_and_exits_0(signum, 
         assert (stored.status.value, stored.reason.value) == ("cancelled", "shutdown"), stored.detail
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_serve_waiting_for_an_asterisk_that_is_not_up_stops_on_a_signal(signum, tmp_path, database_url):
+    # A port where nothing listens (held bound, so no other test takes it): every ARI connection is refused.
+    nothing_there = free_tcp_socket()
+    ari_url = f"http://127.0.0.1:{nothing_there.getsockname()[1]}"
+    loop = asyncio.get_running_loop()
+    serve = await launch_serve(tmp_path, database_url, ari_url)
+    try:
+        await serve.until_printed(b"ARI event websocket", SERVE_UP_SECONDS)  # it has tried, and waits
+        signalled_at = loop.time()
+        serve.proc.send_signal(signum)
+        text = await serve.exited(EXIT_BOUND)
+        took = loop.time() - signalled_at
+    finally:
+        await serve.kill()
+        nothing_there.close()
+    assert serve.returncode == 0, text
+    assert took < EXIT_BOUND
+    assert "stopped while waiting for Asterisk's ARI" in text, text
+    assert "Traceback" not in text, text
 
 
 # The demo stops its call, its app and its PBX in process (0.1-0.4 s), and no longer waits for what

@@ -22,7 +22,7 @@ from app.runtime import HoldSlayer
 from app.sim import SimConfig, SimulatedPBX, UserPhoneConfig, load_scenarios
 from app.store import Store
 from tests.conftest import REPO
-from tests.e2e.serve import start_serve, wait_until_serving
+from tests.e2e.serve import start_serve
 from tests.e2e.test_e2e_calls import BUSY, LONG_HOLD, MENU, USER_PHONE, Stack, event_types, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -166,10 +166,11 @@ async def test_app_killed_mid_hold_then_restarted_cleans_the_pbx_and_marks_the_c
 ):
     pbx = SimulatedPBX(SimConfig(scenarios=load_scenarios(), corpus=corpus))
     await pbx.start()
-    first, base = await start_serve(tmp_path, database_url, pbx.ari_url, output=asyncio.subprocess.DEVNULL)
+    first = None
     second: HoldSlayer | None = None
     try:
-        await wait_until_serving(http, base, first)
+        first = await start_serve(http, tmp_path, database_url, pbx.ari_url)
+        base = first.base
         async with http.post(f"{base}/api/calls", json={"number": LONG_HOLD}) as resp:
             assert resp.status == 201
             call_id = (await resp.json())["call_id"]
@@ -180,7 +181,7 @@ async def test_app_killed_mid_hold_then_restarted_cleans_the_pbx_and_marks_the_c
 
         await _wait_until(holding, 30, "the call on hold")
         os.kill(first.pid, signal.SIGKILL)  # no clean-up of any kind
-        await first.wait()
+        await first.exited(10)
         left = our_channels(pbx, call_id)
         assert left, "the killed run left its call's channels in the PBX"
 
@@ -197,9 +198,8 @@ async def test_app_killed_mid_hold_then_restarted_cleans_the_pbx_and_marks_the_c
         assert (stored.status.value, stored.reason.value) == ("failed", "app_restarted")
         assert "stopped while the call was live" in stored.detail
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        if first is not None:
+            await first.kill()
         if second is not None:
             await second.stop()
         await pbx.stop()
