@@ -10,7 +10,7 @@ import pytest
 
 from app.audio.silero_net import CONTEXT_SAMPLES, STATE_SHAPE, STEP_SAMPLES, SileroNet, SileroWeightsError
 from app.audio.vad import SileroVad, VadModelError, silero_model_path
-from tests.audio_fixtures import HUMANS, corpus_or_none, human, line_noise, moh_tracks, music, prompt, silence, telephone
+from tests.audio_fixtures import HUMANS, human, line_noise, moh_tracks, music, prompt, silence, telephone
 
 
 class OnnxRuntimeSilero:
@@ -27,14 +27,6 @@ class OnnxRuntimeSilero:
     def step(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         probability, next_state = self._session.run(None, {"input": window, "state": state, "sr": self._rate})
         return float(probability[0, 0]), next_state
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    found = corpus_or_none()
-    if found is None:
-        pytest.skip("recording corpus not available")
-    return found
 
 
 def run_both(pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
