@@ -298,9 +298,14 @@ async def test_agent_replies_once_the_caller_has_spoken(pbx, client, events):
     speech = load_audio(ensure_corpus().resolve("speech:cq_ref.raw"))[: 2 * 8000]
     await call.peer.send_audio(speech, call.rtp_to)
     spoke_at = time.monotonic()
-    await asyncio.sleep(2.0)
-    reply = call.peer.audio(since=spoke_at + 0.9)  # after the 0.8 s pause the agent waits for
-    assert rms_dbfs(reply) > -35
+    # After the 0.8 s pause the agent waits for, it replies: heard within 5 s (a loaded test
+    # machine delays the agent's turn by a few hundred ms; a fixed 1.1 s look missed it once).
+    loudest = -120.0
+    while loudest <= -35 and time.monotonic() < spoke_at + 5.0:
+        await asyncio.sleep(0.2)
+        reply = call.peer.audio(since=spoke_at + 0.9)
+        loudest = max((rms_dbfs(reply[i : i + 2000]) for i in range(0, len(reply) - 1999, 2000)), default=-120.0)
+    assert loudest > -35
     await hang_up(client, call)
     assert await pbx.wait_idle(2)
 
