@@ -169,6 +169,10 @@ class Store:
         self._writer = sessionmaker(self.engine.execution_options(**{WRITE_TRANSACTION: True}), expire_on_commit=False)
         # An in-memory database is one shared connection: transactions from two threads must not interleave.
         self._serial: AbstractContextManager[Any] = threading.Lock() if is_sqlite_memory(database_url) else nullcontext()
+        # Each live call's last classification segment as last committed (a detached row): the
+        # next window lengthens it by an UPDATE, without finding it again (a SELECT per window).
+        self._segment_tails: dict[str, ClassificationRow] = {}
+        self._segment_tails_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -233,10 +237,12 @@ class Store:
         """Journal events in one transaction; returns those skipped because their call has no row."""
         if not events:
             return []
+        call_ids = {event.call_id for event in events}
+        with self._segment_tails_lock:
+            tails = {call_id: self._segment_tails.pop(call_id) for call_id in call_ids if call_id in self._segment_tails}
+        segments = _Segments(tails)
         with self._transaction(write=True) as session:
-            call_ids = {event.call_id for event in events}
             known = set(session.scalars(select(CallRow.id).where(CallRow.id.in_(call_ids))))
-            segments = _Segments()
             skipped = []
             live: list[tuple[dict[str, Any], CallEventRow | None]] = []
             for event in events:
@@ -267,7 +273,12 @@ class Store:
                         setattr(row, name, _column_value(name, value))
             if live:
                 _notify_live(session, live)
-            return skipped
+        # Committed: the tails are what the database holds (after a failure they are dropped, and
+        # the next window finds its segment again). An ended call gets no more windows.
+        ended = {event.call_id for event in events if event.type is EventType.CALL_ENDED}
+        with self._segment_tails_lock:
+            self._segment_tails.update({c: row for c, row in segments.tails.items() if row is not None and c not in ended})
+        return skipped
 
     def add_classification(
         self,
@@ -278,6 +289,8 @@ class Store:
         confidence: float,
         features: dict[str, Any] | None = None,
     ) -> None:
+        with self._segment_tails_lock:
+            self._segment_tails.pop(call_id, None)  # its last segment may no longer be the last row
         with self._transaction(write=True) as session:
             _call_row(session, call_id)
             session.add(
@@ -941,18 +954,24 @@ class _Segments:
     other starts a new segment, from where the last one ends if the window overlaps it. The
     detector's windows overlap (3 s every 0.5 s): segments tile the call's timeline all the same."""
 
-    def __init__(self) -> None:
-        self._last: dict[str, ClassificationRow | None] = {}
+    def __init__(self, tails: dict[str, ClassificationRow]) -> None:
+        self._committed = tails  # last segments as an earlier transaction left them (detached rows)
+        self.tails: dict[str, ClassificationRow | None] = {}  # as this transaction leaves them
 
     def add(self, session: Session, call_id: str, window: AudioClassified) -> None:
-        if call_id not in self._last:
-            self._last[call_id] = session.scalars(
-                select(ClassificationRow)
-                .where(ClassificationRow.call_id == call_id)
-                .order_by(ClassificationRow.t_end.desc(), ClassificationRow.id.desc())
-                .limit(1)
-            ).first()
-        last = self._last[call_id]
+        if call_id not in self.tails:
+            committed = self._committed.get(call_id)
+            if committed is not None:
+                session.add(committed)  # attached again as it was: changed, it is one UPDATE by id
+                self.tails[call_id] = committed
+            else:
+                self.tails[call_id] = session.scalars(
+                    select(ClassificationRow)
+                    .where(ClassificationRow.call_id == call_id)
+                    .order_by(ClassificationRow.t_end.desc(), ClassificationRow.id.desc())
+                    .limit(1)
+                ).first()
+        last = self.tails[call_id]
         follows = last is not None and window.t_start <= last.t_end + SEGMENT_GAP_SECONDS and window.t_end >= last.t_end
         if follows and last.audio_class == window.audio_class:
             windows = int((last.features or {}).get("windows", 1))
@@ -969,7 +988,7 @@ class _Segments:
             features={"windows": 1},
         )
         session.add(row)
-        self._last[call_id] = row
+        self.tails[call_id] = row
 
 
 def _device(row: DeviceRow) -> Device:
