@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 8000
 CONTEXT_SAMPLES = 32
 STEP_SAMPLES = 256
 WINDOW_SAMPLES = CONTEXT_SAMPLES + STEP_SAMPLES

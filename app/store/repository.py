@@ -277,7 +277,9 @@ class Store:
         # the next window finds its segment again). An ended call gets no more windows.
         ended = {event.call_id for event in events if event.type is EventType.CALL_ENDED}
         with self._segment_tails_lock:
-            self._segment_tails.update({c: row for c, row in segments.tails.items() if row is not None and c not in ended})
+            # Taken out for this batch but not used by it (no window of that call): put back too.
+            after = {**tails, **segments.tails}
+            self._segment_tails.update({c: row for c, row in after.items() if row is not None and c not in ended})
         return skipped
 
     def add_classification(
