@@ -12,11 +12,14 @@ No root is needed unless the machine has never run ``apt-get update``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +115,30 @@ def ensure_corpus(root: Path | None = None, *, quiet: bool = True) -> Corpus:
         if shutil.which(tool) is None:
             raise CorpusError(f"{tool} is needed to fetch the recording corpus (Debian packages {PACKAGES})")
     corpus.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="holdslayer-corpus-") as tmp:
-        debs = _download(Path(tmp), quiet=quiet)
-        for deb in debs:
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(corpus.root)], check=True)
-        versions = {deb.name.split("_")[0]: deb.name.split("_")[1] for deb in debs}
-    (corpus.root / _MARKER).write_text(json.dumps({"packages": versions}, indent=1))
+    with exclusive_lock(corpus.root / ".lock"):
+        if corpus.is_complete():  # another process fetched it while we waited
+            return corpus
+        with tempfile.TemporaryDirectory(prefix="holdslayer-corpus-") as tmp:
+            debs = _download(Path(tmp), quiet=quiet)
+            for deb in debs:
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(corpus.root)], check=True)
+            versions = {deb.name.split("_")[0]: deb.name.split("_")[1] for deb in debs}
+        (corpus.root / _MARKER).write_text(json.dumps({"packages": versions}, indent=1))
     return corpus
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path``, so that processes fetching the same cache at once
+    (a benchmark beside the test run, two test workers) take turns. flock: the kernel releases it
+    if the holder dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download(into: Path, *, quiet: bool) -> list[Path]:

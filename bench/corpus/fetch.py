@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from app.media.wavfile import load_audio, read_wav, write_wav
-from app.sim.corpus import default_corpus_dir, ensure_corpus
+from app.sim.corpus import default_corpus_dir, ensure_corpus, exclusive_lock
 from bench.corpus import script, sources
 from bench.corpus.sources import (
     MAX_TRACK_SECONDS,
@@ -100,7 +100,10 @@ def load_manifest(tier: Tier = "full", root: Path | None = None) -> dict[str, An
 def ensure_wide_corpus(
     tier: Tier = "full", root: Path | None = None, *, quiet: bool = True, workers: int | None = None
 ) -> Path:
-    """Return the tier's directory, fetching and rendering it first if needed."""
+    """Return the tier's directory, fetching and rendering it first if needed.
+
+    Processes that ask at once (a benchmark and the test run, two test workers) take turns on a
+    lock file: the first builds the tier, the others wait for it and find it complete."""
     if tier not in sources.TIERS:
         raise WideCorpusError(f"unknown tier {tier!r} (one of {sources.TIERS})")
     base_root = Path(root) if root else default_wide_dir()
@@ -109,6 +112,14 @@ def ensure_wide_corpus(
         return out
     _refuse_base_corpus(base_root)
     _check_reserved(tier)
+    with exclusive_lock(base_root / f".{tier}.lock"):
+        if not is_complete(tier, base_root):
+            _build(tier, base_root, quiet=quiet, workers=workers)
+    return out
+
+
+def _build(tier: Tier, base_root: Path, *, quiet: bool, workers: int | None) -> None:
+    out = base_root / tier
     started = time.monotonic()
     log = (lambda message: None) if quiet else (lambda message: print(f"wide corpus: {message}", flush=True))
     _install_tools(sources.tool_packages(tier), quiet=quiet, log=log)
@@ -160,7 +171,6 @@ def ensure_wide_corpus(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(partial, ignore_errors=True)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

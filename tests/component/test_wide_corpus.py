@@ -10,7 +10,10 @@ import copy
 import json
 import re
 import subprocess
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +130,36 @@ def test_wide_corpus_never_goes_into_the_base_corpus(tmp_path, monkeypatch) -> N
             fetch.ensure_wide_corpus("sample", inside)
     with pytest.raises(fetch.WideCorpusError):
         fetch.ensure_wide_corpus("everything", tmp_path / "elsewhere")
+
+
+def test_processes_fetching_at_once_take_turns_and_build_the_tier_once(tmp_path, monkeypatch) -> None:
+    # Two fetches at once (the test run and a benchmark) once shared one staging directory and
+    # one deleted the other's downloads. Each thread opens the lock file itself, as a second
+    # process would, so flock makes them take turns.
+    builds: list[str] = []
+    inside = threading.Event()
+    overlapped = threading.Event()
+
+    def slow_build(tier, base_root, *, quiet, workers):
+        if inside.is_set():
+            overlapped.set()
+        inside.set()
+        builds.append(tier)
+        time.sleep(0.3)
+        out = base_root / tier
+        out.mkdir(parents=True)
+        (out / fetch.MANIFEST).write_text("{}")
+        (out / fetch.MARKER).write_text("{}")
+        inside.clear()
+
+    monkeypatch.setattr(fetch, "_build", slow_build)
+    monkeypatch.setenv("HOLDSLAYER_CORPUS_DIR", str(tmp_path / "base"))
+    root = tmp_path / "wide"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: fetch.ensure_wide_corpus("sample", root), range(3)))
+    assert results == [root / "sample"] * 3
+    assert builds == ["sample"]
+    assert not overlapped.is_set()
 
 
 def test_default_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
