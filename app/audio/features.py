@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from app.audio.stats import median, percentile
+
 FULL_SCALE_POWER = 32768.0**2
 SILENCE_DBOV = -120.0  # the level reported for digital silence
 FRAME_SECONDS = 0.02
@@ -160,6 +162,94 @@ def concat_frames(parts: list[FrameFeatures]) -> FrameFeatures:
     )
 
 
+class FrameShapes:
+    """What a window's spectral features take from each of its frames, one row per frame.
+
+    A frame lies in six 3 s windows at a 0.5 s hop; a streaming caller derives these once per
+    frame (``ShapeTracker``) and keeps them beside the frames instead of deriving them again for
+    every window. Columns: the band's flatness, the centroid, the cosine of the frame's spectral
+    shape and of its harmonic fine structure with those of the frame ``_STEADINESS_LAG_FRAMES``
+    before, the spectral flux from the frame before (NaN where that frame is not known), and
+    the power in all, in the ringback band and in the busy tone's upper band."""
+
+    COLUMNS = ("flatness", "centroid_hz", "shape_similarity", "fine_similarity", "flux", "power", "ring_power", "busy_power")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values  # (n, len(COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.COLUMNS.index(name)]
+
+
+class ShapeTracker:
+    """Derives ``FrameShapes`` frame by frame over a stream, carrying the rows that the next
+    frames are compared with (the newest ``_STEADINESS_LAG_FRAMES`` shapes and fine structures,
+    the newest normalised spectrum). The numbers are those ``analyse_window`` derives from the
+    window's spectra, row for row."""
+
+    def __init__(self, sample_rate: int = 8000) -> None:
+        self.sample_rate = sample_rate
+        freqs, band = _band(sample_rate)
+        self._freqs, self._band = freqs, band
+        self._ring = (freqs >= _RING_BAND[0]) & (freqs <= _RING_BAND[1])
+        self._busy = (freqs >= _BUSY_HIGH_BAND[0]) & (freqs <= _BUSY_HIGH_BAND[1])
+        bins = int(np.count_nonzero(band))
+        self._shape_units = np.zeros((0, bins))
+        self._fine_units = np.zeros((0, bins))
+        self._normalised = np.zeros((0, bins))
+
+    def push(self, spectrum: np.ndarray) -> FrameShapes:
+        """The rows of these frames (power spectra, oldest first), continuing the stream."""
+        count = len(spectrum)
+        values = np.full((count, len(FrameShapes.COLUMNS)), np.nan)
+        if count == 0:
+            return FrameShapes(values)
+        band_spectrum = spectrum[:, self._band] + 1e-9
+        log_spectrum = np.log(band_spectrum)
+        mean_log = np.mean(log_spectrum, axis=1, keepdims=True)
+        row_sum = np.sum(band_spectrum, axis=1, keepdims=True)
+        shape, fine = _shape_and_fine(log_spectrum, mean_log)
+        lag = _STEADINESS_LAG_FRAMES
+        shape_units = np.concatenate([self._shape_units, _unit_rows(shape)])
+        fine_units = np.concatenate([self._fine_units, _unit_rows(fine)])
+        normalised = np.concatenate([self._normalised, band_spectrum / row_sum])
+        known = len(shape_units) - count  # rows carried from earlier frames
+        first = max(0, lag - known)  # this push's first row with a frame ``lag`` before it
+        if first < count:
+            start, stop = known + first, known + count
+            values[first:, 2] = np.sum(shape_units[start:stop] * shape_units[start - lag : stop - lag], axis=1)
+            values[first:, 3] = np.sum(fine_units[start:stop] * fine_units[start - lag : stop - lag], axis=1)
+        if len(normalised) >= 2:  # the flux of every row that has a frame before it
+            values[count - (len(normalised) - 1) :, 4] = np.sum(np.abs(np.diff(normalised, axis=0)), axis=1)
+        values[:, 0] = _flatness(mean_log[:, 0], row_sum[:, 0], band_spectrum.shape[1])
+        power = np.sum(spectrum, axis=1)
+        values[:, 1] = (spectrum @ self._freqs) / (power + 1e-9)
+        values[:, 5] = power
+        values[:, 6] = np.sum(spectrum[:, self._ring], axis=1)
+        values[:, 7] = np.sum(spectrum[:, self._busy], axis=1)
+        self._shape_units = shape_units[-lag:]
+        self._fine_units = fine_units[-lag:]
+        self._normalised = normalised[-1:]
+        return FrameShapes(values)
+
+
+def frame_shapes(spectrum: np.ndarray, sample_rate: int = 8000) -> FrameShapes:
+    """``FrameShapes`` of a stretch of frames on its own (the first rows have no frames before them)."""
+    return ShapeTracker(sample_rate).push(spectrum)
+
+
+def concat_shapes(parts: list[FrameShapes]) -> FrameShapes:
+    return FrameShapes(np.concatenate([p.values for p in parts]))
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    # np.linalg.norm(vectors, axis=1, keepdims=True), as it computes it, without its overhead.
+    return vectors / (np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True)) + 1e-9)
+
+
 def _band(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     freqs = np.fft.rfftfreq(_FFT_SIZE, 1.0 / sample_rate)
     return freqs, (freqs >= _BAND_LOW_HZ) & (freqs <= min(_BAND_HIGH_HZ, sample_rate / 2))
@@ -212,15 +302,15 @@ def floor_masks(
         steady = np.zeros(len(stretch), dtype=bool)
         if len(candidate):
             rows = stretch[candidate]
-            median = np.median(rows, axis=1)
+            medians = np.median(rows, axis=1)
             position = np.arange(_FLOOR_STRETCH_FRAMES) - (_FLOOR_STRETCH_FRAMES - 1) / 2
             slope = (rows - np.mean(rows, axis=1, keepdims=True)) @ position / np.sum(position**2)
             if flatness is None:
                 flatness = band_flatness(frames.spectrum, sample_rate)
             stretch_flatness = sliding_window_view(flatness, _FLOOR_STRETCH_FRAMES)[candidate]
             steady[candidate] = (
-                (median >= NOISE_FLOOR_MIN_DBOV)
-                & (median <= top)
+                (medians >= NOISE_FLOOR_MIN_DBOV)
+                & (medians <= top)
                 & (np.abs(slope) <= _FLOOR_MAX_SLOPE_DB)
                 & (np.median(stretch_flatness, axis=1) >= _NOISE_FLOOR_MIN_FLATNESS)
             )
@@ -245,55 +335,61 @@ def window_features(frames: FrameFeatures, sample_rate: int = 8000) -> WindowFea
     return analyse_window(frames, sample_rate)[0]
 
 
-def analyse_window(frames: FrameFeatures, sample_rate: int = 8000) -> tuple[WindowFeatures, FloorMasks]:
-    """The window's features and its per-frame floor flags."""
+def analyse_window(
+    frames: FrameFeatures, sample_rate: int = 8000, shapes: FrameShapes | None = None
+) -> tuple[WindowFeatures, FloorMasks]:
+    """The window's features and its per-frame floor flags. ``shapes``: the frames' rows from a
+    ``ShapeTracker`` that saw the frames before them too (derived here when not given)."""
     level = frames.level_db
-    freqs, band = _band(sample_rate)
-    spectrum = frames.spectrum
-    band_spectrum = spectrum[:, band] + 1e-9
-
-    peak = float(np.percentile(level, 90))
+    if shapes is None:
+        shapes = frame_shapes(frames.spectrum, sample_rate)
+    peak = percentile(level, 90)
     mean_power = float(np.mean(10.0 ** (level / 10.0)))
     level_dbov = 10.0 * np.log10(mean_power) if mean_power > 10.0 ** (SILENCE_DBOV / 10.0) else SILENCE_DBOV
     # Clip the bottom so that digital silence does not dominate the spread.
     clipped = np.maximum(level, peak - 45.0)
     loud = level > peak - PAUSE_BELOW_PEAK_DB
 
-    # The log spectrum, its row means and the row sums serve several features: computed once.
-    log_spectrum = np.log(band_spectrum)
-    mean_log = np.mean(log_spectrum, axis=1, keepdims=True)
-    row_sum = np.sum(band_spectrum, axis=1, keepdims=True)
-    flatness = _flatness(mean_log[:, 0], row_sum[:, 0], band_spectrum.shape[1])
+    flatness = shapes.column("flatness")
     masks = floor_masks(frames, peak, sample_rate, flatness)
-    shape, fine = _shape_and_fine(log_spectrum, mean_log)
     floor_levels = level[masks.noise_floor]
     between = _bed_frames(level, peak)
+    fine_similarity = shapes.column("fine_similarity")
+    power = float(np.sum(shapes.column("power")))
     features = WindowFeatures(
         level_dbov=level_dbov,
         peak_dbov=peak,
         loudness_std_db=float(np.std(clipped)),
         pause_fraction=float(np.mean(~loud)),
         syllable_modulation=_syllable_modulation(clipped),
-        spectral_steadiness=_similarity(shape, loud),
-        harmonic_steadiness=_similarity(fine, loud),
-        pause_steadiness=_similarity(fine, between) if _judges_bed(between) else 0.0,
+        spectral_steadiness=_lagged_mean(shapes.column("shape_similarity"), loud, _STEADINESS_LAG_FRAMES),
+        harmonic_steadiness=_lagged_mean(fine_similarity, loud, _STEADINESS_LAG_FRAMES),
+        pause_steadiness=_lagged_mean(fine_similarity, between, _STEADINESS_LAG_FRAMES) if _judges_bed(between) else 0.0,
         flatness=_mean_where(flatness, loud),
-        centroid_hz=_mean_where((spectrum @ freqs) / (np.sum(spectrum, axis=1) + 1e-9), loud),
+        centroid_hz=_mean_where(shapes.column("centroid_hz"), loud),
         zcr=_mean_where(frames.zcr, loud),
-        flux=_flux(band_spectrum, loud, row_sum),
+        flux=_lagged_mean(shapes.column("flux"), loud, 1),
         noise_floor_fraction=float(np.mean(masks.noise_floor)),
-        noise_floor_dbov=float(np.median(floor_levels)) if len(floor_levels) else SILENCE_DBOV,
+        noise_floor_dbov=median(floor_levels) if len(floor_levels) else SILENCE_DBOV,
         clean_fraction=float(np.mean(masks.clean)),
-        ring_ratio=_band_share(spectrum, freqs, *_RING_BAND),
-        busy_ratio=_band_share(spectrum, freqs, *_BUSY_HIGH_BAND),
+        ring_ratio=float(np.sum(shapes.column("ring_power")) / power) if power > 0 else 0.0,
+        busy_ratio=float(np.sum(shapes.column("busy_power")) / power) if power > 0 else 0.0,
     )
     return features, masks
+
+
+def _lagged_mean(values: np.ndarray, selected: np.ndarray, lag: int) -> float:
+    """Mean of a pair measure (``values[i]`` compares frame i with frame i - lag) over the pairs
+    of this window whose frames are both selected."""
+    if len(values) <= lag:
+        return 0.0
+    return _mean_where(values[lag:], selected[lag:] & selected[:-lag])
 
 
 def pause_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
     """``analyse_window(frames).pause_steadiness`` alone (the same operations, none of the rest)."""
     level = frames.level_db
-    between = _bed_frames(level, float(np.percentile(level, 90)))
+    between = _bed_frames(level, percentile(level, 90))
     if not _judges_bed(between):
         return 0.0
     _, band = _band(sample_rate)
@@ -303,7 +399,7 @@ def pause_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
 def harmonic_steadiness(frames: FrameFeatures, sample_rate: int = 8000) -> float:
     """``analyse_window(frames).harmonic_steadiness`` alone (the same operations, none of the rest)."""
     level = frames.level_db
-    loud = level > float(np.percentile(level, 90)) - PAUSE_BELOW_PEAK_DB
+    loud = level > percentile(level, 90) - PAUSE_BELOW_PEAK_DB
     _, band = _band(sample_rate)
     return _similarity(_log_spectra(frames.spectrum[:, band] + 1e-9)[1], loud)
 
@@ -371,22 +467,6 @@ def _similarity(vectors: np.ndarray, selected: np.ndarray) -> float:
     lag = _STEADINESS_LAG_FRAMES
     if len(vectors) <= lag:
         return 0.0
-    # np.linalg.norm(vectors, axis=1, keepdims=True), as it computes it, without its overhead.
-    unit = vectors / (np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True)) + 1e-9)
+    unit = _unit_rows(vectors)
     similarity = np.sum(unit[lag:] * unit[:-lag], axis=1)
     return _mean_where(similarity, selected[lag:] & selected[:-lag])
-
-
-def _flux(band_spectrum: np.ndarray, loud: np.ndarray, row_sum: np.ndarray) -> float:
-    if len(band_spectrum) < 2:
-        return 0.0
-    normalised = band_spectrum / row_sum
-    change = np.sum(np.abs(np.diff(normalised, axis=0)), axis=1)
-    return _mean_where(change, loud[1:] & loud[:-1])
-
-
-def _band_share(spectrum: np.ndarray, freqs: np.ndarray, low: float, high: float) -> float:
-    total = float(np.sum(spectrum))
-    if total <= 0:
-        return 0.0
-    return float(np.sum(spectrum[:, (freqs >= low) & (freqs <= high)]) / total)

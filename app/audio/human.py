@@ -127,6 +127,7 @@ from app.audio.features import (
     tonality_db,
 )
 from app.audio.fingerprint import Match, RecordingMemory, landmarks
+from app.audio.stats import median, percentile
 from app.audio.types import AudioClass, Decision, HumanDetected, HumanRetracted, HumanSuspected
 
 FRAME_SECONDS = 0.02
@@ -387,7 +388,7 @@ def word_onset(levels: np.ndarray, quiet_max: float, min_pause: int, rise_db: fl
     quiet, and not rising ``rise_db`` out of the frames before it (Silero's verdict flickering
     on in a pause)."""
     newest = levels[-1]
-    if newest < quiet_max and (len(levels) < 2 or newest <= np.median(levels[-6:-1]) + rise_db):
+    if newest < quiet_max and (len(levels) < 2 or newest <= median(levels[-6:-1]) + rise_db):
         return None
     shorter: tuple[int, int] | None = None
     # The newest frame is the word's, loud or not: Silero has just called it speech.
@@ -424,14 +425,14 @@ def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int
     if count - stretch < min_floor_frames:
         return stretch if stretch > 0 else count
     end = count
-    while end > stretch + 1 and levels[end - 1] > np.median(levels[max(stretch, end - 6) : end - 1]) + steady_db:
+    while end > stretch + 1 and levels[end - 1] > median(levels[max(stretch, end - 6) : end - 1]) + steady_db:
         end -= 1  # rising above the frames before it: the word has begun
     # A word may also begin on a soft plateau (a breath, an "h") a step above the floor, too
     # short to be a floor itself: the floor is the one it stepped up from.
     plateau = stretch + floor_start(levels[stretch:end], steady_db)
     if 0 < end - plateau < min_floor_frames and plateau - stretch >= min_floor_frames:
-        before = float(np.median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau]))
-        if np.median(levels[plateau:end]) > before + SOFT_ONSET_STEP_DB:
+        before = float(median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau]))
+        if median(levels[plateau:end]) > before + SOFT_ONSET_STEP_DB:
             end = plateau
     return end
 
@@ -462,7 +463,7 @@ def floor_start(levels: np.ndarray, steady_db: float) -> int:
     frame, a click or a breath, does not end it)."""
     if len(levels) == 0:
         return 0
-    level = float(np.median(levels[-5:]))
+    level = float(median(levels[-5:]))
     i = len(levels)
     while i > 0:
         if abs(levels[i - 1] - level) <= steady_db:
@@ -872,7 +873,7 @@ class HumanDetector:
         quiet = (earlier < run.peak_dbov - PAUSE_BELOW_PEAK_DB) & (earlier >= ZERO_DBOV)
         if not quiet.any():
             return None
-        quietest = float(np.percentile(earlier[quiet], 5))
+        quietest = float(percentile(earlier[quiet], 5))
         edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
         settled: list[float] = []
         for begin, end in zip(edges[::2], edges[1::2]):
@@ -880,7 +881,7 @@ class HumanDetector:
                 first = begin + floor_start(earlier[begin:end], s.floor_steady_db)
                 if end - first < s.lead_floor_frames:
                     continue
-                level = float(np.median(earlier[first:end]))
+                level = float(median(earlier[first:end]))
                 spectra = np.array(run.spectra[since + first : since + end])
                 if level <= quietest + s.floor_steady_db and self._noise_like(spectra)[0]:
                     settled.append(level)
@@ -981,7 +982,7 @@ class HumanDetector:
     # -- floors ---------------------------------------------------------------------------
 
     def _hold_floor_dbov(self) -> float | None:
-        return float(np.median(self._hold_floor)) if len(self._hold_floor) >= 10 else None
+        return float(median(self._hold_floor)) if len(self._hold_floor) >= 10 else None
 
     def _noise_like(self, spectra: np.ndarray) -> tuple[bool, float]:
         """No tonal peaks in the mean spectrum of these floor frames (a line, not soft music)."""
@@ -1015,7 +1016,7 @@ class HumanDetector:
         on_floor = levels[first:]
         if len(on_floor) < min_frames:
             return None
-        floor = float(np.median(on_floor))
+        floor = float(median(on_floor))
         # A fade slides down into the floor through the levels just above it; a cut leaves at
         # most one frame part sound, part floor, and soft music before a cut hovers, not slides.
         sliding: list[float] = []
@@ -1049,12 +1050,12 @@ class HumanDetector:
         s = self.settings
         if len(levels) < s.lead_floor_frames or np.any(levels < ZERO_DBOV):
             return None
-        floor = float(np.median(levels))
+        floor = float(median(levels))
         on_floor = np.abs(levels - floor) <= s.floor_steady_db
         if np.count_nonzero(on_floor) < s.floor_steady_share * len(levels):
             return None
         third = max(1, len(levels) // 3)
-        if abs(float(np.median(levels[-third:])) - float(np.median(levels[:third]))) > s.floor_max_trend_db:
+        if abs(float(median(levels[-third:])) - float(median(levels[:third]))) > s.floor_max_trend_db:
             return None
         return floor if self._noise_like(spectra[on_floor])[0] else None
 
@@ -1126,7 +1127,7 @@ class HumanDetector:
         if not (self._noise_like(pause_spectra)[0] and self._noise_like(together)[0]):
             return False, evidence
         # Measured on lead and pauses together: a short lead's few frames may read a dB or two high.
-        confirmed = float(np.median(np.concatenate([run.first_lead.levels[floor["floor_start"] :], levels[on_floor]])))
+        confirmed = float(median(np.concatenate([run.first_lead.levels[floor["floor_start"] :], levels[on_floor]])))
         return not self._known_recording_floor(confirmed, evidence), evidence
 
     def _known_recording_floor(self, floor: float, evidence: dict[str, Any]) -> bool:

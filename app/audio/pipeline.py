@@ -27,9 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from app.audio.classifier import ClassifierSettings, ToneState, classify_window
-from app.audio.features import FrameFeatures, analyse_window, frame_features, frame_samples
+from app.audio.features import FrameFeatures, FrameShapes, ShapeTracker, analyse_window, frame_features, frame_samples
 from app.audio.echo import EchoMonitor
 from app.audio.human import SPEECH_PROB, HumanDetector, HumanSettings
+from app.audio.stats import median
 from app.audio.tones import ToneDetector, ToneEvent
 from app.audio.stream_clock import StreamClock
 from app.audio.types import AudioClass, Classification, DetectorOutput, HoldDetected, HumanDetected
@@ -109,6 +110,11 @@ class AudioPipeline:
         self._spectra = np.zeros((0, 129))
         self._probs = np.zeros(0)
         self._made_up = np.zeros(0, dtype=bool)
+        # What the windows' spectral features take from each frame, derived once per frame, for
+        # the frames since the last window at once (numpy's per-call overhead again).
+        self._shape_tracker = ShapeTracker(sample_rate)
+        self._shapes = np.zeros((0, len(FrameShapes.COLUMNS)))
+        self._shaped_total = 0  # frames derived so far
         self._sit_t = -np.inf
         self._dtmf_t = -np.inf
         self.tone_events: list[ToneEvent] = []
@@ -237,7 +243,9 @@ class AudioPipeline:
                 )
                 window_probs = _tail(self._probs, probs, start, i + 1)
                 made_up = _tail(self._made_up, np.array(made_up_list), start, i + 1)
-                outputs.extend(self._on_window(window, window_probs, self._frame_time(done), float(np.mean(made_up))))
+                outputs.extend(
+                    self._on_window(window, window_probs, self._frame_time(done), float(np.mean(made_up)), self._shapes_upto(done, window))
+                )
         probs = np.array(probs_list)
         keep = self.window_frames
         self._levels = np.concatenate([self._levels, features.level_db])[-keep:]
@@ -249,6 +257,15 @@ class AudioPipeline:
         return outputs
 
     # -- internals ------------------------------------------------------------------------
+
+    def _shapes_upto(self, done: int, window: FrameFeatures) -> FrameShapes:
+        """The window's ``FrameShapes``, deriving those of its frames not derived yet (the frames
+        since the last window: their stand-ins are in by now)."""
+        new = done - self._shaped_total
+        rows = self._shape_tracker.push(window.spectrum[len(window) - new :]).values
+        self._shapes = np.concatenate([self._shapes, rows])[-self.window_frames :]
+        self._shaped_total = done
+        return FrameShapes(self._shapes[-len(window) :])
 
     def _stand_in(self, features: FrameFeatures, i: int) -> None:
         """A frame with nothing of the far end in it (our own words coming back, or made up for a
@@ -275,9 +292,11 @@ class AudioPipeline:
         elif event.kind == "dtmf" and not event.detail.get("echo"):
             self._dtmf_t = decided
 
-    def _on_window(self, frames: FrameFeatures, probs: np.ndarray, t_end: float, made_up_share: float) -> list[DetectorOutput]:
+    def _on_window(
+        self, frames: FrameFeatures, probs: np.ndarray, t_end: float, made_up_share: float, shapes: FrameShapes
+    ) -> list[DetectorOutput]:
         t_start = t_end - self.window_seconds
-        features, _ = analyse_window(frames, self.sample_rate)
+        features, _ = analyse_window(frames, self.sample_rate, shapes)
         recent = probs[-round(_SPEECH_SHARE_SECONDS / 0.02) :]
         speech_share = float(np.mean(recent >= SPEECH_PROB)) if len(recent) else 0.0
         current = self._tones.current
@@ -289,7 +308,7 @@ class AudioPipeline:
         window_share = float(np.mean(probs >= SPEECH_PROB)) if len(probs) else 0.0
         audio_class, confidence = classify_window(features, speech_share, tones, self._classifier, window_share)
         self.human.on_window(audio_class, t_start, t_end)
-        self._steady_music_dbov = float(np.median(frames.level_db)) if audio_class == AudioClass.MUSIC else None
+        self._steady_music_dbov = median(frames.level_db) if audio_class == AudioClass.MUSIC else None
         self._music_peak_dbov = features.peak_dbov
         if audio_class == AudioClass.SPEECH:
             audio_class = AudioClass.LIVE_HUMAN if self.human_detected else self.human.source_class()
