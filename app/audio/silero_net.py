@@ -125,6 +125,12 @@ class SileroNet:
     def step(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """One 32 ms step: ``window`` float32 (1, 288) in [-1, 1], context first; ``state``
         (2, 1, 128). Returns the speech probability and the next state (a new array)."""
+        return self.decode(self.encode(window), state)
+
+    def encode(self, window: np.ndarray) -> np.ndarray:
+        """The stateless part of a step (STFT and encoder, two thirds of its cost): ``window`` as
+        for ``step``; returns the LSTM's input (128,). Kept, it replays the step for ``decode``
+        from another state (a re-seed's warm-up) without computing it again."""
         x = window[0]
         # Reflect-padded (the last sample is not repeated), in 64-sample blocks: frame k is
         # blocks k and k + 1, so the STFT is two products, one per half of the basis.
@@ -150,7 +156,11 @@ class SileroNet:
         h3 = h2 @ w3
         h3 += b3
         np.maximum(h3, 0.0, out=h3)
+        return h3
 
+    def decode(self, h3: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
+        """The recurrent part of a step: ``encode``'s output and the state before the step;
+        returns the speech probability and the next state (a new array)."""
         w_lstm, b_lstm = self.lstm
         gates = np.concatenate((h3, state[0, 0])) @ w_lstm
         gates += b_lstm

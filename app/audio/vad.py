@@ -122,6 +122,14 @@ class SileroVad:
         """One step. ``window``: float32 (1, 32 + 256) in [-1, 1], context first. Returns (prob, state)."""
         return self._net.step(window, state)
 
+    def encode(self, window: np.ndarray) -> np.ndarray:
+        """A step's stateless part (``SileroNet.encode``): ``decode`` it from any state."""
+        return self._net.encode(window)
+
+    def decode(self, encoded: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
+        """``step`` of the window ``encoded`` came from, from ``state``."""
+        return self._net.decode(encoded, state)
+
 
 class SileroStream:
     """Silero VAD over one audio stream: int16 PCM of any length in, one probability per 32 ms step out.
@@ -144,7 +152,8 @@ class SileroStream:
             None if reseed_after_quiet is None else max(1, round(reseed_after_quiet / SILERO_STEP_SECONDS))
         )
         warmup_steps = round(reseed_warmup / SILERO_STEP_SECONDS) if reseed_after_quiet is not None else 0
-        self._recent: deque[np.ndarray] = deque(maxlen=warmup_steps)  # model inputs, for the warm-up
+        # The newest steps' encodings (``SileroVad.encode``): the warm-up replays only their recurrent part.
+        self._recent: deque[np.ndarray] = deque(maxlen=warmup_steps)
         self._threshold = speech_threshold
         self._window = np.zeros((1, SILERO_CONTEXT_SAMPLES + SILERO_STEP_SAMPLES), dtype=np.float32)
         self._step = self._window[0, SILERO_CONTEXT_SAMPLES:]  # the step being filled, in place
@@ -183,10 +192,11 @@ class SileroStream:
 
     def _complete_step(self) -> float:
         if self._step_audible:
-            probability, self._state = self._model.step(self._window, self._state)
+            encoded = self._model.encode(self._window)
+            probability, self._state = self._model.decode(encoded, self._state)
             self.model_runs += 1
             if self._recent.maxlen:
-                self._recent.append(self._window.copy())
+                self._recent.append(encoded)
         else:
             probability = 0.0
         # The step's tail becomes the next step's context.
@@ -201,8 +211,8 @@ class SileroStream:
 
     def _reseed(self) -> None:
         state = np.zeros(STATE_SHAPE, dtype=np.float32)
-        for window in self._recent:
-            _, state = self._model.step(window, state)
+        for encoded in self._recent:
+            _, state = self._model.decode(encoded, state)
         self.model_runs += len(self._recent)
         self._state = state
         self._quiet_steps = 0

@@ -78,6 +78,22 @@ def test_the_step_returns_a_new_state_and_leaves_its_inputs_alone():
     assert np.any(next_state != 0.0)
 
 
+def test_an_encoding_replayed_from_another_state_is_the_step_from_that_state_to_the_bit():
+    # A re-seed's warm-up replays the newest steps' encodings from a zero state instead of
+    # running the whole network again: that must change nothing.
+    net = SileroNet.load(silero_model_path())
+    rng = np.random.default_rng(3)
+    windows = (rng.standard_normal((12, 1, CONTEXT_SAMPLES + STEP_SAMPLES)) * 0.1).astype(np.float32)
+    encodings = [net.encode(window) for window in windows]
+    for start in (np.zeros(STATE_SHAPE, dtype=np.float32), (rng.standard_normal(STATE_SHAPE) * 0.5).astype(np.float32)):
+        stepped = replayed = start
+        for window, encoded in zip(windows, encodings):
+            p, stepped = net.step(window, stepped)
+            q, replayed = net.decode(encoded, replayed)
+            assert p == q
+            assert np.array_equal(stepped, replayed)
+
+
 def test_a_file_that_is_not_the_silero_model_is_a_clear_error(tmp_path: Path):
     not_onnx = tmp_path / "silero_vad.onnx"
     not_onnx.write_bytes(b"this is not a model")
