@@ -101,6 +101,7 @@ class AudioPipeline:
         # loud one, music or a word Silero missed, repeated would pass for music coming back).
         self._line_frame: tuple[float, np.ndarray, float] | None = None
         self._pending = np.zeros(0, dtype=np.int16)
+        self._announced = 0  # samples announced (``announce``) and not pushed yet
         self._pending_concealed = np.zeros(0, dtype=bool)  # per sample of ``_pending``
         self._clock = StreamClock(sample_rate, self._frame)
         self._frames_total = 0
@@ -161,6 +162,23 @@ class AudioPipeline:
         """Fingerprints of the recordings this call knows, for the next call to the company."""
         return self.human.recordings.export()
 
+    def announce(self, pcm: np.ndarray) -> None:
+        """Audio that ``push`` will be given next, in order, given as soon as it arrives (the
+        call's frame is read from its socket before the call's task hears it). Silero's steps in
+        it are then encoded in a batch with those of every other call announced meanwhile
+        (``app.audio.vad``): with many calls held, a fraction of the cost, the same numbers.
+        Optional; pushed audio that differs from what was announced is heard all the same."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        self._announced += len(pcm)
+        self._vad.silero.lookahead(pcm)
+
+    def _announce_rest(self, pcm: np.ndarray) -> None:
+        """``push`` announces what was not announced of ``pcm``: Silero is told every sample."""
+        already = min(self._announced, len(pcm))
+        self._announced -= already
+        if already < len(pcm):
+            self._vad.silero.lookahead(pcm[already:])
+
     def our_speech_started(self, t: float, pcm: np.ndarray) -> None:
         """The app begins to send ``pcm`` (8 kHz int16) into the call at stream time ``t``."""
         self._echo.start(t, pcm)
@@ -179,6 +197,7 @@ class AudioPipeline:
         (DTMF, ringback, busy, reorder, SIT) as the tone detector reports it."""
         pcm = np.asarray(pcm, dtype=np.int16)
         self._clock.advance(t, len(pcm))
+        self._announce_rest(pcm)
         made_up = np.full(len(pcm), concealed)
         buffered = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
         buffered_concealed = np.concatenate([self._pending_concealed, made_up]) if len(self._pending) else made_up

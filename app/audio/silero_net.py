@@ -158,6 +158,42 @@ class SileroNet:
         np.maximum(h3, 0.0, out=h3)
         return h3
 
+    def encode_many(self, windows: np.ndarray) -> np.ndarray:
+        """``encode`` of each row of ``windows`` (k, 288), as (k, 128), in one go: the same
+        products stacked (numpy runs a stacked product slice by slice through the same BLAS
+        call), so every row is what ``encode`` gives it, to the bit, whatever else is in the
+        batch; at 40 windows a quarter of the cost of 40 calls."""
+        k = len(windows)
+        padded = np.concatenate((windows, windows[:, -2 : -2 - _PAD : -1]), axis=1).reshape(k, _FRAMES + 1, _HOP)
+        first_half, second_half = self.basis
+        spectrum = padded[:, :-1] @ first_half
+        spectrum += padded[:, 1:] @ second_half
+        magnitude = np.zeros((k, _FRAMES + 2, _BINS), dtype=np.float32)
+        np.hypot(spectrum[:, :, :_BINS], spectrum[:, :, _BINS:], out=magnitude[:, 1:-1])
+
+        (w0, b0), (w1, b1), (w2, b2) = self.conv
+        h0 = np.concatenate((magnitude[:, :-2], magnitude[:, 1:-1], magnitude[:, 2:]), axis=2) @ w0
+        h0 += b0
+        np.maximum(h0, 0.0, out=h0)
+        zero = np.zeros((k, 1, h0.shape[2]), dtype=np.float32)
+        h1 = np.concatenate(
+            (
+                np.concatenate((zero, h0[:, 0:1], h0[:, 1:2]), axis=2),
+                np.concatenate((h0[:, 1:2], h0[:, 2:3], h0[:, 3:4]), axis=2),
+            ),
+            axis=1,
+        ) @ w1
+        h1 += b1
+        np.maximum(h1, 0.0, out=h1)
+        h2 = np.concatenate((np.zeros((k, 1, h1.shape[2]), dtype=np.float32), h1[:, 0:1], h1[:, 1:2]), axis=2) @ w2
+        h2 += b2
+        np.maximum(h2, 0.0, out=h2)
+        w3, b3 = self.last
+        h3 = h2 @ w3
+        h3 += b3
+        np.maximum(h3, 0.0, out=h3)
+        return h3[:, 0]
+
     def decode(self, h3: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """The recurrent part of a step: ``encode``'s output and the state before the step;
         returns the speech probability and the next state (a new array)."""

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +127,55 @@ class SileroVad:
         """A step's stateless part (``SileroNet.encode``): ``decode`` it from any state."""
         return self._net.encode(window)
 
+    def encode_many(self, windows: np.ndarray) -> np.ndarray:
+        """``encode`` of each row of ``windows`` (k, 288), in one go and to the bit."""
+        return self._net.encode_many(windows)
+
     def decode(self, encoded: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """``step`` of the window ``encoded`` came from, from ``state``."""
         return self._net.decode(encoded, state)
+
+
+class _EncoderBatch:
+    """The Silero streams of one thread and one model, whose steps are encoded together.
+
+    The stateless part of a step (``SileroVad.encode``) depends only on the step's samples, and
+    a call's samples reach its detector a block ahead of its steps (``SileroStream.lookahead``).
+    When a stream needs a step that is not encoded yet, the steps every stream of the batch has
+    ready are encoded with it in one stacked product (``SileroVad.encode_many``: each row the
+    same bits as alone): with many calls held, most find their next steps encoded already, at a
+    fraction of the cost. Streams whose last step was not run (a silent line, steady music) are
+    left out: their next steps may not run either."""
+
+    _local = threading.local()  # streams are pushed from the thread that made them: no locks
+
+    def __init__(self, model: SileroVad) -> None:
+        self.model = model
+        self.streams: weakref.WeakSet[SileroStream] = weakref.WeakSet()
+
+    @classmethod
+    def joining(cls, stream: SileroStream, model: SileroVad) -> _EncoderBatch:
+        batches = cls._local.__dict__.setdefault("batches", weakref.WeakKeyDictionary())
+        batch = batches.get(model)
+        if batch is None:
+            batch = batches[model] = cls(model)
+        batch.streams.add(stream)
+        return batch
+
+    def encode_ready(self, requester: SileroStream) -> None:
+        windows: list[np.ndarray] = []
+        owners: list[tuple[SileroStream, int]] = []
+        for stream in list(self.streams):
+            if stream is requester or stream.running:
+                for index, window in stream.ready_windows():
+                    windows.append(window)
+                    owners.append((stream, index))
+        if not windows:
+            return
+        # One window alone goes the single way: the same bits, less overhead.
+        encodings = self.model.encode_many(np.stack(windows)) if len(windows) > 1 else [self.model.encode(windows[0][None])]
+        for (stream, index), encoded in zip(owners, encodings):
+            stream.encoded[index] = encoded
 
 
 class SileroStream:
@@ -162,14 +209,42 @@ class SileroStream:
         self.steps = 0  # 32 ms steps completed
         self.model_runs = 0  # inferences, re-seed warm-ups included (steps the gate skipped are not run)
         self.reseeds = 0  # automatic re-seeds
+        # Samples announced by ``lookahead`` and not pushed yet, and the encodings of steps they
+        # complete (by step index), made ahead in a batch with other streams' (``_EncoderBatch``).
+        self._ahead = np.zeros(0, dtype=np.float32)
+        self.encoded: dict[int, np.ndarray] = {}
+        self.running = False  # the newest step was run (its successors likely will be)
+        self._batch: _EncoderBatch | None = None  # joined in the thread that first needs it
         self.reset()
 
     def reset(self) -> None:
         """Start from a zero state and context (a new segment); samples of an unfinished step are kept."""
         self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._window[0, :SILERO_CONTEXT_SAMPLES] = 0.0
+        self.encoded.pop(self.steps, None)  # encoded with the context it no longer has
         self._recent.clear()
         self._quiet_steps = 0
+
+    def lookahead(self, pcm: np.ndarray) -> None:
+        """Announce int16 samples that ``push`` will be given next, in order (a detector has
+        them a block ahead of its steps), so that the steps they complete can be encoded in a
+        batch. Optional; samples pushed that differ from those announced void the announcement."""
+        samples = np.asarray(pcm, dtype=np.float32) * (1.0 / 32768.0)
+        self._ahead = np.concatenate((self._ahead, samples)) if len(self._ahead) else samples
+
+    def ready_windows(self) -> list[tuple[int, np.ndarray]]:
+        """The model inputs of the steps that the samples pushed and announced complete and that
+        are not encoded yet, with their step indices."""
+        have = self._filled + len(self._ahead)
+        if have < SILERO_STEP_SAMPLES:
+            return []
+        tape = np.concatenate((self._window[0, : SILERO_CONTEXT_SAMPLES + self._filled], self._ahead))
+        ready: list[tuple[int, np.ndarray]] = []
+        for j in range(have // SILERO_STEP_SAMPLES):
+            if self.steps + j not in self.encoded:
+                start = j * SILERO_STEP_SAMPLES
+                ready.append((self.steps + j, tape[start : start + SILERO_CONTEXT_SAMPLES + SILERO_STEP_SAMPLES]))
+        return ready
 
     def push(self, pcm: np.ndarray, audible: bool = True) -> list[float]:
         """Feed int16 samples; returns the probabilities of the steps they complete, in order.
@@ -178,11 +253,17 @@ class SileroStream:
         samples is not run, reports 0 and leaves the state as it was.
         """
         samples = np.asarray(pcm, dtype=np.float32) * (1.0 / 32768.0)
+        if len(self._ahead) and not (
+            len(self._ahead) >= len(samples) and np.array_equal(self._ahead[: len(samples)], samples)
+        ):  # not what was announced: nothing encoded ahead can be trusted
+            self._ahead = self._ahead[:0]
+            self.encoded.clear()
         probabilities: list[float] = []
         start = 0
         while start < len(samples):
             take = min(SILERO_STEP_SAMPLES - self._filled, len(samples) - start)
             self._step[self._filled : self._filled + take] = samples[start : start + take]
+            self._ahead = self._ahead[take:]  # announced and now in the step
             self._filled += take
             self._step_audible = self._step_audible or audible
             start += take
@@ -192,13 +273,22 @@ class SileroStream:
 
     def _complete_step(self) -> float:
         if self._step_audible:
-            encoded = self._model.encode(self._window)
+            encoded = self.encoded.pop(self.steps, None)
+            if encoded is None and len(self._ahead):
+                if self._batch is None:
+                    self._batch = _EncoderBatch.joining(self, self._model)
+                self._batch.encode_ready(self)
+                encoded = self.encoded.pop(self.steps, None)
+            if encoded is None:
+                encoded = self._model.encode(self._window)
             probability, self._state = self._model.decode(encoded, self._state)
             self.model_runs += 1
             if self._recent.maxlen:
                 self._recent.append(encoded)
         else:
             probability = 0.0
+            self.encoded.pop(self.steps, None)
+        self.running = self._step_audible
         # The step's tail becomes the next step's context.
         self._window[0, :SILERO_CONTEXT_SAMPLES] = self._window[0, -SILERO_CONTEXT_SAMPLES:]
         self._filled = 0

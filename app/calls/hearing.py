@@ -70,9 +70,16 @@ class Hearing:
     # ------------------------------------------------------------------ audio in
 
     async def consume(self, source: str, endpoint: RtpEndpoint) -> None:
+        # Frames of the active source are announced to the detector as they arrive, and heard
+        # when this task's turn comes: calls whose frames came meanwhile share the work.
+        endpoint.on_frame = lambda frame: self._announce(source, frame.pcm)
         async for frame in endpoint.frames():
             if source == self.active_source:
                 self.hear(frame.pcm, concealed=frame.concealed)
+
+    def _announce(self, source: str, pcm: np.ndarray) -> None:
+        if source == self.active_source:
+            self.detector.announce(pcm)
 
     def hear_what_arrived(self, endpoint: RtpEndpoint | None) -> None:
         """Audio already received but not yet heard (a busy event loop): hear it now."""

@@ -9,6 +9,7 @@ Usage::
     async for frame in endpoint.frames():   # 20 ms Frames in call order, until close()
         ...
     endpoint.on_sent = track.sent            # every frame as it leaves (pcm, talkspurt_start)
+    endpoint.on_frame = detector_announce    # every frame received, before frames() yields it
     await endpoint.play(prompt_pcm)          # int16 8 kHz, paced one packet per 20 ms
     endpoint.clear_outgoing()                # barge-in
     await endpoint.close()
@@ -138,6 +139,9 @@ class RtpEndpoint:
         # Told every frame as it leaves (PCM, and whether it starts a talkspurt): the call's record
         # of what it said. It must not raise: a failing recorder cannot stop the audio.
         self.on_sent: Callable[[np.ndarray, bool], None] | None = None
+        # Told every received frame as it is queued for frames(), before its reader wakes: the
+        # detector learns what it will hear while other calls' frames are read (and batches).
+        self.on_frame: Callable[[Frame], None] | None = None
         self._talkspurt_start = True
         self._outgoing_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -330,6 +334,11 @@ class RtpEndpoint:
         for frame in frames:
             if self._recorder is not None:
                 self._recorder.write(frame.pcm)
+            if self.on_frame is not None:
+                try:
+                    self.on_frame(frame)
+                except Exception:
+                    log.exception("on_frame failed; the frame is kept for frames()")
             if self._unread.qsize() >= _MAX_UNREAD_FRAMES:
                 self._unread.get_nowait()
                 self._unread_dropped += 1

@@ -248,6 +248,26 @@ async def test_in_order_packets_come_out_as_decoded_frames(endpoint, peer):
     assert (stats.received, stats.received_bytes, stats.lost, stats.malformed) == (10, 10 * 172, 0, 0)
 
 
+async def test_every_frame_received_is_told_before_frames_yields_it(endpoint, peer):
+    # The call's detector is told what it will hear while the frame waits for its reader.
+    told: list[tuple[int, int]] = []
+    endpoint.on_frame = lambda frame: told.append((frame.seq, endpoint._unread.qsize()))
+    peer.send(endpoint, *(rtp(seq) for seq in [0, 1, 3, 2]))
+    await until(lambda: len(told) == 4)
+    assert [seq for seq, _ in told] == [0, 1, 2, 3]  # in call order, as frames() gives them
+    assert [queued for _, queued in told] == [0, 1, 2, 3]  # each before it was queued for the reader
+    assert seqs(await take_frames(endpoint, 4)) == [0, 1, 2, 3]
+
+
+async def test_a_failing_on_frame_loses_no_frame(endpoint, peer):
+    def broken(frame):
+        raise ValueError("a detector bug")
+
+    endpoint.on_frame = broken
+    peer.send(endpoint, *(rtp(seq) for seq in range(3)))
+    assert seqs(await take_frames(endpoint, 3)) == [0, 1, 2]
+
+
 async def test_reordered_packets_are_put_back_in_order(endpoint, peer):
     peer.send(endpoint, *(rtp(seq) for seq in [0, 1, 3, 2, 4]))
     assert seqs(await take_frames(endpoint, 5)) == [0, 1, 2, 3, 4]

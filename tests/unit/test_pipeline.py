@@ -41,6 +41,29 @@ def test_results_do_not_depend_on_how_the_audio_is_chunked(pickup):
 
 
 @pytest.mark.corpus
+def test_calls_that_announce_their_audio_hear_exactly_what_they_would_alone(pickup):
+    # Held calls announce each frame as it arrives and hear it on their task's turn; their
+    # Silero steps are then encoded together. Every output is the same, to the last bit.
+    pcm = pickup.pcm[: int((pickup.human_onset + 4.0) * RATE)]
+    alone = run(AudioPipeline(), pcm, 160)
+    pipelines = [AudioPipeline() for _ in range(3)]
+    offsets = [0, 7 * 160, 23 * 160]  # three calls, at different points of the same hold
+    heard: list[list] = [[] for _ in pipelines]
+    for pipeline in pipelines:
+        pipeline.reset_for_hold()
+    for start in range(0, len(pcm) - max(offsets), 160):
+        frames = [pcm[start + offset : start + offset + 160] for offset in offsets]
+        for pipeline, frame in zip(pipelines, frames):
+            pipeline.announce(frame)
+        for index, (pipeline, frame) in enumerate(zip(pipelines, frames)):
+            heard[index].extend(pipeline.push(frame, start / RATE))
+    shifted = run(AudioPipeline(), pcm[offsets[2] :], 160)
+    assert repr(heard[0]) == repr(alone[: len(heard[0])])
+    assert repr(heard[2]) == repr(shifted[: len(heard[2])])
+    assert any(isinstance(o, HumanSuspected) for o in heard[0])
+
+
+@pytest.mark.corpus
 def test_interface_matches_the_simple_detector(pickup):
     pipeline = AudioPipeline(sample_rate=8000, window_seconds=3.0)
     run(pipeline, pickup.pcm[: 20 * RATE], 160)

@@ -122,6 +122,64 @@ def test_interleaved_streams_do_not_affect_each_other(corpus):
     np.testing.assert_array_equal(together[1], alone[1])
 
 
+class CountingModel(SileroVad):
+    """The real model, counting how the steps were encoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.single = 0
+        self.batched: list[int] = []
+
+    def encode(self, window):
+        self.single += 1
+        return super().encode(window)
+
+    def encode_many(self, windows):
+        self.batched.append(len(windows))
+        return super().encode_many(windows)
+
+
+def test_announced_steps_of_many_streams_are_encoded_together_and_change_nothing(corpus):
+    clips = [telephone(human(corpus, name, max_seconds=4)) for name in HUMANS]
+    clips += [telephone(music(corpus, track, 4)) for track in moh_tracks(corpus)[:2]]
+    expected = [probabilities(clip) for clip in clips]
+    model = CountingModel()
+    streams = [SileroStream(model) for _ in clips]
+    got: list[list[float]] = [[] for _ in clips]
+    for start in range(0, min(len(c) for c in clips) - 4 * FRAME_SAMPLES, 4 * FRAME_SAMPLES):
+        # as the event loop does it: every call's frames arrive (and are announced), then each
+        # call's task hears its own
+        for stream, clip in zip(streams, clips):
+            stream.lookahead(clip[start : start + 4 * FRAME_SAMPLES])
+        for index, (stream, clip) in enumerate(zip(streams, clips)):
+            for offset in range(0, 4 * FRAME_SAMPLES, FRAME_SAMPLES):
+                got[index].extend(stream.push(clip[start + offset : start + offset + FRAME_SAMPLES]))
+    for probs, alone in zip(got, expected):
+        np.testing.assert_array_equal(probs, alone[: len(probs)])  # to the bit
+    assert sum(model.batched) > 0.9 * (sum(model.batched) + model.single)  # nearly every step in a batch
+    assert max(model.batched) >= 2 * len(clips)  # ... of every stream's steps at once
+
+
+def test_audio_pushed_other_than_announced_is_heard_as_pushed(corpus):
+    speech = telephone(human(corpus, "ve9qrp.wav", max_seconds=4))
+    other = telephone(human(corpus, "vk5qi.wav", max_seconds=4))
+    stream = SileroStream()
+    got: list[float] = []
+    for start in range(0, len(speech) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        # a stale announcement (a source switched away from) every third frame
+        stream.lookahead((other if start % 3 == 0 else speech)[start : start + FRAME_SAMPLES])
+        got.extend(stream.push(speech[start : start + FRAME_SAMPLES]))
+        if start == 30 * FRAME_SAMPLES:
+            stream.reset()  # a context zeroed after the next step was encoded ahead
+    fresh = SileroStream()
+    reference: list[float] = []
+    for start in range(0, len(speech) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        reference.extend(fresh.push(speech[start : start + FRAME_SAMPLES]))
+        if start == 30 * FRAME_SAMPLES:
+            fresh.reset()
+    np.testing.assert_array_equal(got, reference)
+
+
 def test_streams_on_several_threads_share_the_model_safely(corpus):
     clips = [telephone(human(corpus, name, max_seconds=4)) for name in HUMANS]
     expected = [probabilities(clip) for clip in clips]
