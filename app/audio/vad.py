@@ -253,8 +253,9 @@ class SileroStream:
         samples is not run, reports 0 and leaves the state as it was.
         """
         samples = np.asarray(pcm, dtype=np.float32) * (1.0 / 32768.0)
+        # (Equal bytes are equal samples here: int16 values scaled, never NaN nor -0.0.)
         if len(self._ahead) and not (
-            len(self._ahead) >= len(samples) and np.array_equal(self._ahead[: len(samples)], samples)
+            len(self._ahead) >= len(samples) and self._ahead[: len(samples)].tobytes() == samples.tobytes()
         ):  # not what was announced: nothing encoded ahead can be trusted
             self._ahead = self._ahead[:0]
             self.encoded.clear()
