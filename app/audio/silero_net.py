@@ -91,6 +91,14 @@ def _taps(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(2, 1, 0).reshape(-1, weight.shape[0]))
 
 
+def _dense_relu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """ReLU(x @ weight + bias), in place after the product (stacked: slice by slice)."""
+    out = x @ weight
+    out += bias
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
 @dataclass(frozen=True)
 class SileroNet:
     """The network's weights, laid out for the step's matrix products. Immutable: share it."""
@@ -142,21 +150,11 @@ class SileroNet:
         np.hypot(spectrum[:, :_BINS], spectrum[:, _BINS:], out=magnitude[1:-1])
 
         (w0, b0), (w1, b1), (w2, b2) = self.conv
-        h0 = np.concatenate((magnitude[:-2], magnitude[1:-1], magnitude[2:]), axis=1) @ w0  # 4 steps
-        h0 += b0
-        np.maximum(h0, 0.0, out=h0)
+        h0 = _dense_relu(np.concatenate((magnitude[:-2], magnitude[1:-1], magnitude[2:]), axis=1), w0, b0)  # 4 steps
         zero = np.zeros(h0.shape[1], dtype=np.float32)
-        h1 = np.stack((np.concatenate((zero, h0[0], h0[1])), np.concatenate((h0[1], h0[2], h0[3])))) @ w1  # stride 2: 2 steps
-        h1 += b1
-        np.maximum(h1, 0.0, out=h1)
-        h2 = np.concatenate((np.zeros(h1.shape[1], dtype=np.float32), h1[0], h1[1])) @ w2  # stride 2: 1 step
-        h2 += b2
-        np.maximum(h2, 0.0, out=h2)
-        w3, b3 = self.last
-        h3 = h2 @ w3
-        h3 += b3
-        np.maximum(h3, 0.0, out=h3)
-        return h3
+        h1 = _dense_relu(np.stack((np.concatenate((zero, h0[0], h0[1])), np.concatenate((h0[1], h0[2], h0[3])))), w1, b1)  # stride 2: 2 steps
+        h2 = _dense_relu(np.concatenate((np.zeros(h1.shape[1], dtype=np.float32), h1[0], h1[1])), w2, b2)  # stride 2: 1 step
+        return _dense_relu(h2, *self.last)
 
     def encode_many(self, windows: np.ndarray) -> np.ndarray:
         """``encode`` of each row of ``windows`` (k, 288), as (k, 128), in one go: the same
@@ -172,27 +170,15 @@ class SileroNet:
         np.hypot(spectrum[:, :, :_BINS], spectrum[:, :, _BINS:], out=magnitude[:, 1:-1])
 
         (w0, b0), (w1, b1), (w2, b2) = self.conv
-        h0 = np.concatenate((magnitude[:, :-2], magnitude[:, 1:-1], magnitude[:, 2:]), axis=2) @ w0
-        h0 += b0
-        np.maximum(h0, 0.0, out=h0)
+        h0 = _dense_relu(np.concatenate((magnitude[:, :-2], magnitude[:, 1:-1], magnitude[:, 2:]), axis=2), w0, b0)
         zero = np.zeros((k, 1, h0.shape[2]), dtype=np.float32)
-        h1 = np.concatenate(
-            (
-                np.concatenate((zero, h0[:, 0:1], h0[:, 1:2]), axis=2),
-                np.concatenate((h0[:, 1:2], h0[:, 2:3], h0[:, 3:4]), axis=2),
-            ),
-            axis=1,
-        ) @ w1
-        h1 += b1
-        np.maximum(h1, 0.0, out=h1)
-        h2 = np.concatenate((np.zeros((k, 1, h1.shape[2]), dtype=np.float32), h1[:, 0:1], h1[:, 1:2]), axis=2) @ w2
-        h2 += b2
-        np.maximum(h2, 0.0, out=h2)
-        w3, b3 = self.last
-        h3 = h2 @ w3
-        h3 += b3
-        np.maximum(h3, 0.0, out=h3)
-        return h3[:, 0]
+        pairs = (
+            np.concatenate((zero, h0[:, 0:1], h0[:, 1:2]), axis=2),
+            np.concatenate((h0[:, 1:2], h0[:, 2:3], h0[:, 3:4]), axis=2),
+        )
+        h1 = _dense_relu(np.concatenate(pairs, axis=1), w1, b1)
+        h2 = _dense_relu(np.concatenate((np.zeros((k, 1, h1.shape[2]), dtype=np.float32), h1[:, 0:1], h1[:, 1:2]), axis=2), w2, b2)
+        return _dense_relu(h2, *self.last)[:, 0]
 
     def decode(self, h3: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """The recurrent part of a step: ``encode``'s output and the state before the step;
