@@ -1045,7 +1045,15 @@ async def test_bridge_recording_matches_capture_g(
     # Asterisk checks the limit in whole wall-clock seconds, once more than 2 have passed (2.87 s in g).
     assert 2.0 <= loop.time() - capped_at <= 3.15
     capped = [e for e in events.events if e["type"] == "RecordingFinished"][-1]
-    assert (capped["recording"]["state"], capped["recording"]["duration"]) == ("done", 2)
+    file = await ari.request("GET", f"/recordings/stored/{name}/file")
+    (tmp_path / "g-capped.wav").write_bytes(file.body)
+    with wave.open(str(tmp_path / "g-capped.wav")) as stored:
+        capped_seconds = stored.getnframes() / 8000
+    # Asterisk writes a frame, then checks the limit: the file holds 2.0-3.0 s (2.87 s in g), and
+    # RecordingFinished gives its length in whole seconds: 2, or 3 when the recording began just
+    # after the wall clock's second turned and the file reached 3.0 s.
+    assert 2.0 <= capped_seconds <= 3.0, capped_seconds
+    assert (capped["recording"]["state"], capped["recording"]["duration"]) == ("done", int(capped_seconds))
 
     await ari.expect(204, "DELETE", f"/channels/{company}")
     await events.wait_for("ChannelDestroyed", channel=company)
