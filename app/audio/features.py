@@ -191,7 +191,6 @@ class ShapeTracker:
     window's spectra, row for row."""
 
     def __init__(self, sample_rate: int = 8000) -> None:
-        self.sample_rate = sample_rate
         freqs, band = _band(sample_rate)
         self._freqs, self._band = freqs, band
         self._ring = (freqs >= _RING_BAND[0]) & (freqs <= _RING_BAND[1])
@@ -239,10 +238,6 @@ class ShapeTracker:
 def frame_shapes(spectrum: np.ndarray, sample_rate: int = 8000) -> FrameShapes:
     """``FrameShapes`` of a stretch of frames on its own (the first rows have no frames before them)."""
     return ShapeTracker(sample_rate).push(spectrum)
-
-
-def concat_shapes(parts: list[FrameShapes]) -> FrameShapes:
-    return FrameShapes(np.concatenate([p.values for p in parts]))
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -431,7 +431,7 @@ def lead_end(levels: np.ndarray, steady_db: float, min_floor_frames: int) -> int
     # short to be a floor itself: the floor is the one it stepped up from.
     plateau = stretch + floor_start(levels[stretch:end], steady_db)
     if 0 < end - plateau < min_floor_frames and plateau - stretch >= min_floor_frames:
-        before = float(median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau]))
+        before = median(levels[max(stretch, plateau - 2 * min_floor_frames) : plateau])
         if median(levels[plateau:end]) > before + SOFT_ONSET_STEP_DB:
             end = plateau
     return end

@@ -119,10 +119,6 @@ class SileroVad:
                 cls._shared = cls()
             return cls._shared
 
-    def step(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
-        """One step. ``window``: float32 (1, 32 + 256) in [-1, 1], context first. Returns (prob, state)."""
-        return self._net.step(window, state)
-
     def encode(self, window: np.ndarray) -> np.ndarray:
         """A step's stateless part (``SileroNet.encode``): ``decode`` it from any state."""
         return self._net.encode(window)
